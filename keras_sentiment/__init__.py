@@ -1,0 +1,1 @@
+"""keras-sentiment: masked recurrent and BERT-backed binary sentiment models."""

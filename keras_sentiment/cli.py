@@ -1,0 +1,156 @@
+"""`keras-sentiment` command line: train, evaluate, predict.
+
+TensorFlow is imported only inside the commands, so `--help` answers at once.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+DATASETS = ("imdb", "sst2")
+ARCHS = ("rnn", "lstm", "stacked_lstm", "bilstm", "gru", "bigru")  # keras_sentiment.models.ARCHITECTURES
+DEFAULT_MODEL = "saved_models/imdb_bilstm"
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_data_flags(parser):
+    parser.add_argument("--data-dir", help="folder holding aclImdb/ or aclImdb_v1.tar.gz, and SST-2/{train,dev}.tsv "
+                        "(default: $KERAS_SENTIMENT_DATA, else ~/.keras/datasets)")
+    parser.add_argument("--data-source", default="auto", choices=("auto", "local", "tfds", "download"),
+                        help="where to read data: auto tries local files, a prepared TFDS copy, then a download "
+                        "(default: %(default)s)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="keras-sentiment", description="Train, evaluate and use binary sentiment models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model, evaluate it and export a SavedModel",
+                                description="Train on IMDB or SST-2, evaluate on valid and test, write a run directory "
+                                "and export an end-to-end SavedModel (raw strings in).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--arch", default="bilstm", choices=ARCHS, help="model architecture")
+    train.add_argument("--dataset", default="imdb", choices=DATASETS, help="dataset to train and evaluate on")
+    _add_data_flags(train)
+    train.add_argument("--epochs", type=_positive_int, default=10, help="most epochs (early stopping may end sooner)")
+    train.add_argument("--patience", type=_positive_int, default=2, help="epochs without val_loss improvement before stopping")
+    train.add_argument("--batch-size", type=_positive_int, default=64, help="examples per batch")
+    train.add_argument("--max-length", type=_positive_int, default=None,
+                       help="tokens kept per text, longer ones truncated (default: 400 for imdb, 64 for sst2)")
+    train.add_argument("--vocab-size", type=_positive_int, default=25_000, help="vocabulary size including PAD and OOV")
+    train.add_argument("--embedding-dim", type=_positive_int, default=100, help="token embedding width")
+    train.add_argument("--hidden-dim", type=_positive_int, default=256, help="units per recurrent layer and direction")
+    train.add_argument("--num-layers", type=_positive_int, default=None,
+                       help="recurrent layers (default: 2 for stacked_lstm, bilstm, bigru; 1 otherwise)")
+    train.add_argument("--dropout", type=float, default=0.5, help="dropout on embeddings, between layers and on the final state")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    train.add_argument("--embeddings", default=None, help="GloVe-format text file to initialise the embeddings")
+    train.add_argument("--max-train-samples", type=_positive_int, default=None, help="train on at most this many examples")
+    train.add_argument("--seed", type=int, default=1234, help="seed for the valid split, shuffling and initialisation")
+    train.add_argument("--run-dir", default=None, help="run directory (default: runs/<dataset>_<arch>_<timestamp>)")
+    train.add_argument("--export-dir", default=None,
+                       help="SavedModel base; the model goes to <export-dir>/<next version>/ "
+                       "(default: saved_models/<dataset>_<arch>)")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a run directory or SavedModel on a dataset split",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    evaluate.add_argument("model", help="run directory, SavedModel directory, or export base (latest version)")
+    evaluate.add_argument("--dataset", default="imdb", choices=DATASETS, help="dataset to evaluate on")
+    evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"),
+                          help="split (for sst2, test is GLUE dev.tsv)")
+    _add_data_flags(evaluate)
+    evaluate.add_argument("--seed", type=int, default=1234, help="seed of the train/valid split (use the training seed)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="texts per scoring batch")
+    evaluate.add_argument("--output", default=None,
+                          help="metrics JSON to write (default: <run dir>/metrics_<dataset>_<split>.json for a run "
+                          "directory, none for a SavedModel)")
+    evaluate.add_argument("--confusion-matrix", default=None, help="also draw the confusion matrix to this PNG")
+
+    predict = commands.add_parser("predict", help="print P(positive) and the label for each text",
+                                  description="Score texts given as arguments, or one per line on stdin.",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    predict.add_argument("texts", nargs="*", help="texts to score; none: read one text per line from stdin")
+    predict.add_argument("--model", default=DEFAULT_MODEL, help="run directory, SavedModel, or export base (latest version)")
+    predict.add_argument("--batch-size", type=_positive_int, default=256, help="texts per scoring batch")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per line instead of a table")
+    return parser
+
+
+def run_train(args):
+    from keras_sentiment.training import TrainConfig, train
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    run_dir, export_path, metrics = train(TrainConfig(**options))
+    test = metrics["test"]
+    print(f"\nTest accuracy {test['accuracy']:.4f}  F1 {test['f1']:.4f}  loss {test['loss']:.4f}")
+    print(f"Run directory: {run_dir}\nSavedModel:    {export_path}")
+    return 0
+
+
+def run_evaluate(args):
+    from pathlib import Path
+
+    from keras_sentiment.data import load_dataset
+    from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, score_dataset
+    from keras_sentiment.inference import load_scorer
+
+    scorer = load_scorer(args.model)
+    splits = load_dataset(args.dataset, args.data_dir, args.data_source, args.seed)
+    labels, logits, seconds = score_dataset(scorer, getattr(splits, args.split), splits.sizes[args.split], args.batch_size)
+    metrics = {args.split: classification_metrics(labels, logits, seconds)}
+    print(json.dumps(metrics, indent=2))
+    output = args.output
+    if output is None and (Path(args.model) / "config.json").is_file():
+        output = Path(args.model) / f"metrics_{args.dataset}_{args.split}.json"
+    if output:
+        Path(output).write_text(json.dumps(metrics, indent=2))
+        print(f"Metrics written to {output}")
+    if args.confusion_matrix:
+        plot_confusion_matrix(metrics[args.split]["confusion_matrix"], args.confusion_matrix, f"{args.dataset} {args.split}")
+    return 0
+
+
+def run_predict(args):
+    from keras_sentiment.inference import load_scorer, predict_texts
+
+    texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
+    scorer = load_scorer(args.model)
+    probabilities, labels = predict_texts(scorer, texts, args.batch_size)
+    for text, probability, label in zip(texts, probabilities, labels):
+        if args.json:
+            print(json.dumps({"text": text, "probability": float(probability), "label": int(label)}))
+        else:
+            print(f"{probability:.4f}\t{'positive' if label else 'negative'}\t{text}")
+    return 0
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
+    from keras_sentiment.errors import KerasSentimentError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KerasSentimentError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

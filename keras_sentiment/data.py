@@ -1,0 +1,405 @@
+"""Datasets: IMDB and SST-2 as `tf.data` pipelines of `(text: tf.string, label: tf.int32)`.
+
+`load_imdb` and `load_sst2` return raw-text splits; `make_batches` turns a split into
+length-bucketed, right-padded batches of token ids for the recurrent models.
+
+Where the data comes from (`source="auto"` tries these in order):
+
+* local files in the data dir: `aclImdb/` or `aclImdb_v1.tar.gz` (extracted once into a cache),
+  GLUE's `SST-2/train.tsv` and `SST-2/dev.tsv`;
+* a TFDS copy that is already prepared (`imdb_reviews`, `glue/sst2`);
+* a download: the Stanford archive for IMDB (`keras.utils.get_file`), TFDS for SST-2.
+
+The data dir is `data_dir`, else `$KERAS_SENTIMENT_DATA`, else `~/.keras/datasets`.
+"""
+
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from keras_sentiment.errors import DataNotFoundError, KerasSentimentError, MalformedDataError
+
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+IMDB_ARCHIVE = "aclImdb_v1.tar.gz"
+IMDB_VALID_FRACTION = 0.3
+SST2_VALID_FRACTION = 0.05
+SOURCES = ("auto", "local", "tfds", "download")
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass
+class Splits:
+    """Train/valid/test datasets of `(text, label)`; unpacks as `train, valid, test`."""
+
+    train: tf.data.Dataset
+    valid: tf.data.Dataset
+    test: tf.data.Dataset
+    sizes: dict = field(default_factory=dict)
+    source: str = ""
+
+    def __iter__(self):
+        return iter((self.train, self.valid, self.test))
+
+
+def resolve_data_dir(data_dir=None):
+    """`data_dir`, else `$KERAS_SENTIMENT_DATA`, else `~/.keras/datasets`."""
+    data_dir = data_dir or os.environ.get("KERAS_SENTIMENT_DATA") or "~/.keras/datasets"
+    return Path(data_dir).expanduser()
+
+
+def default_cache_dir():
+    """Where archives are extracted: `$KERAS_SENTIMENT_CACHE` or `~/.cache/keras_sentiment`."""
+    return Path(os.environ.get("KERAS_SENTIMENT_CACHE", "~/.cache/keras_sentiment")).expanduser()
+
+
+def split_train_valid(dataset, size, valid_fraction, seed):
+    """A seeded, fixed split: the same `seed` always puts the same examples in `valid`."""
+    num_valid = int(round(size * valid_fraction))
+    # reshuffle_each_iteration=False: `take` and `skip` each re-run the shuffle and must see
+    # the same order, so the two halves never overlap.
+    shuffled = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)
+    return shuffled.skip(num_valid), shuffled.take(num_valid), size - num_valid, num_valid
+
+
+# ---------------------------------------------------------------------------------- IMDB
+
+
+def load_imdb(data_dir=None, source="auto", seed=1234, cache_dir=None):
+    """IMDB reviews: train 17,500 / valid 7,500 (a seeded 30% of train) / test 25,000.
+
+    Args:
+        data_dir: folder holding `aclImdb/` or `aclImdb_v1.tar.gz` (see module docstring).
+        source: one of "auto", "local", "tfds", "download".
+        seed: seeds the train/valid split.
+        cache_dir: where a `.tar.gz` is extracted once (default `default_cache_dir()`).
+
+    Example:
+    >>> train, valid, test = load_imdb("../shared/data")  # doctest: +SKIP
+    >>> text, label = next(iter(train))  # doctest: +SKIP
+    """
+    _check_source(source)
+    data_dir = resolve_data_dir(data_dir)
+    searched = []
+    if source in ("auto", "local"):
+        root = _find_local_imdb(data_dir, cache_dir, searched)
+        if root is not None:
+            return _imdb_from_directory(root, seed)
+    if source in ("auto", "tfds"):
+        splits = _imdb_from_tfds(seed, download=source == "tfds", searched=searched)
+        if splits is not None:
+            return splits
+    if source in ("auto", "download"):
+        archive = _download_imdb(data_dir, searched)
+        if archive is not None:
+            return _imdb_from_directory(_extract_imdb(archive, cache_dir), seed)
+    raise DataNotFoundError(
+        "IMDB reviews not found. Looked in:\n  - "
+        + "\n  - ".join(searched)
+        + f"\nPut the official {IMDB_ARCHIVE} (or its extracted aclImdb/ folder) in the data "
+        "dir and pass --data-dir (or set KERAS_SENTIMENT_DATA), or go online and use "
+        f"--data-source download (fetches {IMDB_URL}) or --data-source tfds."
+    )
+
+
+def _check_source(source):
+    if source not in SOURCES:
+        raise KerasSentimentError(f"unknown data source {source!r}; choose one of {SOURCES}")
+
+
+def _find_local_imdb(data_dir, cache_dir, searched):
+    folder, archive = data_dir / "aclImdb", data_dir / IMDB_ARCHIVE
+    searched += [str(folder), str(archive)]
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        return folder
+    if archive.is_file():
+        return _extract_imdb(archive, cache_dir)
+    return None
+
+
+def _extract_imdb(archive, cache_dir=None):
+    """Extract the labelled reviews of `archive` once; later calls reuse the extraction."""
+    cache_dir = Path(cache_dir or default_cache_dir())
+    stat = archive.stat()
+    stamp = f"{archive.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    target = cache_dir / "aclImdb"
+    stamp_file = target / ".extracted_from"
+    if stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return target
+    print(f"Extracting {archive} into {target} (once) ...", flush=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".aclImdb.tmp{os.getpid()}"
+    wanted = ("aclImdb/train/pos/", "aclImdb/train/neg/", "aclImdb/test/pos/", "aclImdb/test/neg/")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = [m for m in tar if m.isfile() and m.name.startswith(wanted)]
+            extract_kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(tmp, members=members, **extract_kwargs)
+    except (tarfile.TarError, OSError, EOFError) as error:
+        _remove_tree(tmp)
+        raise KerasSentimentError(f"{archive}: not a readable .tar.gz archive ({error})") from None
+    if not members:
+        _remove_tree(tmp)
+        raise MalformedDataError(archive, 0, "no aclImdb/{train,test}/{pos,neg}/*.txt reviews inside")
+    (tmp / "aclImdb" / ".extracted_from").write_text(stamp)
+    _remove_tree(target)
+    # One rename: a crash mid-extraction never leaves a half-filled cache that looks complete.
+    os.replace(tmp / "aclImdb", target)
+    _remove_tree(tmp)
+    return target
+
+
+def _remove_tree(path):
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _count_reviews(root, split):
+    counts = {}
+    for polarity in ("pos", "neg"):
+        folder = root / split / polarity
+        if not folder.is_dir():
+            raise DataNotFoundError(f"{folder}: missing; expected the aclImdb/ layout {split}/pos, {split}/neg")
+        with os.scandir(folder) as entries:
+            counts[polarity] = sum(1 for e in entries if e.name.endswith(".txt"))
+    if counts["pos"] == 0 or counts["neg"] == 0:
+        raise DataNotFoundError(f"{root / split}: no *.txt reviews in pos/ or neg/ ({counts})")
+    return counts["pos"] + counts["neg"]
+
+
+def _review_files(root, split):
+    """File paths (not texts: nothing is held in Python) in a fixed, sorted order."""
+    patterns = [str(root / split / "pos" / "*.txt"), str(root / split / "neg" / "*.txt")]
+    return tf.data.Dataset.list_files(patterns, shuffle=False)
+
+
+def _read_review(path):
+    label = tf.strings.regex_full_match(path, r".*[/\\]pos[/\\][^/\\]*")
+    return tf.io.read_file(path), tf.cast(label, tf.int32)
+
+
+def _imdb_from_directory(root, seed):
+    root = Path(root)
+    num_train, num_test = _count_reviews(root, "train"), _count_reviews(root, "test")
+    train_files, valid_files, n_train, n_valid = split_train_valid(
+        _review_files(root, "train"), num_train, IMDB_VALID_FRACTION, seed
+    )
+    read = lambda files: files.map(_read_review, num_parallel_calls=AUTOTUNE)  # noqa: E731
+    return Splits(
+        read(train_files),
+        read(valid_files),
+        read(_review_files(root, "test")),
+        sizes={"train": n_train, "valid": n_valid, "test": num_test},
+        source=str(root),
+    )
+
+
+def _imdb_from_tfds(seed, download, searched):
+    def as_text_label(text, label):
+        return text, tf.cast(label, tf.int32)
+
+    loaded = _tfds_load("imdb_reviews", ["train", "test"], download, searched, supervised=True)
+    if loaded is None:
+        return None
+    (train, test), info = loaded
+    num_train, num_test = (info.splits[s].num_examples for s in ("train", "test"))
+    train, valid, n_train, n_valid = split_train_valid(train.map(as_text_label), num_train, IMDB_VALID_FRACTION, seed)
+    return Splits(
+        train,
+        valid,
+        test.map(as_text_label),
+        sizes={"train": n_train, "valid": n_valid, "test": num_test},
+        source="tfds:imdb_reviews",
+    )
+
+
+def _tfds_load(name, splits, download, searched, supervised):
+    """`tfds.load`, or None when the dataset is not prepared and may not be downloaded."""
+    import tensorflow_datasets as tfds
+
+    searched.append(f"TFDS {name} in {os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets')}")
+    try:
+        if not download and not tfds.builder(name).is_prepared():
+            return None
+        return tfds.load(name, split=splits, as_supervised=supervised, with_info=True, download=download, shuffle_files=False)
+    except Exception as error:  # TFDS raises many types offline; report them, don't crash
+        if not download:
+            return None
+        raise DataNotFoundError(f"TFDS could not load {name}: {error}") from None
+
+
+def _download_imdb(data_dir, searched):
+    import keras
+
+    searched.append(f"download {IMDB_URL}")
+    target_dir = data_dir if os.access(data_dir if data_dir.exists() else data_dir.parent, os.W_OK) else None
+    try:
+        path = keras.utils.get_file(IMDB_ARCHIVE, IMDB_URL, cache_dir=str(target_dir or "~/.keras"), cache_subdir="" if target_dir else "datasets")
+    except Exception as error:  # get_file wraps network failures in a bare Exception
+        searched[-1] += f" (failed: {error})"
+        return None
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------- SST-2
+
+
+def load_sst2(data_dir=None, source="auto", seed=1234):
+    """SST-2: train (95% of GLUE train) / valid (a seeded 5%, for early stopping) / test (dev, 872).
+
+    GLUE's test split has no labels, so `dev.tsv` is the split reported as `test`.
+
+    Args:
+        data_dir: folder holding `SST-2/train.tsv` and `SST-2/dev.tsv` (GLUE format).
+        source: one of "auto", "local", "tfds", "download" (the last two both use TFDS).
+        seed: seeds the train/valid split.
+    """
+    _check_source(source)
+    data_dir = resolve_data_dir(data_dir)
+    searched = []
+    if source in ("auto", "local"):
+        folder = data_dir / "SST-2"
+        searched.append(str(folder / "{train,dev}.tsv"))
+        if (folder / "train.tsv").is_file() and (folder / "dev.tsv").is_file():
+            return _sst2_from_tsv(folder, seed)
+    if source != "local":
+        loaded = _tfds_load("glue/sst2", ["train", "validation"], source != "auto", searched, supervised=False)
+        if loaded is not None:
+            return _sst2_from_tfds(loaded, seed)
+    raise DataNotFoundError(
+        "SST-2 not found. Looked in:\n  - "
+        + "\n  - ".join(searched)
+        + "\nPut GLUE's SST-2/train.tsv and SST-2/dev.tsv in the data dir and pass --data-dir "
+        "(or set KERAS_SENTIMENT_DATA), or go online and use --data-source tfds (glue/sst2)."
+    )
+
+
+def read_glue_tsv(path):
+    """A GLUE `sentence<TAB>label` file as a dataset; returns `(dataset, num_rows)`.
+
+    The file is checked line by line first (streaming, nothing kept) so that a bad line is
+    reported as `file:line` instead of surfacing as a TensorFlow op error mid-training.
+    """
+    num_rows = validate_glue_tsv(path)
+
+    def parse(line):
+        line = tf.strings.regex_replace(line, "\r$", "")
+        sentence, label = tf.unstack(tf.strings.split(line, "\t", maxsplit=1), num=2)
+        return sentence, tf.strings.to_number(label, tf.int32)
+
+    return tf.data.TextLineDataset(str(path)).skip(1).map(parse, num_parallel_calls=AUTOTUNE), num_rows
+
+
+def validate_glue_tsv(path):
+    """Check header and every row of a GLUE TSV; return the number of rows."""
+    rows = 0
+    with open(path, encoding="utf-8-sig", newline="") as lines:
+        try:
+            for number, line in enumerate(lines, start=1):
+                fields = line.rstrip("\r\n").split("\t")
+                if number == 1:
+                    if fields[:2] != ["sentence", "label"] or len(fields) != 2:
+                        raise MalformedDataError(path, 1, f"expected the header 'sentence<TAB>label', got {line.rstrip()!r}")
+                    continue
+                if len(fields) != 2:
+                    raise MalformedDataError(path, number, f"expected 2 tab-separated fields (sentence, label), got {len(fields)}")
+                if fields[1] not in ("0", "1"):
+                    raise MalformedDataError(path, number, f"label must be 0 or 1, got {fields[1]!r}")
+                rows += 1
+        except UnicodeDecodeError as error:
+            raise MalformedDataError(path, number + 1, f"not valid UTF-8 ({error.reason})") from None
+    if rows == 0:
+        raise MalformedDataError(path, 1, "no rows after the header")
+    return rows
+
+
+def _sst2_from_tsv(folder, seed):
+    train, num_train = read_glue_tsv(folder / "train.tsv")
+    test, num_test = read_glue_tsv(folder / "dev.tsv")
+    train, valid, n_train, n_valid = split_train_valid(train, num_train, SST2_VALID_FRACTION, seed)
+    return Splits(train, valid, test, sizes={"train": n_train, "valid": n_valid, "test": num_test}, source=str(folder))
+
+
+def _sst2_from_tfds(loaded, seed):
+    (train, dev), info = loaded
+
+    def as_text_label(example):
+        return example["sentence"], tf.cast(example["label"], tf.int32)
+
+    num_train, num_test = info.splits["train"].num_examples, info.splits["validation"].num_examples
+    train, valid, n_train, n_valid = split_train_valid(train.map(as_text_label), num_train, SST2_VALID_FRACTION, seed)
+    return Splits(
+        train, valid, dev.map(as_text_label), sizes={"train": n_train, "valid": n_valid, "test": num_test}, source="tfds:glue/sst2"
+    )
+
+
+LOADERS = {"imdb": load_imdb, "sst2": load_sst2}
+
+
+def load_dataset(name, data_dir=None, source="auto", seed=1234):
+    if name not in LOADERS:
+        raise KerasSentimentError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
+    return LOADERS[name](data_dir=data_dir, source=source, seed=seed)
+
+
+# ------------------------------------------------------------------------------- batching
+
+
+def default_bucket_boundaries(max_length, num_buckets=10):
+    """Geometric length boundaries: short texts are common, so small buckets are dense."""
+    bounds = np.unique(np.geomspace(8, max(max_length, 9), num_buckets).astype(int))
+    return [int(b) for b in bounds if 1 < b <= max_length]
+
+
+def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed=0, bucket_boundaries=None):
+    """`(text, label)` examples to bucketed batches `(ids [batch, seq_len], labels [batch])`.
+
+    Texts are vectorized in chunks inside `map` (parallel), cached as token ids, shuffled
+    with a seed, then grouped by length so a batch holds similar lengths (little padding).
+    Padding is on the right, which the masked models and the cuDNN kernel require.
+
+    Args:
+        dataset: examples `(text: tf.string, label: tf.int32)`.
+        encode: strings `[n]` to right-padded ids `[n, <= max_length]` (see `encode_texts`).
+        batch_size: examples per batch.
+        max_length: longest sequence kept (longer texts are truncated).
+        shuffle: shuffle examples before bucketing (training split).
+        seed: shuffle seed.
+        bucket_boundaries: length boundaries; default `default_bucket_boundaries(max_length)`.
+    """
+
+    def encode_chunk(texts, labels):
+        return encode(texts), labels  # [chunk, <= max_length], right padded
+
+    def strip_padding(ids, label):
+        # ids are right padded and id 0 never occurs inside a text: the count of non-zero ids
+        # is the text's length.
+        return ids[: tf.math.count_nonzero(ids, dtype=tf.int32)], label  # [len]
+
+    boundaries = bucket_boundaries or default_bucket_boundaries(max_length)
+    examples = (
+        dataset.batch(512)
+        .map(encode_chunk, num_parallel_calls=AUTOTUNE)
+        .unbatch()
+        .map(strip_padding, num_parallel_calls=AUTOTUNE)
+        .cache()
+    )
+    if shuffle:
+        examples = examples.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
+    batches = examples.bucket_by_sequence_length(
+        element_length_func=lambda ids, label: tf.shape(ids)[0],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padded_shapes=([None], []),
+    )
+    return batches.prefetch(AUTOTUNE)
+
+
+def token_lengths(dataset, encode):
+    """Token counts of every text (before truncation by `encode`'s max_length)."""
+    chunks = dataset.batch(1024).map(lambda t, y: tf.reduce_sum(tf.cast(encode(t) > 0, tf.int32), axis=1))
+    return np.concatenate([c.numpy() for c in chunks])

@@ -1,0 +1,61 @@
+"""Load a trained model for scoring, from a run directory or an exported SavedModel."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.export import existing_versions, make_text_scorer
+
+BEST_CHECKPOINT = "best.keras"
+
+
+def resolve_saved_model(path):
+    """`path` itself if it is a SavedModel, else its highest integer version."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = existing_versions(path)
+    if versions:
+        return path / str(versions[-1])
+    return None
+
+
+def load_scorer(path):
+    """A function mapping strings `[batch]` to logits `[batch]` (a `tf.Tensor`).
+
+    Args:
+        path: a run directory (`config.json`, vectorizer, `best.keras`), a SavedModel
+            directory, or an export base holding integer versions (the latest is used).
+    """
+    path = Path(path)
+    if (path / "config.json").is_file() and (path / BEST_CHECKPOINT).is_file():
+        return _scorer_from_run_dir(path)
+    saved_model = resolve_saved_model(path)
+    if saved_model is None:
+        raise KerasSentimentError(
+            f"{path}: neither a run directory (config.json + {BEST_CHECKPOINT}) nor a SavedModel "
+            "(saved_model.pb, or integer version folders holding one)"
+        )
+    signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    return lambda texts: signature(text=tf.convert_to_tensor(texts, tf.string))["logits"]
+
+
+def _scorer_from_run_dir(run_dir):
+    import keras
+
+    from keras_sentiment.vectorizer import load_vectorizer
+
+    config = json.loads((run_dir / "config.json").read_text())
+    model = keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
+    return make_text_scorer(load_vectorizer(run_dir), model, config["max_length"])
+
+
+def predict_texts(scorer, texts, batch_size=256):
+    """Probabilities and labels (numpy) for a list of strings."""
+    logits = [scorer(tf.constant(texts[i : i + batch_size], tf.string)).numpy() for i in range(0, len(texts), batch_size)]
+    logits = np.concatenate(logits) if logits else np.zeros([0], "float32")
+    probabilities = 1.0 / (1.0 + np.exp(-logits))
+    return probabilities, (logits > 0).astype("int32")

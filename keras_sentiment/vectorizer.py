@@ -1,0 +1,90 @@
+"""Text to token ids: a Keras `TextVectorization` with review-aware standardization.
+
+Token id 0 is padding and id 1 is out-of-vocabulary, as `TextVectorization` lays them out.
+The same `encode_texts` runs in the `tf.data` pipeline and inside the exported SavedModel, so
+training and serving can never disagree on how a text becomes ids.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+PAD_ID = 0
+OOV_ID = 1
+VOCABULARY_FILE = "vocabulary.txt"
+VECTORIZER_CONFIG_FILE = "vectorizer.json"
+
+
+@keras.saving.register_keras_serializable(package="keras_sentiment")
+def standardize_review(text):
+    """Lowercase, drop HTML line breaks (`<br />`, common in IMDB) and punctuation.
+
+    Apostrophes are deleted so that "don't" stays one word ("dont"); every other punctuation
+    mark or symbol becomes a space so that "great.Awful" splits into two words. The Unicode
+    classes keep accented letters ("café") intact.
+    """
+    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    text = tf.strings.regex_replace(text, r"['\x{2019}]", "")
+    return tf.strings.regex_replace(text, r"[\p{P}\p{S}]", " ")
+
+
+def build_vectorizer(vocab_size=25_000, vocabulary=None):
+    """A `TextVectorization` layer; `vocab_size` counts PAD and OOV.
+
+    Args:
+        vocab_size: largest vocabulary, including the padding and OOV tokens.
+        vocabulary: optional list of words (without PAD/OOV) to use instead of adapting.
+
+    Example:
+    >>> v = build_vectorizer(vocab_size=10, vocabulary=["good", "bad"])
+    >>> v(["Good<br />GOOD, bad!"]).numpy().tolist()
+    [[2, 2, 3]]
+    """
+    return keras.layers.TextVectorization(
+        max_tokens=vocab_size,
+        standardize=standardize_review,
+        split="whitespace",
+        output_mode="int",
+        vocabulary=vocabulary,
+        name="vectorizer",
+    )
+
+
+def adapt_vectorizer(vectorizer, texts):
+    """Learn the vocabulary from a dataset of strings (the training split only)."""
+    vectorizer.adapt(texts.batch(1024).prefetch(tf.data.AUTOTUNE))
+    return vectorizer
+
+
+def save_vectorizer(vectorizer, directory):
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    words = vectorizer.get_vocabulary(include_special_tokens=False)
+    (directory / VOCABULARY_FILE).write_text("\n".join(words) + "\n", encoding="utf-8")
+    config = {"max_tokens": vectorizer.get_config()["max_tokens"], "vocabulary_size": vectorizer.vocabulary_size()}
+    (directory / VECTORIZER_CONFIG_FILE).write_text(json.dumps(config, indent=2))
+
+
+def load_vectorizer(directory):
+    """Rebuild a vectorizer saved by `save_vectorizer`; it maps every text to the same ids."""
+    directory = Path(directory)
+    config = json.loads((directory / VECTORIZER_CONFIG_FILE).read_text())
+    words = (directory / VOCABULARY_FILE).read_text(encoding="utf-8").splitlines()
+    return build_vectorizer(vocab_size=config["max_tokens"], vocabulary=words)
+
+
+def encode_texts(vectorizer, texts, max_length):
+    """Strings `[batch]` to right-padded int32 ids `[batch, <= max_length]`.
+
+    A text with no tokens (empty, or only punctuation) gets a single OOV id: a fully masked
+    row would make the recurrent layers fall off the cuDNN kernel and has no final state.
+    """
+    ids = tf.cast(vectorizer(texts), tf.int32)  # [batch, longest]
+    ids = ids[:, :max_length]  # [batch, <= max_length]
+    # A batch of only empty texts has zero columns: add one so every row can hold OOV.
+    ids = tf.pad(ids, [[0, 0], [0, 1]])[:, : tf.maximum(tf.shape(ids)[1], 1)]
+    first = tf.maximum(ids[:, :1], OOV_ID)  # right padding: only an empty row has PAD here
+    return tf.concat([first, ids[:, 1:]], axis=1)

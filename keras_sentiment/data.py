@@ -206,7 +206,7 @@ def _imdb_from_tfds(seed, download, searched):
     if loaded is None:
         return None
     (train, test), info = loaded
-    num_train, num_test = (info.splits[s].num_examples for s in ("train", "test"))
+    num_train, num_test = _num_examples(info, "train", train), _num_examples(info, "test", test)
     train, valid, n_train, n_valid = split_train_valid(train.map(as_text_label), num_train, IMDB_VALID_FRACTION, seed)
     return Splits(
         train,
@@ -230,6 +230,15 @@ def _tfds_load(name, splits, download, searched, supervised):
         if not download:
             return None
         raise DataNotFoundError(f"TFDS could not load {name}: {error}") from None
+
+
+def _num_examples(info, split, dataset):
+    """The split size from TFDS metadata, else from the dataset itself (e.g. mocked data)."""
+    try:
+        return info.splits[split].num_examples
+    except KeyError:
+        size = int(dataset.cardinality())
+        return size if size >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
 
 
 def _download_imdb(data_dir, searched):
@@ -330,7 +339,7 @@ def _sst2_from_tfds(loaded, seed):
     def as_text_label(example):
         return example["sentence"], tf.cast(example["label"], tf.int32)
 
-    num_train, num_test = info.splits["train"].num_examples, info.splits["validation"].num_examples
+    num_train, num_test = _num_examples(info, "train", train), _num_examples(info, "validation", dev)
     train, valid, n_train, n_valid = split_train_valid(train.map(as_text_label), num_train, SST2_VALID_FRACTION, seed)
     return Splits(
         train, valid, dev.map(as_text_label), sizes={"train": n_train, "valid": n_valid, "test": num_test}, source="tfds:glue/sst2"

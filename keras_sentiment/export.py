@@ -65,6 +65,8 @@ def export_serving_model(model, vectorizer, max_length, export_dir, version=None
         logits = score(text)  # [batch]
         return {"probability": tf.sigmoid(logits), "label": tf.cast(logits > 0, tf.int32), "logits": logits}
 
+    if not vectorizer.built:  # adapted but never called; ExportArchive tracks built layers only
+        vectorizer(tf.constant([""]))
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(vectorizer)

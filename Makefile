@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  make train DATA_DIR=../shared/data   and   make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?=
+ARCH ?= bilstm
+DATASET ?= imdb
+TRAIN_ARGS ?=
+DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+
+.PHONY: train test test-slow setup clean
+
+# The venv is rebuilt when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+## Train the BiLSTM on IMDB, evaluate on the 25,000 test reviews, export saved_models/imdb_bilstm/<version>/
+train: $(BIN)/.installed
+	$(BIN)/python scripts/train.py --arch $(ARCH) --dataset $(DATASET) $(DATA_FLAG) $(TRAIN_ARGS)
+
+## The default test suite (generated data only)
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+## Slow tests on the real data (needs DATA_DIR or KERAS_SENTIMENT_DATA)
+test-slow: $(BIN)/.installed
+	REAL_DATA_DIR=$(DATA_DIR) $(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,88 @@
+"""Generated data for the tests: a separable sentiment task in the real datasets' layouts."""
+
+import os
+import random
+import tarfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+POSITIVE = ["good", "great", "excellent", "superb", "wonderful", "brilliant"]
+NEGATIVE = ["bad", "awful", "terrible", "boring", "poor", "dreadful"]
+FILLER = [
+    "the", "a", "movie", "film", "plot", "actor", "scene", "story", "was", "is", "this", "and",
+    "with", "of", "it", "director", "script", "ending", "cast", "music", "camera", "long", "at",
+]
+
+
+def make_review(label, rng, min_words=4, max_words=14):
+    """Filler words with one or two sentiment words of the label's class at random places."""
+    words = [rng.choice(FILLER) for _ in range(rng.randint(min_words, max_words))]
+    cue = POSITIVE if label == 1 else NEGATIVE
+    for _ in range(rng.randint(1, 2)):
+        words.insert(rng.randint(0, len(words)), rng.choice(cue))
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + rng.choice([".", "!", "<br /><br />", " ..."])
+
+
+def make_examples(count, seed=0, **kwargs):
+    rng = random.Random(seed)
+    labels = [i % 2 for i in range(count)]
+    rng.shuffle(labels)
+    return [(make_review(label, rng, **kwargs), label) for label in labels]
+
+
+def write_aclimdb(root, per_class=40, seed=0):
+    """A small `aclImdb/` tree in the official layout (`<id>_<rating>.txt`)."""
+    rng = random.Random(seed)
+    for split in ("train", "test"):
+        for polarity, label in (("pos", 1), ("neg", 0)):
+            folder = root / "aclImdb" / split / polarity
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                rating = rng.randint(7, 10) if label else rng.randint(1, 4)
+                (folder / f"{i}_{rating}.txt").write_text(make_review(label, rng), encoding="utf-8")
+    return root / "aclImdb"
+
+
+def write_sst2(root, num_train=200, num_dev=60, seed=0):
+    folder = root / "SST-2"
+    folder.mkdir(parents=True)
+    for name, count, offset in (("train.tsv", num_train, 0), ("dev.tsv", num_dev, 1)):
+        rows = ["sentence\tlabel"] + [f"{text}\t{label}" for text, label in make_examples(count, seed + offset)]
+        (folder / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def imdb_dir(tmp_path):
+    """A data dir holding a generated `aclImdb/` (40 reviews per class and split)."""
+    data_dir = tmp_path / "data"
+    write_aclimdb(data_dir)
+    return data_dir
+
+
+@pytest.fixture
+def imdb_archive_dir(tmp_path, imdb_dir):
+    """A second data dir holding the same reviews as `aclImdb_v1.tar.gz`."""
+    archive_dir = tmp_path / "archive"
+    archive_dir.mkdir()
+    with tarfile.open(archive_dir / "aclImdb_v1.tar.gz", "w:gz") as tar:
+        tar.add(imdb_dir / "aclImdb", arcname="aclImdb")
+    return archive_dir
+
+
+@pytest.fixture
+def sst2_dir(tmp_path):
+    data_dir = tmp_path / "data"
+    write_sst2(data_dir)
+    return data_dir
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Archive extraction and the default data dir stay inside the test's tmp dir."""
+    monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_SENTIMENT_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))

@@ -1,0 +1,122 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_FLAGS = ["--arch", "--dataset", "--data-dir", "--epochs", "--batch-size", "--max-length", "--vocab-size",
+               "--embedding-dim", "--hidden-dim", "--num-layers", "--dropout", "--learning-rate", "--embeddings",
+               "--max-train-samples", "--seed", "--run-dir", "--export-dir"]
+
+
+def run_script(name, *args, stdin=None, cwd=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *map(str, args)], input=stdin,
+                          capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=600)
+
+
+def test_train_help_explains_every_flag():
+    result = run_script("train", "--help")
+    assert result.returncode == 0
+    for flag in TRAIN_FLAGS:
+        assert flag in result.stdout, flag
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from conftest import write_aclimdb
+
+    tmp = tmp_path_factory.mktemp("cli")
+    write_aclimdb(tmp / "data", per_class=60)
+    run_dir, export_dir = tmp / "run", tmp / "exports"
+    result = run_script("train", "--arch", "gru", "--data-dir", tmp / "data", "--epochs", 3, "--hidden-dim", 16,
+                        "--embedding-dim", 16, "--vocab-size", 100, "--batch-size", 16, "--learning-rate", 0.01,
+                        "--dropout", 0.1, "--run-dir", run_dir, "--export-dir", export_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir, export_dir, result.stdout
+
+
+def test_train_writes_every_run_file(trained_run):
+    run_dir, export_dir, stdout = trained_run
+    for name in ("config.json", "vocabulary.txt", "vectorizer.json", "best.keras", "history.csv", "curves.png",
+                 "confusion_matrix.png", "metrics.json"):
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    for name in ("curves.png", "confusion_matrix.png"):
+        assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["arch"] == "gru" and config["max_length"] == 400 and config["hidden_dim"] == 16
+    assert len((run_dir / "vocabulary.txt").read_text().splitlines()) <= 98  # 100 minus PAD and OOV
+
+    with open(run_dir / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1 <= len(rows) <= 3
+    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= set(rows[0])
+    assert all(float(r["epoch_seconds"]) > 0 for r in rows)
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == {"test", "valid"}
+    for split, size in (("test", 120), ("valid", 36)):
+        m = metrics[split]
+        (tn, fp), (fn, tp) = m["confusion_matrix"]
+        assert tn + fp + fn + tp == size
+        assert m["accuracy"] == pytest.approx((tn + tp) / size)
+        assert m["precision"] == pytest.approx(tp / (tp + fp) if tp + fp else 0.0)
+        assert m["recall"] == pytest.approx(tp / (tp + fn))
+        assert m["examples_per_second"] > 0 and m["loss"] > 0
+    assert "Trainable params" in stdout and "Non-trainable params" in stdout
+    assert (export_dir / "1" / "saved_model.pb").is_file()
+
+
+def test_predict_from_export_and_from_stdin(trained_run):
+    run_dir, export_dir, _ = trained_run
+    result = run_script("predict", "--model", export_dir, "This film is great", "Awful.")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    probability, label, text = lines[0].split("\t")
+    assert 0.0 <= float(probability) <= 1.0 and label == ("positive" if float(probability) > 0.5 else "negative")
+    assert text == "This film is great"
+
+    piped = run_script("predict", "--model", run_dir, "--json", stdin="This film is great\nAwful.\n\n")
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    rows = [json.loads(line) for line in piped.stdout.strip().splitlines()]
+    assert [r["text"] for r in rows] == ["This film is great", "Awful.", ""]
+    # Run dir and SavedModel give the same probability for the same text.
+    assert rows[0]["probability"] == pytest.approx(float(probability), abs=1e-4)
+
+
+def test_evaluate_run_dir_and_saved_model_agree(trained_run, tmp_path):
+    run_dir, export_dir, _ = trained_run
+    data_dir = run_dir.parent / "data"
+    from_run = run_script("evaluate", run_dir, "--data-dir", data_dir)
+    assert from_run.returncode == 0, from_run.stderr[-2000:]
+    written = json.loads((run_dir / "metrics_imdb_test.json").read_text())
+    training_metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert written["test"]["accuracy"] == pytest.approx(training_metrics["test"]["accuracy"])
+    assert written["test"]["confusion_matrix"] == training_metrics["test"]["confusion_matrix"]
+
+    out = tmp_path / "m.json"
+    from_export = run_script("evaluate", export_dir, "--data-dir", data_dir, "--output", out, "--confusion-matrix", tmp_path / "cm.png")
+    assert from_export.returncode == 0, from_export.stderr[-2000:]
+    assert json.loads(out.read_text())["test"]["confusion_matrix"] == written["test"]["confusion_matrix"]
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("train", ["--dataset", "sst2", "--data-dir", "{tmp}", "--data-source", "local"], "SST-2 not found"),
+        ("train", ["--epochs", "0"], "must be >= 1"),
+        ("train", ["--embeddings", "{tmp}/missing.txt", "--data-dir", "{tmp}"], "no such file"),
+        ("predict", ["--model", "{tmp}/nothing", "hello"], "neither a run directory"),
+    ],
+)
+def test_user_mistakes_get_a_message_not_a_traceback(script, args, message, tmp_path):
+    result = run_script(script, *[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

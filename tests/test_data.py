@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sentiment import data
+from keras_sentiment.data import load_imdb, load_sst2, make_batches, resolve_data_dir
+from keras_sentiment.errors import DataNotFoundError, MalformedDataError
+from keras_sentiment.vectorizer import build_vectorizer, encode_texts
+
+
+def as_pairs(dataset):
+    return [(t.decode(), int(y)) for t, y in dataset.as_numpy_iterator()]
+
+
+def test_imdb_directory_split_sizes_labels_and_disjointness(imdb_dir):
+    splits = load_imdb(imdb_dir, seed=7)
+    assert splits.sizes == {"train": 56, "valid": 24, "test": 80}
+    train, valid, test = (as_pairs(ds) for ds in splits)
+    assert (len(train), len(valid), len(test)) == (56, 24, 80)
+    # Every training review lands in exactly one of train/valid.
+    expected = sorted(
+        (p.read_text(), 1 if p.parent.name == "pos" else 0) for p in (imdb_dir / "aclImdb" / "train").glob("*/*.txt")
+    )
+    assert sorted(train + valid) == expected
+    assert not set(train) & set(valid)
+    # Labels follow the folder: generated positive reviews hold a positive cue word.
+    assert all(any(w in text.lower() for w in ("good", "great", "excellent", "superb", "wonderful", "brilliant")) == bool(label) for text, label in test)
+
+
+def test_imdb_split_is_seeded(imdb_dir):
+    first = as_pairs(load_imdb(imdb_dir, seed=1).valid)
+    assert first == as_pairs(load_imdb(imdb_dir, seed=1).valid)
+    assert sorted(first) != sorted(as_pairs(load_imdb(imdb_dir, seed=2).valid))
+
+
+def test_imdb_archive_matches_directory_and_extracts_once(imdb_dir, imdb_archive_dir, tmp_path, monkeypatch):
+    from_dir = load_imdb(imdb_dir, seed=3)
+    from_tar = load_imdb(imdb_archive_dir, seed=3)
+    assert from_tar.sizes == from_dir.sizes
+    for a, b in zip(from_dir, from_tar):
+        assert as_pairs(a) == as_pairs(b)
+    # A second load reuses the extraction instead of opening the archive again.
+    monkeypatch.setattr(data.tarfile, "open", lambda *a, **k: pytest.fail("archive extracted twice"))
+    assert load_imdb(imdb_archive_dir, seed=3).sizes == from_dir.sizes
+
+
+def test_imdb_corrupt_archive_is_a_clear_error(tmp_path):
+    (tmp_path / "aclImdb_v1.tar.gz").write_bytes(b"not a tarball")
+    with pytest.raises(Exception) as info:
+        load_imdb(tmp_path, source="local")
+    assert "aclImdb_v1.tar.gz" in str(info.value) and "not a readable" in str(info.value)
+
+
+def test_imdb_missing_names_paths_searched(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: Name or service not known")
+
+    monkeypatch.setattr("keras.utils.get_file", offline)
+    with pytest.raises(DataNotFoundError) as info:
+        load_imdb(tmp_path)  # auto: local, prepared TFDS, download
+    message = str(info.value)
+    assert str(tmp_path / "aclImdb") in message and str(tmp_path / "aclImdb_v1.tar.gz") in message
+    assert "TFDS imdb_reviews" in message and "download" in message and "--data-dir" in message
+
+
+def test_data_dir_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_SENTIMENT_DATA", str(tmp_path / "env"))
+    assert resolve_data_dir(tmp_path / "flag") == tmp_path / "flag"
+    assert resolve_data_dir() == tmp_path / "env"
+    monkeypatch.delenv("KERAS_SENTIMENT_DATA")
+    assert str(resolve_data_dir()).endswith(".keras/datasets")
+
+
+def test_sst2_tsv_splits(sst2_dir):
+    splits = load_sst2(sst2_dir, seed=5)
+    assert splits.sizes == {"train": 190, "valid": 10, "test": 60}
+    train, valid, test = (as_pairs(ds) for ds in splits)
+    assert (len(train), len(valid), len(test)) == (190, 10, 60)
+    lines = (sst2_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
+    assert test == [(line.split("\t")[0], int(line.split("\t")[1])) for line in lines]
+
+
+def test_sst2_handles_bom_and_crlf(tmp_path):
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    content = "\ufeffsentence\tlabel\r\na fine film\t1\r\na dull film\t0\r\n"
+    for name in ("train.tsv", "dev.tsv"):
+        (folder / name).write_text(content, encoding="utf-8", newline="")
+    assert as_pairs(load_sst2(tmp_path).test) == [("a fine film", 1), ("a dull film", 0)]
+
+
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [("no tab here", "expected 2 tab-separated fields"), ("good film\tmaybe", "label must be 0 or 1"), ("a\tb\t1", "got 3")],
+)
+def test_sst2_malformed_line_reports_file_and_line(sst2_dir, bad_line, reason):
+    path = sst2_dir / "SST-2" / "train.tsv"
+    lines = path.read_text().splitlines()
+    lines[3] = bad_line
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MalformedDataError) as info:
+        load_sst2(sst2_dir)
+    assert f"{path}:4:" in str(info.value) and reason in str(info.value)
+
+
+def test_sst2_bad_header(sst2_dir):
+    path = sst2_dir / "SST-2" / "dev.tsv"
+    path.write_text("text\tpolarity\nok\t1\n")
+    with pytest.raises(MalformedDataError, match=r"dev.tsv:1: expected the header"):
+        load_sst2(sst2_dir)
+
+
+def test_sst2_missing_is_clear_error(tmp_path):
+    with pytest.raises(DataNotFoundError, match="SST-2/train.tsv and SST-2/dev.tsv"):
+        load_sst2(tmp_path, source="local")
+
+
+def test_tfds_sources_under_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+        imdb = load_imdb(source="tfds", seed=0)
+        sst2 = load_sst2(source="tfds", seed=0)
+        imdb_train, imdb_valid = as_pairs(imdb.train), as_pairs(imdb.valid)
+        sst2_test = as_pairs(sst2.test)
+    assert imdb.sizes == {"train": 14, "valid": 6, "test": 20}
+    assert len(imdb_train) == 14 and len(imdb_valid) == 6
+    assert len(sst2_test) == sst2.sizes["test"] == 20
+    assert all(label in (0, 1) for _, label in imdb_train + sst2_test)
+
+
+def test_make_batches_buckets_pads_right_and_keeps_every_example():
+    rng = np.random.default_rng(0)
+    words = ["w%d" % i for i in range(50)]
+    texts = [" ".join(rng.choice(words, size=n)) for n in rng.integers(1, 120, size=300)] + ["", "!!!"]
+    labels = list(rng.integers(0, 2, size=len(texts)))
+    dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
+    vectorizer = build_vectorizer(vocab_size=40)
+    vectorizer.adapt(tf.constant(texts))
+    encode = lambda t: encode_texts(vectorizer, t, 100)  # noqa: E731
+    batches = list(make_batches(dataset, encode, batch_size=16, max_length=100, shuffle=True, seed=1))
+
+    lengths = []
+    for ids, batch_labels in batches:
+        ids = ids.numpy()
+        row_lengths = (ids > 0).sum(axis=1)
+        for row, n in zip(ids, row_lengths):
+            assert n >= 1 and not row[n:].any() and row[:n].all()  # right padded, never empty
+        lengths.extend(row_lengths)
+        assert ids.shape[1] <= 100
+    assert len(lengths) == len(texts)
+    expected = sorted(min(max(len(t.split()), 1), 100) for t in texts)
+    assert sorted(lengths) == expected
+    # Bucketing: far less padding than batching the same order without it.
+    padded = sum(ids.shape[0] * ids.shape[1] for ids, _ in batches)
+    assert padded < 1.3 * sum(lengths)

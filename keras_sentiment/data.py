@@ -14,6 +14,7 @@ The data dir is `data_dir`, else `$KERAS_SENTIMENT_DATA`, else `~/.keras/dataset
 """
 
 import os
+import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,8 +154,6 @@ def _extract_imdb(archive, cache_dir=None):
 
 
 def _remove_tree(path):
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -188,7 +187,9 @@ def _imdb_from_directory(root, seed):
     train_files, valid_files, n_train, n_valid = split_train_valid(
         _review_files(root, "train"), num_train, IMDB_VALID_FRACTION, seed
     )
-    read = lambda files: files.map(_read_review, num_parallel_calls=AUTOTUNE)  # noqa: E731
+    def read(files):
+        return files.map(_read_review, num_parallel_calls=AUTOTUNE)
+
     return Splits(
         read(train_files),
         read(valid_files),
@@ -242,16 +243,23 @@ def _num_examples(info, split, dataset):
 
 
 def _download_imdb(data_dir, searched):
+    """Fetch the Stanford archive into the data dir (or `~/.keras/datasets` if read-only)."""
     import keras
 
     searched.append(f"download {IMDB_URL}")
-    target_dir = data_dir if os.access(data_dir if data_dir.exists() else data_dir.parent, os.W_OK) else None
+    target = data_dir if _writable(data_dir) else Path("~/.keras/datasets").expanduser()
     try:
-        path = keras.utils.get_file(IMDB_ARCHIVE, IMDB_URL, cache_dir=str(target_dir or "~/.keras"), cache_subdir="" if target_dir else "datasets")
+        return Path(keras.utils.get_file(IMDB_ARCHIVE, IMDB_URL, cache_dir=str(target), cache_subdir=""))
     except Exception as error:  # get_file wraps network failures in a bare Exception
         searched[-1] += f" (failed: {error})"
         return None
-    return Path(path)
+
+
+def _writable(folder):
+    """Whether `folder` can be created or written to."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
 
 
 # ---------------------------------------------------------------------------------- SST-2

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -154,3 +156,23 @@ def test_make_batches_buckets_pads_right_and_keeps_every_example():
     # Bucketing: far less padding than batching the same order without it.
     padded = sum(ids.shape[0] * ids.shape[1] for ids, _ in batches)
     assert padded < 1.3 * sum(lengths)
+
+
+def test_imdb_download_path_fetches_archive_into_data_dir(imdb_archive_dir, tmp_path, monkeypatch):
+    import shutil
+
+    calls = []
+
+    def fake_get_file(fname, origin, cache_dir, cache_subdir):
+        calls.append((fname, origin, cache_dir))
+        target = os.path.join(cache_dir, cache_subdir, fname)
+        shutil.copy(imdb_archive_dir / "aclImdb_v1.tar.gz", target)
+        return target
+
+    monkeypatch.setattr("keras.utils.get_file", fake_get_file)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    splits = load_imdb(empty)  # auto: nothing local, no TFDS copy, so it downloads
+    assert calls == [("aclImdb_v1.tar.gz", data.IMDB_URL, str(empty))]
+    assert splits.sizes == {"train": 56, "valid": 24, "test": 80}
+    assert len(as_pairs(splits.test)) == 80

@@ -381,7 +381,7 @@ def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed
 
     Args:
         dataset: examples `(text: tf.string, label: tf.int32)`.
-        encode: strings `[n]` to right-padded ids `[n, <= max_length]` (see `encode_texts`).
+        encode: strings `[n]` to right-padded ids `[n, <= max_length]`, 0 = padding (`TextEncoder`).
         batch_size: examples per batch.
         max_length: longest sequence kept (longer texts are truncated).
         shuffle: shuffle examples before bucketing (training split).
@@ -414,9 +414,3 @@ def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed
         padded_shapes=([None], []),
     )
     return batches.prefetch(AUTOTUNE)
-
-
-def token_lengths(dataset, encode):
-    """Token counts of every text (before truncation by `encode`'s max_length)."""
-    chunks = dataset.batch(1024).map(lambda t, y: tf.reduce_sum(tf.cast(encode(t) > 0, tf.int32), axis=1))
-    return np.concatenate([c.numpy() for c in chunks])

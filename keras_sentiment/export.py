@@ -14,17 +14,19 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_sentiment.vectorizer import encode_texts
-
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 
 
-def make_text_scorer(vectorizer, model, max_length):
-    """A `tf.function` mapping strings `[batch]` to logits `[batch]`; what the export serves."""
+def make_text_scorer(encoder, model):
+    """A `tf.function` mapping strings `[batch]` to logits `[batch]`; what the export serves.
+
+    `encoder` maps strings to token ids (`TextEncoder`, `BertTextEncoder`); `model` maps token
+    ids to logits `[batch, 1]`.
+    """
 
     @tf.function(input_signature=[TEXT_SPEC], reduce_retracing=True)
     def score(text):
-        token_ids = encode_texts(vectorizer, text, max_length)  # [batch, <= max_length]
+        token_ids = encoder(text)  # [batch, seq_len]
         return model(token_ids, training=False)[:, 0]  # [batch]
 
     return score
@@ -42,14 +44,14 @@ def existing_versions(export_dir):
     return sorted(int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def export_serving_model(model, vectorizer, max_length, export_dir, version=None):
+def export_serving_model(model, encoder, export_dir, version=None):
     """Write the end-to-end model to `<export_dir>/<version>/`; returns that path.
 
     The version is written to a hidden temporary directory beside it and renamed into place
     in one step, so a server polling `export_dir` never sees a half-written version.
 
     Example:
-    >>> path = export_serving_model(model, vectorizer, 400, "saved_models/imdb_bilstm")  # doctest: +SKIP
+    >>> path = export_serving_model(model, TextEncoder(vectorizer, 400), "saved_models/imdb_bilstm")  # doctest: +SKIP
     >>> tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(["Great!"]))  # doctest: +SKIP
     """
     export_dir = Path(export_dir)
@@ -59,17 +61,17 @@ def export_serving_model(model, vectorizer, max_length, export_dir, version=None
         raise FileExistsError(f"{final} already exists; versions are never overwritten")
     export_dir.mkdir(parents=True, exist_ok=True)
     tmp = export_dir / f".tmp-{version}-{os.getpid()}"
-    score = make_text_scorer(vectorizer, model, max_length)
+    score = make_text_scorer(encoder, model)
 
     def serve(text):
         logits = score(text)  # [batch]
         return {"probability": tf.sigmoid(logits), "label": tf.cast(logits > 0, tf.int32), "logits": logits}
 
-    if not vectorizer.built:  # adapted but never called; ExportArchive tracks built layers only
-        vectorizer(tf.constant([""]))
+    encoder(tf.constant([""]))  # builds the encoder's layers: ExportArchive tracks built layers only
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(vectorizer)
+    for layer in encoder.layers:
+        archive.track(layer)
     archive.add_endpoint(name="serving_default", fn=serve, input_signature=[TEXT_SPEC])
     try:
         archive.write_out(str(tmp), verbose=False)

@@ -46,11 +46,11 @@ def load_scorer(path):
 def _scorer_from_run_dir(run_dir):
     import keras
 
-    from keras_sentiment.vectorizer import load_vectorizer
+    from keras_sentiment.vectorizer import TextEncoder, load_vectorizer
 
     config = json.loads((run_dir / "config.json").read_text())
     model = keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
-    return make_text_scorer(load_vectorizer(run_dir), model, config["max_length"])
+    return make_text_scorer(TextEncoder(load_vectorizer(run_dir), config["max_length"]), model)
 
 
 def predict_texts(scorer, texts, batch_size=256):

@@ -20,7 +20,7 @@ from keras_sentiment.evaluation import classification_metrics, plot_confusion_ma
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
 from keras_sentiment.models import ModelConfig, build_model, load_embedding_matrix
-from keras_sentiment.vectorizer import adapt_vectorizer, build_vectorizer, encode_texts, save_vectorizer
+from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, save_vectorizer
 
 # IMDB: 400 tokens keep 86.6% of training reviews whole and 89.1% of all tokens (median 174,
 # 90th percentile 459); bucketing means the cost is the tokens kept, so longer buys little.
@@ -102,11 +102,10 @@ def train(config):
     vectorizer = adapt_vectorizer(build_vectorizer(config.vocab_size), train_texts.map(lambda text, label: text))
     save_vectorizer(vectorizer, run_dir)
 
-    def encode(texts):
-        return encode_texts(vectorizer, texts, config.max_length)
+    encoder = TextEncoder(vectorizer, config.max_length)
 
-    train_batches = make_batches(train_texts, encode, config.batch_size, config.max_length, shuffle=True, seed=config.seed)
-    valid_batches = make_batches(splits.valid, encode, config.batch_size, config.max_length)
+    train_batches = make_batches(train_texts, encoder, config.batch_size, config.max_length, shuffle=True, seed=config.seed)
+    valid_batches = make_batches(splits.valid, encoder, config.batch_size, config.max_length)
 
     model = build_model(config.arch, config.model_config())
     if config.embeddings:
@@ -135,7 +134,7 @@ def train(config):
 
     # The checkpoint holds the best val_loss weights whether or not training stopped early.
     model = keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
-    scorer = make_text_scorer(vectorizer, model, config.max_length)
+    scorer = make_text_scorer(encoder, model)
     metrics = {}
     for split in ("test", "valid"):
         print(f"Evaluating on {split} ({splits.sizes[split]} examples)", flush=True)
@@ -144,7 +143,7 @@ def train(config):
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{config.dataset} test: {config.arch}")
 
-    export_path = export_serving_model(model, vectorizer, config.max_length, config.export_dir)
+    export_path = export_serving_model(model, encoder, config.export_dir)
     return run_dir, export_path, metrics
 
 

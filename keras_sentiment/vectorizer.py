@@ -1,7 +1,7 @@
 """Text to token ids: a Keras `TextVectorization` with review-aware standardization.
 
 Token id 0 is padding and id 1 is out-of-vocabulary, as `TextVectorization` lays them out.
-The same `encode_texts` runs in the `tf.data` pipeline and inside the exported SavedModel, so
+The same `TextEncoder` runs in the `tf.data` pipeline and inside the exported SavedModel, so
 training and serving can never disagree on how a text becomes ids.
 """
 
@@ -88,3 +88,31 @@ def encode_texts(vectorizer, texts, max_length):
     ids = tf.pad(ids, [[0, 0], [0, 1]])[:, : tf.maximum(tf.shape(ids)[1], 1)]
     first = tf.maximum(ids[:, :1], OOV_ID)  # right padding: only an empty row has PAD here
     return tf.concat([first, ids[:, 1:]], axis=1)
+
+
+class TextEncoder:
+    """Strings `[batch]` to right-padded token ids `[batch, <= max_length]` (0 = padding).
+
+    The encoder interface shared with `keras_sentiment.bert.BertTextEncoder`: calling it
+    encodes, and `layers` lists the Keras layers (vocabularies) an export must carry.
+
+    Args:
+        vectorizer: an adapted `TextVectorization` (see `build_vectorizer`).
+        max_length: longest sequence kept; longer texts are truncated.
+
+    Example:
+    >>> encoder = TextEncoder(build_vectorizer(vocabulary=["good", "bad"]), max_length=2)
+    >>> encoder(tf.constant(["good bad good", ""])).numpy().tolist()
+    [[2, 3], [1, 0]]
+    """
+
+    def __init__(self, vectorizer, max_length):
+        self.vectorizer = vectorizer
+        self.max_length = max_length
+
+    @property
+    def layers(self):
+        return [self.vectorizer]
+
+    def __call__(self, texts):
+        return encode_texts(self.vectorizer, texts, self.max_length)

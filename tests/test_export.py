@@ -11,7 +11,7 @@ from conftest import make_examples
 from keras_sentiment.export import export_serving_model, make_text_scorer, next_version
 from keras_sentiment.inference import load_scorer, predict_texts
 from keras_sentiment.models import ModelConfig, build_model
-from keras_sentiment.vectorizer import build_vectorizer
+from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
 
 TEXTS = ["A wonderful, brilliant film!", "Awful.<br />Boring plot", "", "😀 ממש טוב \x07 unseen-words", "good " * 500]
 
@@ -32,26 +32,26 @@ def trained_parts():
     vectorizer = build_vectorizer(vocab_size=64)
     vectorizer.adapt(tf.constant([t for t, _ in make_examples(200, seed=3)]))
     model = build_model("bilstm", ModelConfig(vocab_size=64, embedding_dim=8, hidden_dim=8))
-    return vectorizer, model
+    return TextEncoder(vectorizer, max_length=50), model
 
 
 def test_export_loads_without_the_package_and_matches_keras(trained_parts, tmp_path):
-    vectorizer, model = trained_parts
-    path = export_serving_model(model, vectorizer, max_length=50, export_dir=tmp_path / "exports")
+    encoder, model = trained_parts
+    path = export_serving_model(model, encoder, export_dir=tmp_path / "exports")
     assert path == tmp_path / "exports" / "1"
     result = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PACKAGE, str(path), json.dumps(TEXTS)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
-    expected_logits = make_text_scorer(vectorizer, model, 50)(tf.constant(TEXTS)).numpy()
+    expected_logits = make_text_scorer(encoder, model)(tf.constant(TEXTS)).numpy()
     np.testing.assert_allclose(served["logits"], expected_logits, atol=1e-5)
     np.testing.assert_allclose(served["probability"], 1 / (1 + np.exp(-expected_logits)), atol=1e-5)
     assert served["label"] == [int(x > 0) for x in expected_logits]
 
 
 def test_signature_contract(trained_parts, tmp_path):
-    vectorizer, model = trained_parts
-    path = export_serving_model(model, vectorizer, 50, tmp_path)
+    encoder, model = trained_parts
+    path = export_serving_model(model, encoder, tmp_path)
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     inputs = signature.structured_input_signature[1]
     assert list(inputs) == ["text"] and inputs["text"].dtype == tf.string and inputs["text"].shape.as_list() == [None]
@@ -61,20 +61,20 @@ def test_signature_contract(trained_parts, tmp_path):
 
 
 def test_versions_increment_and_leave_no_temporary_dirs(trained_parts, tmp_path):
-    vectorizer, model = trained_parts
+    encoder, model = trained_parts
     assert next_version(tmp_path) == 1
-    export_serving_model(model, vectorizer, 50, tmp_path)
-    second = export_serving_model(model, vectorizer, 50, tmp_path)
+    export_serving_model(model, encoder, tmp_path)
+    second = export_serving_model(model, encoder, tmp_path)
     assert second.name == "2" and next_version(tmp_path) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2"]
     with pytest.raises(FileExistsError):
-        export_serving_model(model, vectorizer, 50, tmp_path, version=2)
+        export_serving_model(model, encoder, tmp_path, version=2)
 
 
 def test_load_scorer_picks_the_latest_version(trained_parts, tmp_path):
-    vectorizer, model = trained_parts
-    export_serving_model(model, vectorizer, 50, tmp_path)
+    encoder, model = trained_parts
+    export_serving_model(model, encoder, tmp_path)
     probabilities, labels = predict_texts(load_scorer(tmp_path), TEXTS[:2])
-    expected = tf.sigmoid(make_text_scorer(vectorizer, model, 50)(tf.constant(TEXTS[:2]))).numpy()
+    expected = tf.sigmoid(make_text_scorer(encoder, model)(tf.constant(TEXTS[:2]))).numpy()
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     assert labels.tolist() == [int(p > 0.5) for p in expected]

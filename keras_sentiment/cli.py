@@ -61,7 +61,11 @@ def build_parser():
     train.add_argument("--cache-encoder", action="store_true",
                        help="bert_gru: compute the frozen encoder's outputs once (disk cache in the run dir) and train "
                        "only the head in later epochs")
-    train.add_argument("--max-train-samples", type=_positive_int, default=None, help="train on at most this many examples")
+    train.add_argument("--max-train-samples", type=_positive_int, default=None,
+                       help="train on a seeded random subset of this many examples")
+    train.add_argument("--max-eval-samples", type=_positive_int, default=None,
+                       help="validate and test on seeded random subsets of this many examples (metrics.json records "
+                       "num_examples); for runs too slow for the full splits")
     train.add_argument("--seed", type=int, default=1234, help="seed for the valid split, shuffling and initialisation")
     train.add_argument("--run-dir", default=None, help="run directory (default: runs/<dataset>_<arch>_<timestamp>)")
     train.add_argument("--export-dir", default=None,

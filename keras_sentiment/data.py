@@ -66,6 +66,23 @@ def split_train_valid(dataset, size, valid_fraction, seed):
     return shuffled.skip(num_valid), shuffled.take(num_valid), size - num_valid, num_valid
 
 
+def subsample(splits, max_train=None, max_eval=None, seed=0):
+    """Seeded random subsets of the splits (for quick runs); `sizes` follows.
+
+    IMDB's files are sorted (all positive reviews first), so a plain `take` would not do.
+    """
+
+    def sample(dataset, size, limit):
+        if not limit or limit >= size:
+            return dataset, size
+        return dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False).take(limit), limit
+
+    train, n_train = sample(splits.train, splits.sizes["train"], max_train)
+    valid, n_valid = sample(splits.valid, splits.sizes["valid"], max_eval)
+    test, n_test = sample(splits.test, splits.sizes["test"], max_eval)
+    return Splits(train, valid, test, {"train": n_train, "valid": n_valid, "test": n_test}, splits.source)
+
+
 # ---------------------------------------------------------------------------------- IMDB
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import keras
 
-from keras_sentiment.data import load_dataset, make_batches
+from keras_sentiment.data import load_dataset, make_batches, subsample
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.export import export_serving_model, make_text_scorer
@@ -60,6 +60,7 @@ class TrainConfig:
     bert_preset: str | None = None
     cache_encoder: bool = False
     max_train_samples: int | None = None
+    max_eval_samples: int | None = None
     seed: int = 1234
     run_dir: str | None = None
     export_dir: str | None = None
@@ -107,9 +108,8 @@ def train(config):
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     splits = load_dataset(config.dataset, config.data_dir, config.data_source, config.seed)
+    splits = subsample(splits, config.max_train_samples, config.max_eval_samples, config.seed)
     train_texts = splits.train
-    if config.max_train_samples:
-        train_texts = train_texts.take(config.max_train_samples)
     print(f"Data: {config.dataset} from {splits.source}: {splits.sizes}", flush=True)
 
     encoder, model = build_encoder_and_model(config, train_texts, run_dir)

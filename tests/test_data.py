@@ -176,3 +176,13 @@ def test_imdb_download_path_fetches_archive_into_data_dir(imdb_archive_dir, tmp_
     assert calls == [("aclImdb_v1.tar.gz", data.IMDB_URL, str(empty))]
     assert splits.sizes == {"train": 56, "valid": 24, "test": 80}
     assert len(as_pairs(splits.test)) == 80
+
+
+def test_subsample_takes_seeded_random_subsets_of_both_labels(imdb_dir):
+    splits = data.subsample(load_imdb(imdb_dir, seed=0), max_train=10, max_eval=20, seed=4)
+    assert splits.sizes == {"train": 10, "valid": 20, "test": 20}
+    test = as_pairs(splits.test)
+    assert len(test) == 20 and 0 < sum(label for _, label in test) < 20  # the files are sorted pos-first
+    assert test == as_pairs(data.subsample(load_imdb(imdb_dir, seed=0), 10, 20, seed=4).test)
+    unchanged = data.subsample(load_imdb(imdb_dir, seed=0))
+    assert unchanged.sizes == {"train": 56, "valid": 24, "test": 80}

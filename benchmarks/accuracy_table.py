@@ -25,27 +25,33 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JOBS = ["imdb:bilstm", "sst2:bilstm", "sst2:rnn", "sst2:lstm", "sst2:stacked_lstm", "sst2:gru", "sst2:bigru"]
 
 
+def run_name(dataset, arch, tag):
+    return f"{dataset}_{arch}" + (f"_{tag}" if tag else "")
+
+
 def train_command(dataset, arch, args, run_dir):
+    name = run_name(dataset, arch, args.tag)
     return [
         "python", "scripts/train.py", "--arch", arch, "--dataset", dataset, "--data-dir", args.data_dir,
-        "--epochs", str(args.epochs), "--run-dir", str(run_dir), "--export-dir", str(Path(args.runs) / "export" / f"{dataset}_{arch}"),
+        "--epochs", str(args.epochs), "--run-dir", str(run_dir), "--export-dir", str(Path(args.runs) / "export" / name),
         *shlex.split(args.train_args),
     ]
 
 
 def run_job(dataset, arch, args):
-    run_dir = Path(args.runs) / f"{dataset}_{arch}"
+    name = run_name(dataset, arch, args.tag)
+    run_dir = Path(args.runs) / name
     command = train_command(dataset, arch, args, run_dir)
     if not (run_dir / "metrics.json").is_file():
-        print(f"== {dataset} {arch}: {shlex.join(command)}", flush=True)
+        print(f"== {name}: {shlex.join(command)}", flush=True)
         start = time.time()
-        with open(Path(args.runs) / f"{dataset}_{arch}.log", "w") as log:
+        with open(Path(args.runs) / f"{name}.log", "w") as log:
             subprocess.run([sys.executable, *command[1:]], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
         (run_dir / "wall_seconds.txt").write_text(f"{time.time() - start:.1f}\n")
-    return summarize(dataset, arch, run_dir, command)
+    return summarize(dataset, arch, run_dir, command, args.tag)
 
 
-def summarize(dataset, arch, run_dir, command):
+def summarize(dataset, arch, run_dir, command, tag=""):
     import keras
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -56,10 +62,11 @@ def summarize(dataset, arch, run_dir, command):
     model = keras.models.load_model(run_dir / "best.keras", compile=False)
     return {
         "dataset": dataset,
-        "arch": arch,
+        "arch": arch + (f" ({tag})" if tag else ""),
         "test_accuracy": metrics["test"]["accuracy"],
         "test_f1": metrics["test"]["f1"],
         "valid_accuracy": metrics["valid"]["accuracy"],
+        "test_examples": metrics["test"]["num_examples"],
         "parameters": model.count_params(),
         "epochs": len(history),
         "best_epoch": val_losses.index(min(val_losses)) + 1,
@@ -90,6 +97,8 @@ def write_table(rows, path):
     ]
     for r in rows:
         split = "IMDB test" if r["dataset"] == "imdb" else "SST-2 dev"
+        if r["test_examples"] != {"imdb": 25_000, "sst2": 872}[r["dataset"]]:
+            split += f" (subset of {r['test_examples']:,})"
         lines.append(
             f"| {split} | {r['arch']} | {r['test_accuracy']:.2%} | {r['test_f1']:.4f} | {r['valid_accuracy']:.2%} | "
             f"{r['parameters']:,} | {r['epochs']} ({r['best_epoch']}) | {r['minutes_per_epoch']:.1f} | {r['reviews_per_second']:,.0f} |"
@@ -107,6 +116,7 @@ def main(argv=None):
     parser.add_argument("--jobs", nargs="+", default=DEFAULT_JOBS, help="dataset:arch pairs (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=10, help="most epochs per run; early stopping decides (default: %(default)s)")
     parser.add_argument("--train-args", default="", help="extra flags for scripts/train.py, one shell-quoted string")
+    parser.add_argument("--tag", default="", help="suffix for run names, to keep a variant's runs apart (e.g. h128)")
     parser.add_argument("--output", default="docs/results_table.md", help="markdown table to write (default: %(default)s)")
     args = parser.parse_args(argv)
     Path(args.runs).mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 Run directory contents: `config.json`, the text encoder (`vocabulary.txt` + `vectorizer.json`,
 or `tokenizer/` for BERT), `best.keras` (best `val_loss`), `history.csv`, `curves.png`,
 `confusion_matrix.png`, `metrics.json`, `tensorboard/`; with `--cache-encoder` also
-`encoder_cache/` and `encoder_cache.json` (its size and the epoch-time speed-up).
+`encoder_cache.json` (the cache's size and the epoch-time speed-up; the cache itself, in
+`encoder_cache/`, is removed when training ends).
 """
 
 import csv
@@ -216,7 +217,9 @@ def _report_encoder_cache(run_dir):
         report["speedup_after_first_epoch"] = epoch_seconds[0] / later
     (run_dir / "encoder_cache.json").write_text(json.dumps(report, indent=2))
     speedup = f", later epochs {report['speedup_after_first_epoch']:.1f}x faster" if "speedup_after_first_epoch" in report else ""
-    print(f"Encoder cache: {size / 2**20:,.1f} MiB in {cache_dir}{speedup}", flush=True)
+    print(f"Encoder cache: {size / 2**20:,.1f} MiB in {cache_dir}{speedup}; removed now that training is done", flush=True)
+    # A later run rebuilds its own cache, so this one is only disk space (GBs for IMDB).
+    shutil.rmtree(cache_dir, ignore_errors=True)
 
 
 def _callbacks(config, run_dir, checkpoint):

@@ -1,4 +1,4 @@
-"""`keras-sentiment` command line: train, evaluate, predict.
+"""`keras-sentiment` command line: train, evaluate, export, predict.
 
 TensorFlow is imported only inside the commands, so `--help` answers at once.
 """
@@ -86,6 +86,16 @@ def build_parser():
                           "directory, none for a SavedModel)")
     evaluate.add_argument("--confusion-matrix", default=None, help="also draw the confusion matrix to this PNG")
 
+    export = commands.add_parser("export", help="export a run directory as a versioned SavedModel",
+                                 description="Write RUN_DIR's best model, with its text encoder, to "
+                                 "<export-dir>/<version>/ for TF Serving. The version is written beside it and "
+                                 "renamed into place in one step.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("run_dir", help="run directory written by train (config.json, best.keras, encoder)")
+    export.add_argument("--export-dir", required=True, help="SavedModel base path, e.g. saved_models/imdb_bilstm")
+    export.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next free one)")
+    export.add_argument("--keep", type=_positive_int, default=None, help="afterwards keep only the K newest versions")
+
     predict = commands.add_parser("predict", help="print P(positive) and the label for each text",
                                   description="Score texts given as arguments, or one per line on stdin.",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -130,6 +140,20 @@ def run_evaluate(args):
     return 0
 
 
+def run_export(args):
+    from keras_sentiment.export import export_serving_model, prune_versions
+    from keras_sentiment.inference import load_run
+
+    encoder, model = load_run(args.run_dir)
+    path = export_serving_model(model, encoder, args.export_dir, args.version)
+    print(f"SavedModel: {path}")
+    if args.keep:
+        removed = prune_versions(args.export_dir, args.keep)
+        if removed:
+            print(f"Removed older versions: {', '.join(map(str, removed))}")
+    return 0
+
+
 def run_predict(args):
     from keras_sentiment.inference import load_scorer, predict_texts
 
@@ -144,7 +168,7 @@ def run_predict(args):
     return 0
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "predict": run_predict}
 
 
 def main(argv=None):

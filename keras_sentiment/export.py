@@ -79,3 +79,20 @@ def export_serving_model(model, encoder, export_dir, version=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def prune_versions(export_dir, keep):
+    """Remove all but the `keep` highest versions; returns the removed version numbers.
+
+    Each version is first renamed to a hidden name (one step), so a server polling the base
+    path sees it disappear whole, then deleted.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    export_dir = Path(export_dir)
+    removed = existing_versions(export_dir)[:-keep]
+    for version in removed:
+        doomed = export_dir / f".removing-{version}-{os.getpid()}"
+        os.rename(export_dir / str(version), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    return removed

@@ -31,8 +31,8 @@ def load_scorer(path):
             directory, or an export base holding integer versions (the latest is used).
     """
     path = Path(path)
-    if (path / "config.json").is_file() and (path / BEST_CHECKPOINT).is_file():
-        return _scorer_from_run_dir(path)
+    if is_run_dir(path):
+        return make_text_scorer(*load_run(path))
     saved_model = resolve_saved_model(path)
     if saved_model is None:
         raise KerasSentimentError(
@@ -52,9 +52,18 @@ def _register_text_ops():
         pass
 
 
-def _scorer_from_run_dir(run_dir):
+def is_run_dir(path):
+    path = Path(path)
+    return (path / "config.json").is_file() and (path / BEST_CHECKPOINT).is_file()
+
+
+def load_run(run_dir):
+    """`(encoder, model)` of a run directory: the text encoder and the best checkpoint."""
     import keras
 
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise KerasSentimentError(f"{run_dir}: not a run directory (needs config.json and {BEST_CHECKPOINT})")
     config = json.loads((run_dir / "config.json").read_text())
     if config["arch"] == "bert_gru":
         import keras_hub  # noqa: F401  (registers the backbone class that best.keras refers to)
@@ -66,8 +75,7 @@ def _scorer_from_run_dir(run_dir):
         from keras_sentiment.vectorizer import TextEncoder, load_vectorizer
 
         encoder = TextEncoder(load_vectorizer(run_dir), config["max_length"])
-    model = keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
-    return make_text_scorer(encoder, model)
+    return encoder, keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
 
 
 def predict_texts(scorer, texts, batch_size=256):

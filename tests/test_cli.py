@@ -107,6 +107,28 @@ def test_evaluate_run_dir_and_saved_model_agree(trained_run, tmp_path):
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_export_command_versions_and_keep(trained_run, tmp_path):
+    run_dir, _, _ = trained_run
+    base = tmp_path / "serving"
+    for expected in ("1", "2", "3"):
+        result = run_cli("export", run_dir, "--export-dir", base, "--keep", 2)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"SavedModel: {base / expected}" in result.stdout
+    assert sorted(p.name for p in base.iterdir()) == ["2", "3"]
+    from_run = run_script("predict", "--model", run_dir, "--json", "a great film")
+    from_export = run_script("predict", "--model", base, "--json", "a great film")
+    p_run, p_export = (json.loads(r.stdout.strip().splitlines()[-1])["probability"] for r in (from_run, from_export))
+    assert p_run == pytest.approx(p_export, abs=1e-5)
+    taken = run_cli("export", run_dir, "--export-dir", base, "--version", 3)
+    assert taken.returncode == 2 and "already exists" in taken.stderr and "Traceback" not in taken.stderr
+
+
+def run_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=600)
+
+
 @pytest.mark.parametrize(
     "script, args, message",
     [

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 import keras
 from conftest import make_examples
-from keras_sentiment.export import export_serving_model, make_text_scorer, next_version
+from keras_sentiment.export import export_serving_model, make_text_scorer, next_version, prune_versions
 from keras_sentiment.inference import load_scorer, predict_texts
 from keras_sentiment.models import ModelConfig, build_model
 from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
@@ -78,3 +79,27 @@ def test_load_scorer_picks_the_latest_version(trained_parts, tmp_path):
     expected = tf.sigmoid(make_text_scorer(encoder, model)(tf.constant(TEXTS[:2]))).numpy()
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     assert labels.tolist() == [int(p > 0.5) for p in expected]
+
+
+def test_a_crash_mid_export_leaves_no_visible_version(trained_parts, tmp_path, monkeypatch):
+    encoder, model = trained_parts
+
+    def crash(obj, export_dir, *args, **kwargs):
+        os.makedirs(os.path.join(export_dir, "variables"))  # half-written, then the write fails
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_serving_model(model, encoder, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert next_version(tmp_path) == 1
+
+
+def test_prune_versions_keeps_the_newest(tmp_path):
+    for version in (1, 2, 5, 7):
+        (tmp_path / str(version)).mkdir()
+        (tmp_path / str(version) / "saved_model.pb").write_bytes(b"x")
+    (tmp_path / "notes").mkdir()
+    assert prune_versions(tmp_path, keep=2) == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["5", "7", "notes"]
+    assert prune_versions(tmp_path, keep=2) == []

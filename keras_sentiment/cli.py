@@ -122,7 +122,7 @@ def run_evaluate(args):
 
     from keras_sentiment.data import load_dataset
     from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, score_dataset
-    from keras_sentiment.inference import load_scorer
+    from keras_sentiment.inference import is_run_dir, load_scorer
 
     scorer = load_scorer(args.model)
     splits = load_dataset(args.dataset, args.data_dir, args.data_source, args.seed)
@@ -130,7 +130,7 @@ def run_evaluate(args):
     metrics = {args.split: classification_metrics(labels, logits, seconds)}
     print(json.dumps(metrics, indent=2))
     output = args.output
-    if output is None and (Path(args.model) / "config.json").is_file():
+    if output is None and is_run_dir(args.model):
         output = Path(args.model) / f"metrics_{args.dataset}_{args.split}.json"
     if output:
         Path(output).write_text(json.dumps(metrics, indent=2))

@@ -57,12 +57,19 @@ def default_cache_dir():
     return Path(os.environ.get("KERAS_SENTIMENT_CACHE", "~/.cache/keras_sentiment")).expanduser()
 
 
+def fixed_shuffle(dataset, size, seed):
+    """One seeded order of all `size` examples, the same on every iteration.
+
+    reshuffle_each_iteration=False: datasets derived with `take` and `skip` each re-run the
+    shuffle and must see the same order, so the parts never overlap.
+    """
+    return dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)
+
+
 def split_train_valid(dataset, size, valid_fraction, seed):
     """A seeded, fixed split: the same `seed` always puts the same examples in `valid`."""
     num_valid = int(round(size * valid_fraction))
-    # reshuffle_each_iteration=False: `take` and `skip` each re-run the shuffle and must see
-    # the same order, so the two halves never overlap.
-    shuffled = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)
+    shuffled = fixed_shuffle(dataset, size, seed)
     return shuffled.skip(num_valid), shuffled.take(num_valid), size - num_valid, num_valid
 
 
@@ -75,7 +82,7 @@ def subsample(splits, max_train=None, max_eval=None, seed=0):
     def sample(dataset, size, limit):
         if not limit or limit >= size:
             return dataset, size
-        return dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False).take(limit), limit
+        return fixed_shuffle(dataset, size, seed).take(limit), limit
 
     train, n_train = sample(splits.train, splits.sizes["train"], max_train)
     valid, n_valid = sample(splits.valid, splits.sizes["valid"], max_eval)
@@ -157,21 +164,17 @@ def _extract_imdb(archive, cache_dir=None):
             extract_kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(tmp, members=members, **extract_kwargs)
     except (tarfile.TarError, OSError, EOFError) as error:
-        _remove_tree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise KerasSentimentError(f"{archive}: not a readable .tar.gz archive ({error})") from None
     if not members:
-        _remove_tree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise MalformedDataError(archive, 0, "no aclImdb/{train,test}/{pos,neg}/*.txt reviews inside")
     (tmp / "aclImdb" / ".extracted_from").write_text(stamp)
-    _remove_tree(target)
+    shutil.rmtree(target, ignore_errors=True)
     # One rename: a crash mid-extraction never leaves a half-filled cache that looks complete.
     os.replace(tmp / "aclImdb", target)
-    _remove_tree(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def _remove_tree(path):
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _count_reviews(root, split):

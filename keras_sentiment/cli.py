@@ -1,4 +1,4 @@
-"""`keras-sentiment` command line: train, evaluate, export, predict.
+"""`keras-sentiment` command line: train, evaluate, export, predict, score, serve.
 
 TensorFlow is imported only inside the commands, so `--help` answers at once.
 """
@@ -103,6 +103,43 @@ def build_parser():
     predict.add_argument("--model", default=DEFAULT_MODEL, help="run directory, SavedModel, or export base (latest version)")
     predict.add_argument("--batch-size", type=_positive_int, default=256, help="texts per scoring batch")
     predict.add_argument("--json", action="store_true", help="print one JSON object per line instead of a table")
+    score = commands.add_parser(
+        "score", help="score a CSV, TSV, JSONL or text file into JSONL or CSV",
+        description="Stream INPUT through a model in batches (bounded memory) and write id, probability, label per "
+        "row. The output is written as OUTPUT.partial and renamed when complete; --resume continues an interrupted "
+        "run. A row's id is --id-column/--id-field, else the line number where it starts.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    score.add_argument("--model", default=DEFAULT_MODEL,
+                       help="SavedModel base (its latest version), a SavedModel version dir, or a run directory")
+    score.add_argument("--input", required=True, help="input file: .csv, .tsv, .jsonl (or .ndjson) or .txt (one review per line)")
+    score.add_argument("--output", required=True, help="output file: .csv for CSV, anything else JSONL")
+    score.add_argument("--input-format", choices=("csv", "tsv", "jsonl", "txt"), default=None,
+                       help="input format (default: from the input's extension)")
+    score.add_argument("--text-column", default="text", help="CSV/TSV: header of the text column")
+    score.add_argument("--id-column", default=None, help="CSV/TSV: header of the id column (default: line number)")
+    score.add_argument("--text-field", default="text", help="JSONL: key of the text")
+    score.add_argument("--id-field", default=None, help="JSONL: key of the id (default: line number)")
+    score.add_argument("--batch-size", type=_positive_int, default=256, help="texts per model call")
+    score.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                       help="a bad row: fail stops with file:line and the reason; skip leaves it out, counts it and "
+                       "lists it in OUTPUT.skipped.jsonl")
+    score.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
+    score.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    score.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    serve = commands.add_parser(
+        "serve", help="serve an export base over TF Serving's REST API (predict, status, metadata)",
+        description="A local endpoint speaking the subset of TF Serving's REST API that clients use: "
+        "GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME[/versions/V]:predict. Serves the "
+        "latest version under --model-base and switches to a newer (or, after a removal, older) one without a restart.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--model-base", required=True, help="export base holding integer version folders, e.g. saved_models/imdb_bilstm")
+    serve.add_argument("--model-name", default=None, help="model name in the URLs (default: the base folder's name)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network")
+    serve.add_argument("--port", type=int, default=8501, help="port (TF Serving's REST port is 8501)")
+    serve.add_argument("--max-batch", type=_positive_int, default=1024, help="most texts per request")
+    serve.add_argument("--max-request-bytes", type=_positive_int, default=8 * 1024 * 1024, help="largest request body")
+    serve.add_argument("--poll-seconds", type=float, default=10.0, help="how often to look for new versions")
     return parser
 
 
@@ -168,7 +205,35 @@ def run_predict(args):
     return 0
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "predict": run_predict}
+def run_score(args):
+    from keras_sentiment.scoring import INPUT_FORMATS, OUTPUT_FORMATS, ScoreOptions, detect_format, score_file
+
+    options = ScoreOptions(
+        input_format=detect_format(args.input, INPUT_FORMATS, "input", args.input_format),
+        output_format=detect_format(args.output, OUTPUT_FORMATS, "output"),
+        text_column=args.text_column, id_column=args.id_column, text_field=args.text_field, id_field=args.id_field)
+    report = score_file(args.model, args.input, args.output, options, batch_size=args.batch_size,
+                        on_error=args.on_error, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    resumed = f" ({report.resumed_rows:,} from the interrupted run)" if report.resumed_rows else ""
+    print(f"Scored {report.rows:,} rows{resumed} into {report.output} "
+          f"({report.rows_per_second:,.0f} rows/s)", file=sys.stderr)
+    if report.skipped:
+        where = ", ".join(f"{args.input}:{e['line']} ({e['reason']})" for e in report.skipped_examples)
+        more = f" and {report.skipped - len(report.skipped_examples)} more" if report.skipped > len(report.skipped_examples) else ""
+        print(f"Skipped {report.skipped:,} bad rows, listed in {report.skipped_file}: {where}{more}", file=sys.stderr)
+    return 0
+
+
+def run_serve(args):
+    from keras_sentiment.serving import serve
+
+    serve(args.model_base, args.model_name, host=args.host, port=args.port, max_batch=args.max_batch,
+          max_request_bytes=args.max_request_bytes, poll_seconds=args.poll_seconds)
+    return 0
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "predict": run_predict,
+            "score": run_score, "serve": run_serve}
 
 
 def main(argv=None):

@@ -39,12 +39,12 @@ def load_scorer(path):
             f"{path}: neither a run directory (config.json + {BEST_CHECKPOINT}) nor a SavedModel "
             "(saved_model.pb, or integer version folders holding one)"
         )
-    _register_text_ops()
+    register_text_ops()
     signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     return lambda texts: signature(text=tf.convert_to_tensor(texts, tf.string))["logits"]
 
 
-def _register_text_ops():
+def register_text_ops():
     """BERT exports use TensorFlow Text ops (word-piece splitting): register them before loading."""
     try:
         import tensorflow_text  # noqa: F401

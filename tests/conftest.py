@@ -86,3 +86,31 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("KERAS_SENTIMENT_DATA", str(tmp_path / "no-data-here"))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+
+
+@pytest.fixture(scope="session")
+def served_base(tmp_path_factory):
+    """An export base `<tmp>/tiny/1/` holding a small BiLSTM trained on the separable task.
+
+    Shared by the scoring, serving and client tests; a test that adds versions copies it first.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_sentiment.export import export_serving_model
+    from keras_sentiment.models import ModelConfig, build_model
+    from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+
+    keras.utils.set_random_seed(0)
+    examples = make_examples(400, seed=5)
+    texts = tf.constant([t for t, _ in examples])
+    labels = tf.constant([[float(y)] for _, y in examples])
+    vectorizer = build_vectorizer(vocab_size=64)
+    vectorizer.adapt(texts)
+    encoder = TextEncoder(vectorizer, max_length=40)
+    model = build_model("bilstm", ModelConfig(vocab_size=64, embedding_dim=8, hidden_dim=8, dropout=0.0))
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(encoder(texts), labels, epochs=4, batch_size=32, verbose=0)
+    base = tmp_path_factory.mktemp("served") / "tiny"
+    export_serving_model(model, encoder, base)
+    return base

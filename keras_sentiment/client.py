@@ -1,0 +1,68 @@
+"""A small client for TF Serving's REST predict API: `keras-sentiment serve` or real TF Serving.
+
+Standard library only (no TensorFlow import), so it fits in any application.
+"""
+
+import json
+import urllib.error
+import urllib.request
+
+from keras_sentiment.errors import KerasSentimentError
+
+
+class ServingError(KerasSentimentError):
+    """The server answered with an error (`status` is the HTTP status, 0 if unreachable)."""
+
+    def __init__(self, status, message):
+        self.status = status
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+
+
+def predict(url, model, texts, version=None, batch_size=1024, timeout=60.0):
+    """Sentiment of `texts` from a TF-Serving-style server, one dict per text, in order.
+
+    Each dict holds the serving signature's outputs: `probability` (P(positive)), `label`
+    (0 or 1) and `logits`. Texts are sent `batch_size` per request (the server's `--max-batch`
+    defaults to 1024).
+
+    Args:
+        url: server root, e.g. `http://127.0.0.1:8501`.
+        model: model name (`/v1/models/<model>`).
+        texts: a list of strings.
+        version: an integer version to pin; default the server's latest.
+        batch_size: texts per request.
+        timeout: seconds to wait for each response.
+
+    Example:
+    >>> predict("http://127.0.0.1:8501", "imdb_bilstm", ["A wonderful film."])  # doctest: +SKIP
+    [{'label': 1, 'logits': 2.93, 'probability': 0.949}]
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    endpoint = f"{url.rstrip('/')}/v1/models/{model}" + (f"/versions/{int(version)}" if version is not None else "")
+    results = []
+    texts = list(texts)
+    for start in range(0, len(texts), batch_size):
+        body = json.dumps({"instances": texts[start : start + batch_size]}).encode("utf-8")
+        response = _post_json(f"{endpoint}:predict", body, timeout)
+        predictions = response.get("predictions")
+        if not isinstance(predictions, list):
+            raise ServingError(0, f"unexpected response from {endpoint}: {str(response)[:200]}")
+        results.extend(predictions)
+    return results
+
+
+def _post_json(url, body, timeout):
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        try:
+            message = json.loads(payload)["error"]
+        except (ValueError, KeyError, TypeError):
+            message = payload.decode("utf-8", errors="replace")[:500] or error.reason
+        raise ServingError(error.code, message) from None
+    except urllib.error.URLError as error:
+        raise ServingError(0, f"cannot reach {url}: {error.reason}") from None

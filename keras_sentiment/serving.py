@@ -1,0 +1,280 @@
+"""A local REST endpoint speaking the part of TF Serving's REST API that clients use.
+
+Routes (NAME is the model name, V a version number):
+
+- `GET  /v1/models/NAME[/versions/V]`: version status, as TF Serving returns it.
+- `GET  /v1/models/NAME[/versions/V]/metadata`: the signature defs, read from `saved_model.pb`.
+- `POST /v1/models/NAME[/versions/V]:predict`: `{"instances": [...]}` (row format) returns
+  `{"predictions": [{"probability", "label", "logits"}, ...]}`; `{"inputs": ...}` (columnar)
+  returns `{"outputs": {"probability": [...], "label": [...], "logits": [...]}}`.
+
+Like TF Serving with its default version policy, the server holds the latest version under the
+model base, polls the base and switches when a newer version appears or the served one is
+removed (rollback). Every invalid request gets a 4xx with `{"error": "..."}`; the model runs in a
+worker thread so one long request does not stall the event loop.
+"""
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path
+
+from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.export import existing_versions
+
+log = logging.getLogger("keras_sentiment.serving")
+
+GET_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?/?$")
+POST_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[a-z]+)$")
+SIGNATURE = "serving_default"
+INPUT_NAME = "text"
+
+
+class RequestError(Exception):
+    """A request the client must fix: answered with `status` and `{"error": message}`."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class LoadedVersion:
+    """One SavedModel version: its serving signature and its signature defs (for metadata)."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+        from google.protobuf import json_format
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        from keras_sentiment.inference import register_text_ops
+
+        self.path, self.version = Path(path), int(Path(path).name)
+        register_text_ops()
+        self.signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString((self.path / "saved_model.pb").read_bytes())
+        self.signature_defs = {
+            name: json_format.MessageToDict(definition, preserving_proto_field_name=True)
+            for name, definition in proto.meta_graphs[0].signature_def.items()
+        }
+
+    def predict(self, texts):
+        """Outputs (lists) for a list of strings; runs in a worker thread."""
+        import tensorflow as tf
+
+        outputs = self.signature(text=tf.constant(texts, tf.string))
+        return {name: tensor.numpy().tolist() for name, tensor in outputs.items()}
+
+
+class VersionWatcher:
+    """Holds the latest version under `base` and reloads when the set of versions changes."""
+
+    def __init__(self, base, name):
+        self.base, self.name = Path(base), name
+        self.current = None
+        self.failed = {}  # version -> load error; retried every poll, logged once
+
+    def refresh(self):
+        """Load the latest version if it is not the one served; returns True when it switched."""
+        versions = existing_versions(self.base)
+        latest = versions[-1] if versions else None
+        if latest is None or (self.current and latest == self.current.version):
+            return False
+        try:
+            loaded = LoadedVersion(self.base / str(latest))
+        except Exception as error:  # a broken version must not take the served one down
+            if latest not in self.failed:
+                log.error("could not load %s version %s, still serving %s: %s", self.name, latest,
+                          self.current.version if self.current else "nothing", error)
+            self.failed[latest] = str(error)
+            return False
+        self.failed.pop(latest, None)
+        previous, self.current = self.current, loaded
+        log.info("serving %s version %s%s", self.name, latest,
+                 f" (was {previous.version})" if previous else "")
+        return True
+
+
+def _version_for(watcher, name, version):
+    if name != watcher.name:
+        raise RequestError(404, f"Servable not found for request: Latest({name})")
+    current = watcher.current
+    if current is None:
+        raise RequestError(404, f"Servable not found for request: Latest({name})")
+    if version is not None:
+        if not version.isdigit():
+            raise RequestError(400, f"Malformed request: version must be an integer, got '{version}'")
+        if int(version) != current.version:
+            raise RequestError(404, f"Servable not found for request: Specific({name}, {version})")
+    return current
+
+
+def _status_body(loaded):
+    return {"model_version_status": [
+        {"version": str(loaded.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]}
+
+
+def _metadata_body(name, loaded):
+    return {"model_spec": {"name": name, "signature_name": "", "version": str(loaded.version)},
+            "metadata": {"signature_def": {"signature_def": loaded.signature_defs}}}
+
+
+def _check_text(value, where):
+    if not isinstance(value, str):
+        kind = "null" if value is None else type(value).__name__
+        raise RequestError(400, f"{where}: expected a string, got {kind}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(400, f"{where}: unpaired surrogate escape, not Unicode text") from None
+    return value
+
+
+def parse_predict_request(body, max_batch):
+    """`(texts, row_format)` from a predict body; raises `RequestError` for anything invalid."""
+    try:
+        request = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RequestError(400, f"JSON Parse error: {error}") from None
+    if not isinstance(request, dict):
+        raise RequestError(400, "Malformed request: the body must be a JSON object")
+    if "instances" in request and "inputs" in request:
+        raise RequestError(400, "Not both 'inputs' and 'instances' can be set")
+    if "instances" not in request and "inputs" not in request:
+        raise RequestError(400, "Missing 'inputs' or 'instances' key")
+    signature = request.get("signature_name", SIGNATURE)
+    if signature != SIGNATURE:
+        raise RequestError(400, f"Serving signature name: \"{signature}\" not found in signature def")
+
+    row_format = "instances" in request
+    values = request["instances"] if row_format else request["inputs"]
+    key = "instances" if row_format else "inputs"
+    if not row_format and isinstance(values, dict):
+        if set(values) != {INPUT_NAME}:
+            raise RequestError(400, f"'inputs' must hold exactly the input '{INPUT_NAME}', got {sorted(values)}")
+        values, key = values[INPUT_NAME], f"inputs.{INPUT_NAME}"
+    if not isinstance(values, list):
+        raise RequestError(400, f"'{key}' must be a list of strings")
+    if len(values) > max_batch:
+        raise RequestError(400, f"'{key}' holds {len(values)} texts; the limit is {max_batch} per request (--max-batch)")
+    texts = []
+    for i, value in enumerate(values):
+        if row_format and isinstance(value, dict):
+            if set(value) != {INPUT_NAME}:
+                raise RequestError(400, f"instances[{i}]: expected {{\"{INPUT_NAME}\": string}}, got keys {sorted(value)}")
+            value = value[INPUT_NAME]
+        texts.append(_check_text(value, f"{key}[{i}]"))
+    return texts, row_format
+
+
+def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0):
+    """The Starlette app serving `model_base`; loads the latest version before returning.
+
+    Args:
+        model_base: export base holding integer version folders (`saved_models/NAME`).
+        model_name: name in the URLs (default: the base folder's name).
+        max_batch: most texts per predict request (more: 400).
+        max_request_bytes: largest request body (larger: 413).
+        poll_seconds: seconds between looks for a new or removed version.
+
+    Example:
+    >>> app = create_app("saved_models/imdb_bilstm")  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8501)  # doctest: +SKIP
+    """
+    from contextlib import asynccontextmanager
+
+    _require_serve_extra()
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    model_base = Path(model_base)
+    if not model_base.is_dir():
+        raise KerasSentimentError(f"{model_base}: no such model base directory")
+    watcher = VersionWatcher(model_base, model_name or model_base.name)
+    watcher.refresh()
+    if watcher.current is None:
+        problems = "; ".join(f"version {v}: {e}" for v, e in watcher.failed.items())
+        raise KerasSentimentError(f"{model_base}: no loadable SavedModel version" + (f" ({problems})" if problems else
+                                  " (expected folders named 1, 2, ... holding saved_model.pb)"))
+
+    async def poll_versions():
+        while True:
+            await asyncio.sleep(poll_seconds)
+            try:
+                await run_in_threadpool(watcher.refresh)
+            except Exception:  # keep polling whatever a scan hits (e.g. a base briefly unreadable)
+                log.exception("version poll failed")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(poll_versions())
+        yield
+        task.cancel()
+
+    async def read_body(request):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_request_bytes:
+            raise RequestError(413, f"request body of {int(declared):,} bytes exceeds the limit of {max_request_bytes:,}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_request_bytes:
+                raise RequestError(413, f"request body exceeds the limit of {max_request_bytes:,} bytes")
+        return bytes(body)
+
+    async def handle(request):
+        path, method = request.url.path, request.method
+        try:
+            if method == "GET" and (match := GET_ROUTE.match(path)):
+                loaded = _version_for(watcher, match["name"], match["version"])
+                body = _metadata_body(watcher.name, loaded) if match["metadata"] else _status_body(loaded)
+                return JSONResponse(body)
+            if method == "POST" and (match := POST_ROUTE.match(path)):
+                if match["verb"] != "predict":
+                    raise RequestError(400, f"Malformed request: '{match['verb']}' is not supported here; use :predict")
+                loaded = _version_for(watcher, match["name"], match["version"])
+                texts, row_format = parse_predict_request(await read_body(request), max_batch)
+                outputs = await run_in_threadpool(loaded.predict, texts) if texts else {
+                    name: [] for name in loaded.signature.structured_outputs}
+                if row_format:
+                    names = sorted(outputs)
+                    rows = [dict(zip(names, values)) for values in zip(*(outputs[n] for n in names))]
+                    return JSONResponse({"predictions": rows})
+                return JSONResponse({"outputs": outputs})
+            raise RequestError(404, f"Malformed request: {method} {path}")
+        except RequestError as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        except Exception as error:  # the server stays up; the client learns what went wrong
+            log.exception("request failed")
+            return JSONResponse({"error": f"internal error: {error}"}, status_code=500)
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app = Starlette(routes=[Route("/{path:path}", handle, methods=methods)], lifespan=lifespan)
+    app.state.watcher = watcher
+    return app
+
+
+def _require_serve_extra():
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise KerasSentimentError("serve needs the serve extra: pip install 'keras-sentiment[serve]'") from None
+
+
+def serve(model_base, model_name=None, host="127.0.0.1", port=8501, max_batch=1024,
+          max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0):
+    """Run the endpoint until interrupted (see `create_app`)."""
+    _require_serve_extra()
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app = create_app(model_base, model_name, max_batch, max_request_bytes, poll_seconds)
+    name = app.state.watcher.name
+    print(f"Serving {name} version {app.state.watcher.current.version} from {model_base} at "
+          f"http://{host}:{port}/v1/models/{name}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

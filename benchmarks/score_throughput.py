@@ -1,0 +1,87 @@
+"""Reviews/s of `keras-sentiment score` on the 25,000 real IMDB test reviews.
+
+Writes the test reviews once to a CSV (quoted, with newlines and commas as the real reviews have
+them) and a JSONL file, then times the real command on each, end to end (process start,
+TensorFlow import, model load, reading, scoring and writing) and also reports the rows/s that
+`score` itself prints (the scoring loop only). Prints a Markdown table for docs/RESULTS.md.
+
+    python benchmarks/score_throughput.py --data-dir ../shared/data \
+        --model saved_models/imdb_bilstm [--model other/export ...] [--batch-size 256 512]
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_inputs(data_dir, folder, limit=None):
+    from keras_sentiment.data import load_imdb
+
+    test = load_imdb(data_dir, source="local").test
+    csv_path, jsonl_path = folder / "imdb_test.csv", folder / "imdb_test.jsonl"
+    count = 0
+    with open(csv_path, "w", newline="", encoding="utf-8") as c, open(jsonl_path, "w", encoding="utf-8") as j:
+        writer = csv.writer(c)
+        writer.writerow(["id", "review"])
+        for text, _ in test.as_numpy_iterator():
+            if limit and count >= limit:
+                break
+            review = text.decode("utf-8")
+            writer.writerow([count, review])
+            j.write(json.dumps({"id": count, "review": review}) + "\n")
+            count += 1
+    return count, csv_path, jsonl_path
+
+
+def time_score(model, input_path, output_path, batch_size, extra):
+    command = [sys.executable, "-m", "keras_sentiment.cli", "score", "--model", str(model), "--input",
+               str(input_path), "--output", str(output_path), "--batch-size", str(batch_size), "--overwrite",
+               "--quiet", *extra]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    wall = time.perf_counter() - start
+    if result.returncode:
+        sys.exit(result.stderr[-3000:])
+    match = re.search(r"Scored ([\d,]+) rows.*\(([\d,]+) rows/s\)", result.stderr)
+    rows, loop_rate = int(match[1].replace(",", "")), float(match[2].replace(",", ""))
+    return rows, wall, loop_rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder holding aclImdb/ or aclImdb_v1.tar.gz")
+    parser.add_argument("--model", nargs="+", required=True, help="export bases or SavedModel dirs to time")
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[256], help="score --batch-size values to try")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N test reviews (quick check)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        count, csv_path, jsonl_path = write_inputs(args.data_dir, tmp, args.limit)
+        print(f"{count:,} IMDB test reviews; {platform.node()}, {os.cpu_count()} CPU cores, {date.today()}\n")
+        print("| model | input | batch | rows | wall s (whole command) | reviews/s (whole command) | reviews/s (scoring loop) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for model in args.model:
+            for batch_size in args.batch_size:
+                for path, extra in ((csv_path, ["--text-column", "review", "--id-column", "id"]),
+                                    (jsonl_path, ["--text-field", "review", "--id-field", "id"])):
+                    rows, wall, loop_rate = time_score(model, path, tmp / "out.jsonl", batch_size, extra)
+                    assert rows == count, (rows, count)
+                    print(f"| {model} | {path.suffix[1:]} | {batch_size} | {rows:,} | {wall:.1f} | {rows / wall:,.0f} "
+                          f"| {loop_rate:,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""`keras-sentiment serve` as a real process on a loopback port, driven over real HTTP."""
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_sentiment.client import ServingError, predict
+from keras_sentiment.inference import load_scorer, predict_texts
+
+ODD_TEXTS = ["", "   \n\t ", "😀😀 great", "סרט נהדר وممتاز", "ctrl \x00\x01\x1b[31m good", "good " * 200_000]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(served_base, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve") / "tiny"
+    shutil.copytree(served_base, base)
+    port = free_port()
+    log = open(base.parent / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_sentiment.cli", "serve", "--model-base", base, "--model-name", "tiny",
+         "--port", str(port), "--poll-seconds", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if request("GET", url, "/v1/models/tiny")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("server did not start: " + (base.parent / "server.log").read_text()[-3000:])
+    yield url, base, process
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def request(method, url, path, body=None, headers=None):
+    """`(status, parsed JSON)` of one request; `body` may be an object (sent as JSON) or bytes."""
+    connection = http.client.HTTPConnection(url.split("//")[1], timeout=60)
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, json.loads(payload)
+
+
+def test_status_and_metadata_have_tf_servings_shape(server):
+    url, _, _ = server
+    assert request("GET", url, "/v1/models/tiny") == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    assert request("GET", url, "/v1/models/tiny/versions/1")[0] == 200
+    status, metadata = request("GET", url, "/v1/models/tiny/metadata")
+    assert status == 200
+    assert metadata["model_spec"] == {"name": "tiny", "signature_name": "", "version": "1"}
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["inputs"]["text"]["dtype"] == "DT_STRING"
+    assert {k: v["dtype"] for k, v in signature["outputs"].items()} == {
+        "probability": "DT_FLOAT", "label": "DT_INT32", "logits": "DT_FLOAT"}
+    assert signature["method_name"] == "tensorflow/serving/predict"
+
+
+def test_row_and_columnar_predictions_match_the_model(server, served_base):
+    url, _, _ = server
+    texts = ["a great and wonderful film", "awful, boring, terrible"]
+    expected, labels = predict_texts(load_scorer(served_base), texts)
+    assert labels.tolist() == [1, 0]
+    status, rows = request("POST", url, "/v1/models/tiny:predict", {"instances": texts})
+    assert status == 200 and [sorted(r) for r in rows["predictions"]] == [["label", "logits", "probability"]] * 2
+    np.testing.assert_allclose([r["probability"] for r in rows["predictions"]], expected, atol=1e-5)
+    assert [r["label"] for r in rows["predictions"]] == [1, 0]
+    status, named = request("POST", url, "/v1/models/tiny/versions/1:predict", {"instances": [{"text": t} for t in texts]})
+    assert status == 200 and named == rows
+    status, columns = request("POST", url, "/v1/models/tiny:predict", {"inputs": {"text": texts}})
+    assert status == 200 and columns["outputs"]["label"] == [1, 0]
+    np.testing.assert_allclose(columns["outputs"]["probability"], expected, atol=1e-5)
+    assert request("POST", url, "/v1/models/tiny:predict", {"inputs": texts})[1] == columns
+
+
+def test_odd_but_valid_texts_get_predictions(server, served_base):
+    url, _, _ = server
+    expected, _ = predict_texts(load_scorer(served_base), ODD_TEXTS)
+    status, body = request("POST", url, "/v1/models/tiny:predict", {"instances": ODD_TEXTS})
+    assert status == 200 and len(body["predictions"]) == len(ODD_TEXTS)
+    np.testing.assert_allclose([p["probability"] for p in body["predictions"]], expected, atol=1e-5)
+    assert request("POST", url, "/v1/models/tiny:predict", {"instances": []}) == (200, {"predictions": []})
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"not json", 400, "JSON Parse error"),
+    (b"\xff\xfe", 400, "JSON Parse error"),
+    ([1, 2], 400, "JSON object"),
+    ({}, 400, "Missing 'inputs' or 'instances'"),
+    ({"instances": ["a"], "inputs": ["a"]}, 400, "Not both"),
+    ({"instances": "one string"}, 400, "must be a list"),
+    ({"instances": [None]}, 400, "instances[0]: expected a string, got null"),
+    ({"instances": ["ok", 3]}, 400, "instances[1]: expected a string, got int"),
+    ({"instances": [["nested"]]}, 400, "got list"),
+    ({"instances": [{"txt": "x"}]}, 400, "expected {\"text\": string}"),
+    ({"inputs": {"text": "x"}}, 400, "must be a list"),
+    ({"inputs": {"words": ["x"]}}, 400, "exactly the input 'text'"),
+    ({"instances": ["x"], "signature_name": "other"}, 400, "not found in signature def"),
+    ({"instances": ["x"] * 1025}, 400, "limit is 1024"),
+    (b'{"instances": ["\\ud800"]}', 400, "surrogate"),
+])
+def test_invalid_requests_get_4xx_and_the_server_stays_up(server, body, status, message):
+    url, _, process = server
+    got_status, got = request("POST", url, "/v1/models/tiny:predict", body)
+    assert got_status == status and message in got["error"], got
+    assert process.poll() is None
+    assert request("POST", url, "/v1/models/tiny:predict", {"instances": ["fine"]})[0] == 200
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/v1/models/other", 404), ("POST", "/v1/models/other:predict", 404),
+    ("POST", "/v1/models/tiny/versions/7:predict", 404), ("GET", "/v1/models/tiny/versions/x", 400),
+    ("POST", "/v1/models/tiny:classify", 400), ("GET", "/v1/models/tiny:predict", 404), ("GET", "/nothing", 404),
+])
+def test_unknown_routes_models_and_versions(server, method, path, status):
+    url, _, _ = server
+    got_status, body = request(method, url, path, {"instances": ["x"]} if method == "POST" else None)
+    assert got_status == status and body["error"]
+
+
+def test_requests_over_8_mb_get_413(server):
+    url, _, process = server
+    big = {"instances": ["x" * (1024 * 1024)] * 9}
+    status, body = request("POST", url, "/v1/models/tiny:predict", big)
+    assert status == 413 and "limit" in body["error"]
+    assert process.poll() is None
+
+
+def test_client_predict_and_errors(server):
+    url, _, _ = server
+    results = predict(url, "tiny", ["wonderful", "dreadful", "superb"], batch_size=2)
+    assert [r["label"] for r in results] == [1, 0, 1]
+    assert all(0.0 <= r["probability"] <= 1.0 for r in results)
+    with pytest.raises(ServingError, match="404.*Servable not found"):
+        predict(url, "missing", ["x"])
+    with pytest.raises(ServingError, match="cannot reach"):
+        predict(f"http://127.0.0.1:{free_port()}", "tiny", ["x"], timeout=5)
+
+
+def test_a_new_version_is_served_without_restart_and_removal_rolls_back(server):
+    url, base, _ = server
+    staging = base / ".staging"
+    shutil.copytree(base / "1", staging)
+    os.rename(staging, base / "2")  # as export_serving_model does: the version appears whole
+
+    def served_version(expected, seconds=30):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            version = request("GET", url, "/v1/models/tiny")[1]["model_version_status"][0]["version"]
+            if version == expected:
+                return True
+            time.sleep(0.5)
+        return False
+
+    assert served_version("2")
+    assert request("POST", url, "/v1/models/tiny/versions/2:predict", {"instances": ["good"]})[0] == 200
+    assert request("POST", url, "/v1/models/tiny/versions/1:predict", {"instances": ["good"]})[0] == 404
+    (base / "3").mkdir()  # a broken version: the server keeps serving 2
+    time.sleep(3)
+    assert served_version("2", seconds=1)
+    shutil.rmtree(base / "3")
+    shutil.rmtree(base / "2")  # rollback
+    assert served_version("1")
+
+
+def test_serve_binds_loopback_by_default_and_reports_a_missing_base(tmp_path):
+    from keras_sentiment.cli import build_parser
+    from test_cli import run_cli
+
+    args = build_parser().parse_args(["serve", "--model-base", "x"])
+    assert args.host == "127.0.0.1" and args.port == 8501 and args.max_batch == 1024
+    result = run_cli("serve", "--model-base", tmp_path / "nothing")
+    assert result.returncode == 2 and "no such model base" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = run_cli("serve", "--model-base", tmp_path / "empty")
+    assert result.returncode == 2 and "no loadable SavedModel version" in result.stderr

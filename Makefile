@@ -8,7 +8,7 @@ DATASET ?= imdb
 TRAIN_ARGS ?=
 DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: train test test-slow setup clean
+.PHONY: train test test-slow setup bench-setup bench-quick clean
 
 # The venv is rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -32,6 +32,15 @@ test: $(BIN)/.installed
 ## Slow tests on the real data (needs DATA_DIR or KERAS_SENTIMENT_DATA)
 test-slow: $(BIN)/.installed
 	REAL_DATA_DIR=$(DATA_DIR) $(BIN)/python -m pytest -q -m slow
+
+## The throughput benchmarks' PyTorch peer: the CPU build of torch (the default wheel pulls CUDA)
+bench-setup: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu || \
+		$(BIN)/python -m pip install --quiet -e ".[bench]"
+
+## Training throughput, ours vs the PyTorch and keras-io peers (under 15 minutes on 2 cores)
+bench-quick: bench-setup
+	$(BIN)/python benchmarks/train_throughput.py --data-dir $(or $(DATA_DIR),../shared/data) --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache

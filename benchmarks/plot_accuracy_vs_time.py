@@ -1,0 +1,66 @@
+"""Plot test accuracy against training time for run directories: docs/img/accuracy_vs_time.png.
+
+Reads each run's `config.json` (dataset, arch), `metrics.json` (test accuracy, number of test
+examples) and `history.csv` (`epoch_seconds`), one panel per dataset. Runs evaluated on a
+subset of the test split are drawn hollow and labelled with the subset size.
+
+    python benchmarks/plot_accuracy_vs_time.py /work/runs_real/* --output docs/img/accuracy_vs_time.png
+"""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FULL_TEST = {"imdb": 25_000, "sst2": 872}
+TITLES = {"imdb": "IMDB test (25,000 reviews)", "sst2": "SST-2 dev (872 sentences)"}
+
+
+def read_run(run_dir):
+    run_dir = Path(run_dir)
+    if not ((run_dir / "metrics.json").is_file() and (run_dir / "history.csv").is_file()):
+        return None
+    config = json.loads((run_dir / "config.json").read_text())
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    with open(run_dir / "history.csv") as handle:
+        minutes = sum(float(row["epoch_seconds"]) for row in csv.DictReader(handle)) / 60
+    return {"name": run_dir.name, "dataset": config["dataset"], "arch": config["arch"], "minutes": minutes,
+            "accuracy": 100 * test["accuracy"], "examples": test.get("num_examples", FULL_TEST[config["dataset"]])}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run directories (others are ignored)")
+    parser.add_argument("--output", default="docs/img/accuracy_vs_time.png", help="PNG to write")
+    args = parser.parse_args()
+    runs = [r for r in map(read_run, args.runs) if r]
+    datasets = [d for d in FULL_TEST if any(r["dataset"] == d for r in runs)]
+    figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        for run in (r for r in runs if r["dataset"] == dataset):
+            subset = run["examples"] < FULL_TEST[dataset]
+            axis.scatter(run["minutes"], run["accuracy"], s=50, facecolors="none" if subset else "C0",
+                         edgecolors="C0")
+            label = run["name"].removeprefix(f"{dataset}_") + (f" ({run['examples']:,} test)" if subset else "")
+            axis.annotate(label, (run["minutes"], run["accuracy"]), textcoords="offset points", xytext=(5, 4),
+                          fontsize=8)
+        axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_xlabel("training time, minutes (2 CPU cores, log scale)")
+        axis.set_ylabel("test accuracy, %")
+        axis.set_title(TITLES[dataset])
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.output, dpi=120)
+    print(f"wrote {args.output} ({len(runs)} runs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,15 @@ ARCHS = ("rnn", "lstm", "stacked_lstm", "bilstm", "gru", "bigru", "bert_gru")  #
 DEFAULT_MODEL = "saved_models/imdb_bilstm"
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default unless it is None or False: those flags say in words what happens."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -35,7 +44,7 @@ def build_parser():
     train = commands.add_parser("train", help="train a model, evaluate it and export a SavedModel",
                                 description="Train on IMDB or SST-2, evaluate on valid and test, write a run directory "
                                 "and export an end-to-end SavedModel (raw strings in).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     train.add_argument("--arch", default="bilstm", choices=ARCHS, help="model architecture")
     train.add_argument("--dataset", default="imdb", choices=DATASETS, help="dataset to train and evaluate on")
     _add_data_flags(train)
@@ -73,7 +82,7 @@ def build_parser():
                        "(default: saved_models/<dataset>_<arch>)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a run directory or SavedModel on a dataset split",
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   formatter_class=HelpFormatter)
     evaluate.add_argument("model", help="run directory, SavedModel directory, or export base (latest version)")
     evaluate.add_argument("--dataset", default="imdb", choices=DATASETS, help="dataset to evaluate on")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"),
@@ -90,7 +99,7 @@ def build_parser():
                                  description="Write RUN_DIR's best model, with its text encoder, to "
                                  "<export-dir>/<version>/ for TF Serving. The version is written beside it and "
                                  "renamed into place in one step.",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=HelpFormatter)
     export.add_argument("run_dir", help="run directory written by train (config.json, best.keras, encoder)")
     export.add_argument("--export-dir", required=True, help="SavedModel base path, e.g. saved_models/imdb_bilstm")
     export.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next free one)")
@@ -98,7 +107,7 @@ def build_parser():
 
     predict = commands.add_parser("predict", help="print P(positive) and the label for each text",
                                   description="Score texts given as arguments, or one per line on stdin.",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=HelpFormatter)
     predict.add_argument("texts", nargs="*", help="texts to score; none: read one text per line from stdin")
     predict.add_argument("--model", default=DEFAULT_MODEL, help="run directory, SavedModel, or export base (latest version)")
     predict.add_argument("--batch-size", type=_positive_int, default=256, help="texts per scoring batch")
@@ -108,7 +117,7 @@ def build_parser():
         description="Stream INPUT through a model in batches (bounded memory) and write id, probability, label per "
         "row. The output is written as OUTPUT.partial and renamed when complete; --resume continues an interrupted "
         "run. A row's id is --id-column/--id-field, else the line number where it starts.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     score.add_argument("--model", default=DEFAULT_MODEL,
                        help="SavedModel base (its latest version), a SavedModel version dir, or a run directory")
     score.add_argument("--input", required=True, help="input file: .csv, .tsv, .jsonl (or .ndjson) or .txt (one review per line)")
@@ -132,7 +141,7 @@ def build_parser():
         description="A local endpoint speaking the subset of TF Serving's REST API that clients use: "
         "GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME[/versions/V]:predict. Serves the "
         "latest version under --model-base and switches to a newer (or, after a removal, older) one without a restart.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     serve.add_argument("--model-base", required=True, help="export base holding integer version folders, e.g. saved_models/imdb_bilstm")
     serve.add_argument("--model-name", default=None, help="model name in the URLs (default: the base folder's name)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network")

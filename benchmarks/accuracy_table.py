@@ -22,6 +22,8 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_name  # noqa: E402
 DEFAULT_JOBS = ["imdb:bilstm", "sst2:bilstm", "sst2:rnn", "sst2:lstm", "sst2:stacked_lstm", "sst2:gru", "sst2:bigru"]
 
 
@@ -77,15 +79,9 @@ def summarize(dataset, arch, run_dir, command, tag=""):
 
 
 def machine_description():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     import tensorflow as tf
 
-    return f"{os.cpu_count()} cores ({cpu}), no GPU, TensorFlow {tf.__version__}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({cpu_name()}), no GPU, TensorFlow {tf.__version__}, Python {platform.python_version()}"
 
 
 def write_table(rows, path):

@@ -24,14 +24,17 @@ def imdb_split(data_dir, split):
     return texts, labels
 
 
-def machine():
-    cpu = "unknown CPU"
+def cpu_name():
+    """The CPU model from /proc/cpuinfo, else what `platform` knows."""
     try:
         with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
-    return f"{platform.node()}: {os.cpu_count()} cores ({cpu}), {date.today()}"
+        return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine():
+    return f"{platform.node()}: {os.cpu_count()} cores ({cpu_name()}), {date.today()}"
 
 
 class WorkerProcess:

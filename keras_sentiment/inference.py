@@ -82,5 +82,9 @@ def predict_texts(scorer, texts, batch_size=256):
     """Probabilities and labels (numpy) for a list of strings."""
     logits = [scorer(tf.constant(texts[i : i + batch_size], tf.string)).numpy() for i in range(0, len(texts), batch_size)]
     logits = np.concatenate(logits) if logits else np.zeros([0], "float32")
-    probabilities = 1.0 / (1.0 + np.exp(-logits))
-    return probabilities, (logits > 0).astype("int32")
+    return sigmoid(logits).astype(logits.dtype), (logits > 0).astype("int32")
+
+
+def sigmoid(logits):
+    """P(positive) for logits (numpy, float64); `tanh` form, so no overflow for large |logit|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, "float64")))

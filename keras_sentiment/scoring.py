@@ -332,12 +332,6 @@ def score_texts(scorer, texts, batch_size):
     return logits
 
 
-def sigmoid(logits):
-    import numpy as np
-
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, "float64")))  # no overflow for large |logit|
-
-
 def score_file(model, input_path, output_path, options, batch_size=256, on_error="fail", resume=False,
                overwrite=False, progress=True, window_batches=8):
     """Score every row of `input_path` with `model`, writing `output_path`; returns a `ScoreReport`.
@@ -359,7 +353,7 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
     >>> report = score_file("saved_models/imdb_bilstm", "reviews.csv", "scores.jsonl",
     ...                     ScoreOptions("csv", "jsonl", text_column="review"))  # doctest: +SKIP
     """
-    from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model
+    from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
 
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")

@@ -10,6 +10,7 @@ import sys
 
 DATASETS = ("imdb", "sst2")
 ARCHS = ("rnn", "lstm", "stacked_lstm", "bilstm", "gru", "bigru", "bert_gru")  # models.ARCHITECTURES + bert
+POOLINGS = ("last", "max", "mean")  # models.POOLINGS; repeated so `--help` needs no TensorFlow import
 DEFAULT_MODEL = "saved_models/imdb_bilstm"
 
 
@@ -61,6 +62,9 @@ def build_parser():
                        help="recurrent layers (default: 2 for stacked_lstm, bilstm, bigru; 1 otherwise)")
     train.add_argument("--dropout", type=float, default=None,
                        help="dropout on embeddings, between layers and on the final state (default: 0.5; 0.25 for bert_gru)")
+    train.add_argument("--pooling", default="last", choices=POOLINGS,
+                       help="how the top recurrent layer's states become one vector: last = its final state (the "
+                       "seed design); max or mean = over the real tokens of the text (not for bert_gru)")
     train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     train.add_argument("--embeddings", default=None, help="GloVe-format text file to initialise the embeddings")
     train.add_argument("--bert-preset", default=None,

@@ -72,6 +72,7 @@ def load_run(run_dir):
 
         encoder = BertTextEncoder(load_bert_tokenizer(run_dir / "tokenizer"), config["max_length"])
     else:
+        import keras_sentiment.models  # noqa: F401  (registers MaskedPooling for best.keras)
         from keras_sentiment.vectorizer import TextEncoder, load_vectorizer
 
         encoder = TextEncoder(load_vectorizer(run_dir), config["max_length"])

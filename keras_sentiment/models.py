@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
 from keras_sentiment.errors import KerasSentimentError
 
@@ -31,6 +31,8 @@ class ModelConfig:
         hidden_dim: units per recurrent layer (per direction when bidirectional).
         num_layers: recurrent layers; None takes the architecture's default.
         dropout: rate on the embeddings, between recurrent layers and on the final state.
+        pooling: how the top layer's states become one vector per text: "last" (its final
+            state, the seed design), "max" or "mean" over the real (unmasked) tokens.
     """
 
     vocab_size: int = 25_000
@@ -38,6 +40,7 @@ class ModelConfig:
     hidden_dim: int = 256
     num_layers: int | None = None
     dropout: float = 0.5
+    pooling: str = "last"
 
     @classmethod
     def from_dict(cls, values):
@@ -48,14 +51,68 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectional, name):
-    """Embedding -> `num_layers` masked recurrent layers -> Dense(1) logit.
+POOLINGS = ("last", "max", "mean")
 
-    The top layer's final state (forward and backward concatenated when bidirectional)
-    feeds the classifier; the mask makes that the state at each text's last real token.
+
+@keras.saving.register_keras_serializable(package="keras_sentiment")
+class MaskedPooling(layers.Layer):
+    """Max or mean over the real time steps: `[batch, seq_len, dim]` -> `[batch, dim]`.
+
+    Padded steps (mask False) never contribute, so padding cannot change the result; a text
+    with no real step (an empty string) pools to zeros rather than -inf or NaN. Keras'
+    `GlobalMaxPooling1D` ignores the mask, hence this layer.
+
+    Args:
+        mode: "max" or "mean".
+
+    Example:
+    >>> import numpy as np
+    >>> states = np.array([[[1.0], [5.0], [9.0]]], "float32")
+    >>> MaskedPooling("max")(states, mask=np.array([[True, True, False]])).numpy()
+    array([[5.]], dtype=float32)
+    """
+
+    def __init__(self, mode="max", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("max", "mean"):
+            raise KerasSentimentError(f"MaskedPooling mode must be 'max' or 'mean', got {mode!r}")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            mask = ops.ones(ops.shape(inputs)[:2], "bool")
+        mask = ops.expand_dims(ops.cast(mask, "bool"), -1)  # [batch, seq_len, 1]
+        if self.mode == "max":
+            pooled = ops.max(ops.where(mask, inputs, float("-inf")), axis=1)  # [batch, dim]
+        else:
+            count = ops.sum(ops.cast(mask, inputs.dtype), axis=1)  # [batch, 1]
+            pooled = ops.sum(ops.where(mask, inputs, 0.0), axis=1) / ops.maximum(count, 1.0)
+        return ops.where(ops.any(mask, axis=1), pooled, 0.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectional, name):
+    """Embedding -> `num_layers` masked recurrent layers -> pooling -> Dense(1) logit.
+
+    With `pooling="last"` the top layer's final state (forward and backward concatenated when
+    bidirectional) feeds the classifier; the mask makes that the state at each text's last real
+    token. With "max" or "mean" the top layer returns every state and `MaskedPooling` reduces
+    them over the real tokens, so a long review's early sentences reach the logit directly.
     """
     if num_layers < 1:
         raise KerasSentimentError(f"num_layers must be >= 1, got {num_layers}")
+    if config.pooling not in POOLINGS:
+        raise KerasSentimentError(f"unknown pooling {config.pooling!r}; choose one of {list(POOLINGS)}")
+    pool_states = config.pooling != "last"
 
     def recurrent(return_sequences, index):
         layer = recurrent_layer(config.hidden_dim, return_sequences=return_sequences, name=f"{name}_{index}")
@@ -67,8 +124,10 @@ def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectiona
     for index in range(num_layers - 1):
         x = recurrent(return_sequences=True, index=index)(x)  # [batch, seq_len, hidden * directions]
         x = layers.Dropout(config.dropout, name=f"dropout_{index}")(x)
-    x = recurrent(return_sequences=False, index=num_layers - 1)(x)  # [batch, hidden * directions]
-    x = layers.Dropout(config.dropout, name="state_dropout")(x)
+    x = recurrent(return_sequences=pool_states, index=num_layers - 1)(x)
+    if pool_states:  # x: [batch, seq_len, hidden * directions]
+        x = MaskedPooling(config.pooling, name=f"{config.pooling}_pooling")(x)
+    x = layers.Dropout(config.dropout, name="state_dropout")(x)  # [batch, hidden * directions]
     logits = layers.Dense(1, name="logit")(x)  # [batch, 1]
     return keras.Model(token_ids, logits, name=name)
 

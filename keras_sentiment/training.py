@@ -55,6 +55,7 @@ class TrainConfig:
     hidden_dim: int = 256
     num_layers: int | None = None
     dropout: float | None = None
+    pooling: str = "last"
     learning_rate: float = 1e-3
     patience: int = 2
     embeddings: str | None = None
@@ -71,6 +72,8 @@ class TrainConfig:
             self.max_length = BERT_MAX_LENGTH if self.arch == BERT_ARCH else DEFAULT_MAX_LENGTH.get(self.dataset, 400)
         if self.dropout is None:
             self.dropout = DEFAULT_DROPOUT.get(self.arch, 0.5)
+        if self.pooling != "last" and self.arch == BERT_ARCH:
+            raise KerasSentimentError(f"--pooling {self.pooling}: {BERT_ARCH}'s head always uses its final GRU state")
         if self.cache_encoder and self.arch != BERT_ARCH:
             raise KerasSentimentError(f"--cache-encoder needs a frozen encoder: use it with --arch {BERT_ARCH}")
         for name in ("epochs", "batch_size", "max_length", "vocab_size", "embedding_dim", "hidden_dim"):

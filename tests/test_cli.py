@@ -134,6 +134,7 @@ def run_cli(*args):
     [
         ("train", ["--dataset", "sst2", "--data-dir", "{tmp}", "--data-source", "local"], "SST-2 not found"),
         ("train", ["--epochs", "0"], "must be >= 1"),
+        ("train", ["--arch", "bert_gru", "--pooling", "max"], "always uses its final GRU state"),
         ("train", ["--embeddings", "{tmp}/missing.txt", "--data-dir", "{tmp}"], "no such file"),
         ("predict", ["--model", "{tmp}/nothing", "hello"], "neither a run directory"),
     ],

@@ -5,7 +5,7 @@ import tensorflow as tf
 import keras
 from conftest import make_examples
 from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.models import ARCHITECTURES, ModelConfig, build_model, load_embedding_matrix
+from keras_sentiment.models import ARCHITECTURES, POOLINGS, MaskedPooling, ModelConfig, build_model, load_embedding_matrix
 from keras_sentiment.vectorizer import build_vectorizer, encode_texts
 
 SMALL = ModelConfig(vocab_size=64, embedding_dim=16, hidden_dim=16, dropout=0.1)
@@ -37,10 +37,25 @@ def test_each_arch_learns_a_separable_task(arch, vectorizer):
     assert accuracy >= 0.95, f"{arch} reached only {accuracy:.3f} on held-out data"
 
 
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+@pytest.mark.parametrize("arch", ["bilstm", "gru"])
+def test_pooled_models_learn_a_separable_task(arch, pooling, vectorizer):
+    keras.utils.set_random_seed(0)
+    x_train, y_train = encoded_examples(600, seed=1, vectorizer=vectorizer)
+    x_test, y_test = encoded_examples(200, seed=2, vectorizer=vectorizer)
+    model = build_model(arch, ModelConfig(**{**SMALL.to_dict(), "pooling": pooling}))
+    assert model.get_layer(f"{pooling}_pooling").mode == pooling
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x_train, y_train, batch_size=32, epochs=6, verbose=0)
+    accuracy = np.mean((model.predict(x_test, verbose=0)[:, 0] > 0) == y_test)
+    assert accuracy >= 0.95, f"{arch} with {pooling} pooling reached only {accuracy:.3f} on held-out data"
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
-def test_padding_never_changes_a_prediction(arch):
+def test_padding_never_changes_a_prediction(arch, pooling):
     keras.utils.set_random_seed(1)
-    model = build_model(arch, SMALL)
+    model = build_model(arch, ModelConfig(**{**SMALL.to_dict(), "pooling": pooling}))
     rng = np.random.default_rng(0)
     short = rng.integers(2, 64, size=(1, 5))
     alone = model(short, training=False).numpy()
@@ -80,6 +95,31 @@ def test_default_layer_counts_and_final_state_width():
                  keras.layers.Bidirectional) == 3
     # Forward and backward final states are concatenated into the logit layer.
     assert build_model("bilstm", config).get_layer("logit").kernel.shape == (12, 1)
+
+
+def test_masked_pooling_ignores_padding_and_pools_empty_texts_to_zero():
+    states = np.array([[[1.0, -4.0], [5.0, -2.0], [9.0, 7.0]], [[3.0, 3.0], [8.0, 8.0], [1.0, 1.0]]], "float32")
+    mask = np.array([[True, True, False], [False, False, False]])
+    np.testing.assert_allclose(MaskedPooling("max")(states, mask=mask).numpy(), [[5.0, -2.0], [0.0, 0.0]])
+    np.testing.assert_allclose(MaskedPooling("mean")(states, mask=mask).numpy(), [[3.0, -3.0], [0.0, 0.0]])
+    np.testing.assert_allclose(MaskedPooling("max")(states).numpy(), [[9.0, 7.0], [8.0, 8.0]])
+    with pytest.raises(KerasSentimentError, match="'max' or 'mean'"):
+        MaskedPooling("sum")
+
+
+def test_pooled_model_survives_save_and_load(tmp_path):
+    model = build_model("bilstm", ModelConfig(**{**SMALL.to_dict(), "pooling": "max"}))
+    ids = np.array([[5, 6, 7, 0, 0], [0, 0, 0, 0, 0]])
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded(ids).numpy(), model(ids).numpy(), atol=1e-6)
+    assert np.isfinite(loaded(ids).numpy()).all()  # the all-padding row pools to zeros, not -inf
+    assert loaded.get_layer("max_pooling").get_config()["mode"] == "max"
+
+
+def test_unknown_pooling_is_a_clear_error():
+    with pytest.raises(KerasSentimentError, match="unknown pooling 'attention'"):
+        build_model("lstm", ModelConfig(vocab_size=50, pooling="attention"))
 
 
 def test_no_dropout_after_the_logit():

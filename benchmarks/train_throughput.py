@@ -59,7 +59,8 @@ class Ours:
         adapt_vectorizer(vectorizer, tf.data.Dataset.from_tensor_slices(vocab_texts))
         self.encoder = TextEncoder(vectorizer, REFERENCE["max_length"])
         config = ModelConfig(vocab_size=vectorizer.vocabulary_size(), embedding_dim=REFERENCE["embedding_dim"],
-                             hidden_dim=REFERENCE["hidden_dim"], num_layers=REFERENCE["num_layers"])
+                             hidden_dim=REFERENCE["hidden_dim"], num_layers=REFERENCE["num_layers"],
+                             pooling=REFERENCE["pooling"])
         self.model = build_model("bilstm", config)
         _compile(self.model, TrainConfig(learning_rate=REFERENCE["learning_rate"]))  # as `train` compiles
         if options.jit_compile:

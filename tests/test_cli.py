@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FLAGS = ["--arch", "--dataset", "--data-dir", "--epochs", "--batch-size", "--max-length", "--vocab-size",
-               "--embedding-dim", "--hidden-dim", "--num-layers", "--dropout", "--learning-rate", "--embeddings",
+               "--embedding-dim", "--hidden-dim", "--num-layers", "--dropout", "--pooling", "--learning-rate", "--embeddings",
                "--max-train-samples", "--seed", "--run-dir", "--export-dir"]
 
 
@@ -159,3 +159,21 @@ def test_train_with_glove_embeddings_sized_to_the_real_vocabulary(tmp_path):
     # is far more than the ~40 words the data has, and the embedding is sized to the latter.
     vocabulary = (tmp_path / "run" / "vocabulary.txt").read_text().split()
     assert f"Embeddings: 11 of {len(vocabulary)} vocabulary words found" in result.stdout
+
+
+def test_max_pooled_run_reloads_in_a_fresh_process_and_matches_its_export(tmp_path):
+    from conftest import write_sst2
+
+    write_sst2(tmp_path / "data", num_train=120, num_dev=20)
+    result = run_script("train", "--arch", "bilstm", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--epochs", 1,
+                        "--pooling", "max", "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
+                        "--export-dir", tmp_path / "export")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["pooling"] == "max"
+    probabilities = []
+    for model in (tmp_path / "run", tmp_path / "export"):
+        predicted = run_script("predict", "--model", model, "--json", "a great film", "")
+        assert predicted.returncode == 0, predicted.stderr[-3000:]
+        probabilities.append([json.loads(line)["probability"] for line in predicted.stdout.strip().splitlines()])
+    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
+    assert all(0.0 < p < 1.0 for p in probabilities[0])  # the empty text pools to zeros, not -inf

@@ -33,10 +33,11 @@ test: $(BIN)/.installed
 test-slow: $(BIN)/.installed
 	REAL_DATA_DIR=$(DATA_DIR) $(BIN)/python -m pytest -q -m slow
 
-## The throughput benchmarks' PyTorch peer: the CPU build of torch (the default wheel pulls CUDA)
+## Benchmark-only packages: the PyTorch peer (CPU build of torch first: the default wheel pulls
+## CUDA; where that index is unreachable the bench extra takes torch from PyPI) and gensim
 bench-setup: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu || \
-		$(BIN)/python -m pip install --quiet -e ".[bench]"
+	-$(BIN)/python -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 
 ## Training throughput, ours vs the PyTorch and keras-io peers (under 15 minutes on 2 cores)
 bench-quick: bench-setup

@@ -1,5 +1,6 @@
 """What the throughput benchmarks share: the reference configuration and the review samples."""
 
+import argparse
 import json
 import os
 import platform
@@ -44,6 +45,12 @@ class WorkerProcess:
     The worker prints `READY` once set up, then `RESULT {"seconds": ...}` per command line.
     Separate processes keep one library's thread pools from competing with another's.
     """
+
+    @staticmethod
+    def add_flags(parser, designs):
+        """The hidden `--worker NAME --work-file F` flags a script needs to run as a worker."""
+        parser.add_argument("--worker", choices=designs, help=argparse.SUPPRESS)
+        parser.add_argument("--work-file", help=argparse.SUPPRESS)
 
     def __init__(self, script, name, work_file, extra=()):
         command = [sys.executable, str(script), "--worker", name, "--work-file", str(work_file), *extra]

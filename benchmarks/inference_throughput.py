@@ -74,8 +74,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per design")
     parser.add_argument("--limit", type=int, default=None, help="only the first N test reviews (quick check)")
     parser.add_argument("--output", help="also write the results as JSON here")
-    parser.add_argument("--worker", choices=DESIGNS, help=argparse.SUPPRESS)
-    parser.add_argument("--work-file", help=argparse.SUPPRESS)
+    WorkerProcess.add_flags(parser, DESIGNS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)

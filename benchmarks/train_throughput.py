@@ -187,8 +187,7 @@ def main():
     parser.add_argument("--jit-compile", action="store_true", help="ours: compile the train step with XLA")
     parser.add_argument("--buckets", type=int, default=10, help="ours: number of length buckets (train's default 10)")
     parser.add_argument("--output", help="also write the results as JSON here")
-    parser.add_argument("--worker", choices=DESIGNS, help=argparse.SUPPRESS)
-    parser.add_argument("--work-file", help=argparse.SUPPRESS)
+    WorkerProcess.add_flags(parser, DESIGNS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)

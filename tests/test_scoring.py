@@ -24,6 +24,20 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def assert_same_scores(rows, expected_rows):
+    """Same ids in the same order, probabilities within float tolerance, labels agreeing.
+
+    Runs that batch the texts differently (other windows, a resumed run) may differ in the last
+    float digits on some CPUs (kernels pick other code paths per batch shape), never more.
+    """
+    assert [r["id"] for r in rows] == [r["id"] for r in expected_rows]
+    probabilities = np.array([r["probability"] for r in rows])
+    np.testing.assert_allclose(probabilities, [r["probability"] for r in expected_rows], atol=1e-5)
+    undecided = np.abs(probabilities - 0.5) < 1e-5  # a label may flip only on the decision boundary
+    labels, expected_labels = (np.array([r["label"] for r in x]) for x in (rows, expected_rows))
+    assert np.array_equal(labels[~undecided], expected_labels[~undecided])
+
+
 def score(served_base, input_path, output_path, input_format, **kwargs):
     options = {k: kwargs.pop(k) for k in ("text_column", "id_column", "text_field", "id_field") if k in kwargs}
     output_format = "csv" if str(output_path).endswith(".csv") else "jsonl"
@@ -142,7 +156,7 @@ def test_resume_after_an_interruption_writes_every_row_once(served_base, tmp_pat
     monkeypatch.setattr(scoring, "score_texts", real_score_texts)
     report = score(served_base, source, output, "txt", batch_size=4, window_batches=2, resume=True)
     assert report.resumed_rows == 16 and report.rows == 50 and report.new_rows == 34
-    assert read_jsonl(output) == read_jsonl(tmp_path / "full.jsonl")
+    assert_same_scores(read_jsonl(output), read_jsonl(tmp_path / "full.jsonl"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full.jsonl", "in.txt", "out.jsonl"]
 
 

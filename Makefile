@@ -34,7 +34,7 @@ test-slow: $(BIN)/.installed
 	REAL_DATA_DIR=$(DATA_DIR) $(BIN)/python -m pytest -q -m slow
 
 ## Benchmark-only packages: the PyTorch peer (CPU build of torch first: the default wheel pulls
-## CUDA; where that index is unreachable the bench extra takes torch from PyPI) and gensim
+## CUDA; where that index is unreachable the bench extra takes torch from PyPI)
 bench-setup: $(BIN)/.installed
 	-$(BIN)/python -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

@@ -50,7 +50,7 @@ class Ours:
         import tensorflow as tf
 
         from keras_sentiment.models import ModelConfig, build_model
-        from keras_sentiment.training import TrainConfig, _compile
+        from keras_sentiment.training import compile_model
         from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
 
         self.tf, self.num_buckets = tf, options.buckets
@@ -62,7 +62,7 @@ class Ours:
                              hidden_dim=REFERENCE["hidden_dim"], num_layers=REFERENCE["num_layers"],
                              pooling=REFERENCE["pooling"])
         self.model = build_model("bilstm", config)
-        _compile(self.model, TrainConfig(learning_rate=REFERENCE["learning_rate"]))  # as `train` compiles
+        compile_model(self.model, REFERENCE["learning_rate"])  # as `train` compiles
         if options.jit_compile:
             self.model.jit_compile = True  # Keras leaves XLA off on CPU-only machines
 

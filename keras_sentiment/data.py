@@ -425,6 +425,9 @@ def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed
         .map(strip_padding, num_parallel_calls=AUTOTUNE)
         .cache()
     )
+    # Bucketing hides the number of batches from Keras (the bar would say "469/Unknown" for the
+    # whole first epoch); the lengths give it exactly. This pass also fills the cache.
+    num_batches = count_bucketed_batches(text_lengths(examples), boundaries, batch_size)
     if shuffle:
         examples = examples.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
     batches = examples.bucket_by_sequence_length(
@@ -433,4 +436,20 @@ def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padded_shapes=([None], []),
     )
-    return batches.prefetch(AUTOTUNE)
+    return batches.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(AUTOTUNE)
+
+
+def text_lengths(examples):
+    """Token counts of `(ids, label)` examples, as a numpy array."""
+    lengths = examples.map(lambda ids, label: tf.shape(ids)[0]).batch(65_536)
+    return np.concatenate([np.zeros([0], "int32"), *lengths.as_numpy_iterator()])
+
+
+def count_bucketed_batches(lengths, boundaries, batch_size):
+    """How many batches `bucket_by_sequence_length` makes: full ones plus one partial per non-empty bucket.
+
+    Bucket i holds lengths in `[boundaries[i-1], boundaries[i])`; the count does not depend on
+    the order of the examples, so one count serves every (reshuffled) epoch.
+    """
+    per_bucket = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
+    return int(np.sum(-(-per_bucket // batch_size)))

@@ -57,25 +57,26 @@ def is_run_dir(path):
     return (path / "config.json").is_file() and (path / BEST_CHECKPOINT).is_file()
 
 
+def read_run_config(run_dir):
+    """A run directory's `config.json`: the resolved settings it trained with (see `keras_sentiment.settings`)."""
+    return json.loads((Path(run_dir) / "config.json").read_text())
+
+
 def load_run(run_dir):
-    """`(encoder, model)` of a run directory: the text encoder and the best checkpoint."""
+    """`(encoder, model)` of a run directory: the text encoder and the best checkpoint.
+
+    The encoder is rebuilt from the run's own files and resolved settings (`max_length`), by
+    the builder module registered for its architecture.
+    """
     import keras
+
+    from keras_sentiment.settings import architecture_module
 
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise KerasSentimentError(f"{run_dir}: not a run directory (needs config.json and {BEST_CHECKPOINT})")
-    config = json.loads((run_dir / "config.json").read_text())
-    if config["arch"] == "bert_gru":
-        import keras_hub  # noqa: F401  (registers the backbone class that best.keras refers to)
-
-        from keras_sentiment.bert import BertTextEncoder, load_bert_tokenizer
-
-        encoder = BertTextEncoder(load_bert_tokenizer(run_dir / "tokenizer"), config["max_length"])
-    else:
-        import keras_sentiment.models  # noqa: F401  (registers MaskedPooling for best.keras)
-        from keras_sentiment.vectorizer import TextEncoder, load_vectorizer
-
-        encoder = TextEncoder(load_vectorizer(run_dir), config["max_length"])
+    config = read_run_config(run_dir)
+    encoder = architecture_module(config["arch"]).load_encoder(run_dir, config)  # also registers its layers
     return encoder, keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
 
 

@@ -12,13 +12,15 @@ Example:
 TensorShape([1, 1])
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import keras
 import numpy as np
 from keras import layers, ops
 
 from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.settings import BY_NAME, POOLINGS, architecture_default
+from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, load_vectorizer, save_vectorizer
 
 
 @dataclass
@@ -29,18 +31,18 @@ class ModelConfig:
         vocab_size: rows of the embedding matrix (PAD and OOV included).
         embedding_dim: width of a token embedding.
         hidden_dim: units per recurrent layer (per direction when bidirectional).
-        num_layers: recurrent layers; None takes the architecture's default.
+        num_layers: recurrent layers; None takes the architecture's registered default.
         dropout: rate on the embeddings, between recurrent layers and on the final state.
         pooling: how the top layer's states become one vector per text: "last" (its final
             state, the seed design), "max" or "mean" over the real (unmasked) tokens.
     """
 
-    vocab_size: int = 25_000
-    embedding_dim: int = 100
-    hidden_dim: int = 256
+    vocab_size: int = BY_NAME["vocab_size"].default
+    embedding_dim: int = BY_NAME["embedding_dim"].default
+    hidden_dim: int = BY_NAME["hidden_dim"].default
     num_layers: int | None = None
-    dropout: float = 0.5
-    pooling: str = "last"
+    dropout: float = BY_NAME["dropout"].default
+    pooling: str = BY_NAME["pooling"].default
 
     @classmethod
     def from_dict(cls, values):
@@ -49,9 +51,6 @@ class ModelConfig:
 
     def to_dict(self):
         return asdict(self)
-
-
-POOLINGS = ("last", "max", "mean")
 
 
 @keras.saving.register_keras_serializable(package="keras_sentiment")
@@ -132,51 +131,84 @@ def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectiona
     return keras.Model(token_ids, logits, name=name)
 
 
-def build_rnn(config):
-    """Elman `SimpleRNN`, 1 layer by default."""
-    return build_recurrent_classifier(config, layers.SimpleRNN, config.num_layers or 1, False, "rnn")
-
-
-def build_lstm(config):
-    """Unidirectional LSTM, 1 layer by default."""
-    return build_recurrent_classifier(config, layers.LSTM, config.num_layers or 1, False, "lstm")
-
-
-def build_stacked_lstm(config):
-    """Two (or `num_layers`) stacked unidirectional LSTMs."""
-    return build_recurrent_classifier(config, layers.LSTM, config.num_layers or 2, False, "stacked_lstm")
-
-
-def build_bilstm(config):
-    """Two (or `num_layers`) stacked bidirectional LSTMs."""
-    return build_recurrent_classifier(config, layers.LSTM, config.num_layers or 2, True, "bilstm")
-
-
-def build_gru(config):
-    """Unidirectional GRU, 1 layer by default."""
-    return build_recurrent_classifier(config, layers.GRU, config.num_layers or 1, False, "gru")
-
-
-def build_bigru(config):
-    """Two (or `num_layers`) stacked bidirectional GRUs."""
-    return build_recurrent_classifier(config, layers.GRU, config.num_layers or 2, True, "bigru")
-
-
-ARCHITECTURES = {
-    "rnn": build_rnn,
-    "lstm": build_lstm,
-    "stacked_lstm": build_stacked_lstm,
-    "bilstm": build_bilstm,
-    "gru": build_gru,
-    "bigru": build_bigru,
+# The recurrent architectures: (recurrent layer, bidirectional). Their layer counts and other
+# defaults are registered in `keras_sentiment.settings.ARCHITECTURES`.
+RECURRENT_LAYERS = {
+    "rnn": (layers.SimpleRNN, False),  # Elman RNN
+    "lstm": (layers.LSTM, False),
+    "stacked_lstm": (layers.LSTM, False),  # several layers by default
+    "bilstm": (layers.LSTM, True),
+    "gru": (layers.GRU, False),
+    "bigru": (layers.GRU, True),
 }
+ARCHITECTURES = tuple(RECURRENT_LAYERS)
 
 
 def build_model(arch, config=None):
-    """Build a registered architecture by name (see `ARCHITECTURES`)."""
-    if arch not in ARCHITECTURES:
-        raise KerasSentimentError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](config or ModelConfig())
+    """Token ids -> logit model of a recurrent architecture by name (see `RECURRENT_LAYERS`).
+
+    `config.num_layers=None` takes the architecture's registered default.
+    """
+    if arch not in RECURRENT_LAYERS:
+        raise KerasSentimentError(f"unknown architecture {arch!r}; choose one of {sorted(RECURRENT_LAYERS)}")
+    config = config or ModelConfig()
+    num_layers = config.num_layers or architecture_default(arch, "num_layers")
+    recurrent_layer, bidirectional = RECURRENT_LAYERS[arch]
+    return build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectional, arch)
+
+
+# === Builder interface (see keras_sentiment.settings.Architecture) ===
+
+
+def build_encoder(settings, train_texts, run_dir):
+    """A `TextVectorization` adapted on the training split's text, saved into `run_dir`."""
+    vectorizer = adapt_vectorizer(build_vectorizer(settings.vocab_size), train_texts.map(lambda text, label: text))
+    save_vectorizer(vectorizer, run_dir)
+    return TextEncoder(vectorizer, settings.max_length)
+
+
+def build_classifier(settings, encoder, word_vectors=None):
+    """The model for `settings.arch`, its embedding sized to the encoder's real vocabulary.
+
+    Args:
+        word_vectors: a GloVe-format file to initialise the embedding from, or None.
+    """
+    vocabulary = encoder.vectorizer.get_vocabulary()
+    config = replace(ModelConfig.from_dict(settings.values), vocab_size=len(vocabulary))
+    model = build_model(settings.arch, config)
+    if word_vectors:
+        matrix, found = load_embedding_matrix(word_vectors, vocabulary, settings.embedding_dim, settings.seed)
+        model.get_layer("embedding").set_weights([matrix])
+        words = len(vocabulary) - 2
+        print(f"Embeddings: {found:,} of {words:,} vocabulary words found in {word_vectors} "
+              f"({found / max(words, 1):.1%})", flush=True)
+    return model
+
+
+def load_encoder(run_dir, config):
+    return TextEncoder(load_vectorizer(run_dir), config["max_length"])
+
+
+def fit_plan(model, train_batches, valid_batches, run_dir, settings):
+    """Recurrent models train end to end on the batches as they are."""
+    return FitPlan(model, train_batches, valid_batches)
+
+
+@dataclass
+class FitPlan:
+    """What `fit` trains and on which data; `finish(run_dir)` puts the result into `model`.
+
+    Args:
+        fit_model: the model `fit` trains (the whole model, or a head over cached features).
+        train_data / valid_data: its datasets.
+        finish: called with the best checkpoint path of `fit_model` after training; writes
+            the whole model's best weights. None: `fit_model` is the whole model.
+    """
+
+    fit_model: keras.Model
+    train_data: object
+    valid_data: object
+    finish: object = None
 
 
 def load_embedding_matrix(path, vocabulary, embedding_dim, seed=0):

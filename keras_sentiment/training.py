@@ -1,96 +1,41 @@
-"""Training: data -> vectorizer -> model -> fit -> evaluate -> export, into one run directory.
+"""Training: settings -> data -> encoder, word vectors, model -> fit -> (refit) -> evaluate -> export.
 
-Run directory contents: `config.json`, the text encoder (`vocabulary.txt` + `vectorizer.json`,
-or `tokenizer/` for BERT), `best.keras` (best `val_loss`), `history.csv`, `curves.png`,
-`confusion_matrix.png`, `metrics.json`, `tensorboard/`; with `--cache-encoder` also
-`encoder_cache.json` (the cache's size and the epoch-time speed-up; the cache itself, in
-`encoder_cache/`, is removed when training ends).
+`train(settings)` reads as its steps: `start_run`, `prepare_data`, `build`, `fit`, `refit`
+(with `--refit`), `evaluate`, then the export. Everything goes into one run directory:
+`config.json` (the resolved settings, the source of each, and what the run measured: the real
+vocabulary size, the word vectors file, refit epochs), the text encoder (`vocabulary.txt` +
+`vectorizer.json`, or `tokenizer/` for BERT), `best.keras` (the model the run delivers: best
+`val_loss`, or the refit model, with the selected one kept as `selected.keras`), `history.csv`
+(and `refit_history.csv`), `curves.png`, `confusion_matrix.png`, `metrics.json`, `tensorboard/`;
+with `--cache-encoder` also `encoder_cache.json`.
 """
 
 import csv
 import json
-import shutil
+import os
 import time
-import warnings
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime
 from pathlib import Path
 
 import keras
 
 from keras_sentiment.data import load_dataset, make_batches, subsample
-from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
-from keras_sentiment.models import ModelConfig, build_model, load_embedding_matrix
-from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, save_vectorizer
+from keras_sentiment.settings import architecture_module, resolve_settings
+from keras_sentiment.word_vectors import word_vectors_for
 
-# IMDB: 400 tokens keep 86.6% of training reviews whole and 89.1% of all tokens (median 174,
-# 90th percentile 459); bucketing means the cost is the tokens kept, so longer buys little.
-# SST-2 sentences are at most 48 tokens: 64 truncates nothing. BERT takes [CLS] + 510 + [SEP].
-DEFAULT_MAX_LENGTH = {"imdb": 400, "sst2": 64}
-BERT_MAX_LENGTH = 512
-BERT_ARCH = "bert_gru"
-# Seed designs: dropout 0.5 for the recurrent models, 0.25 for the BERT + GRU head.
-DEFAULT_DROPOUT = {BERT_ARCH: 0.25}
+# The model selected by early stopping on the valid split, kept beside a refit model.
+SELECTED_CHECKPOINT = "selected.keras"
 
 
-@dataclass
-class TrainConfig:
-    """Everything `train` needs; saved as the run's `config.json`.
+def train_settings(**flags):
+    """Settings as `keras-sentiment train` resolves them from flags (name -> value).
 
-    Args mirror the `train` CLI flags (see `keras-sentiment train --help`).
+    Example:
+    >>> train(train_settings(arch="gru", dataset="sst2", data_dir="data", epochs=3))  # doctest: +SKIP
     """
-
-    arch: str = "bilstm"
-    dataset: str = "imdb"
-    data_dir: str | None = None
-    data_source: str = "auto"
-    epochs: int = 10
-    batch_size: int = 64
-    max_length: int | None = None
-    vocab_size: int = 25_000
-    embedding_dim: int = 100
-    hidden_dim: int = 256
-    num_layers: int | None = None
-    dropout: float | None = None
-    pooling: str = "last"
-    learning_rate: float = 1e-3
-    patience: int = 2
-    embeddings: str | None = None
-    bert_preset: str | None = None
-    cache_encoder: bool = False
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    seed: int = 1234
-    run_dir: str | None = None
-    export_dir: str | None = None
-
-    def __post_init__(self):
-        if self.max_length is None:
-            self.max_length = BERT_MAX_LENGTH if self.arch == BERT_ARCH else DEFAULT_MAX_LENGTH.get(self.dataset, 400)
-        if self.dropout is None:
-            self.dropout = DEFAULT_DROPOUT.get(self.arch, 0.5)
-        if self.pooling != "last" and self.arch == BERT_ARCH:
-            raise KerasSentimentError(f"--pooling {self.pooling}: {BERT_ARCH}'s head always uses its final GRU state")
-        if self.cache_encoder and self.arch != BERT_ARCH:
-            raise KerasSentimentError(f"--cache-encoder needs a frozen encoder: use it with --arch {BERT_ARCH}")
-        for name in ("epochs", "batch_size", "max_length", "vocab_size", "embedding_dim", "hidden_dim"):
-            if getattr(self, name) < 1:
-                raise KerasSentimentError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.vocab_size < 3:
-            raise KerasSentimentError("--vocab-size must be >= 3 (PAD, OOV and at least one word)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise KerasSentimentError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.embeddings and not Path(self.embeddings).is_file():
-            raise KerasSentimentError(f"--embeddings: no such file {self.embeddings}")
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.run_dir = self.run_dir or f"runs/{self.dataset}_{self.arch}_{stamp}"
-        self.export_dir = self.export_dir or f"saved_models/{self.dataset}_{self.arch}"
-
-    def model_config(self):
-        return ModelConfig.from_dict(asdict(self))
+    return resolve_settings(flags)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -104,141 +49,182 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-def train(config):
-    """Train, evaluate and export one model; returns `(run_dir, export_path, metrics)`."""
-    run_dir = Path(config.run_dir)
+def train(settings):
+    """Train, evaluate and export one model; returns `(run_dir, export_path, metrics)`.
+
+    Args:
+        settings: `ResolvedSettings` (see `keras_sentiment.settings`, or `train_settings`).
+    """
+    run_dir = start_run(settings)
+    splits = prepare_data(settings)
+    encoder, model, settings = build(settings, splits, run_dir)
+    best_epoch = fit(settings, model, encoder, splits, run_dir)
+    if settings.refit:
+        model = refit(settings, encoder, splits, run_dir, best_epoch)
+    metrics = evaluate(settings, encoder, splits, run_dir)
+    export_path = export_serving_model(load_best(run_dir), encoder, settings.export_dir)
+    return run_dir, export_path, metrics
+
+
+# === Steps ===
+
+
+def start_run(settings):
+    """Create the run dir, seed everything, log the settings in force and write `config.json`."""
+    run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    keras.utils.set_random_seed(settings.seed)
+    print(f"Settings (recipe {settings.recipe}; the source of each value in brackets):\n{settings.describe()}", flush=True)
+    write_config(run_dir, settings)
+    return run_dir
 
-    splits = load_dataset(config.dataset, config.data_dir, config.data_source, config.seed)
-    splits = subsample(splits, config.max_train_samples, config.max_eval_samples, config.seed)
-    train_texts = splits.train
-    print(f"Data: {config.dataset} from {splits.source}: {splits.sizes}", flush=True)
 
-    encoder, model = build_encoder_and_model(config, train_texts, run_dir)
-    train_batches = make_batches(train_texts, encoder, config.batch_size, config.max_length, shuffle=True, seed=config.seed)
-    valid_batches = make_batches(splits.valid, encoder, config.batch_size, config.max_length)
-    _compile(model, config)
+def prepare_data(settings):
+    """The train/valid/test splits (seeded subsets when asked for)."""
+    splits = load_dataset(settings.dataset, settings.data_dir, settings.data_source, settings.seed)
+    splits = subsample(splits, settings.max_train_samples, settings.max_eval_samples, settings.seed)
+    print(f"Data: {settings.dataset} from {splits.source}: {splits.sizes}", flush=True)
+    return splits
+
+
+def build(settings, splits, run_dir):
+    """The text encoder (saved in the run dir), word vectors and the model.
+
+    Returns `(encoder, model, settings)`, the settings now with the vocabulary size the training
+    text gave and the word vectors used, as recorded in `config.json`.
+    """
+    builder = architecture_module(settings.arch)
+    encoder = builder.build_encoder(settings, splits.train, run_dir)
+    vocabulary_size = getattr(encoder, "vocabulary_size", None)
+    if vocabulary_size is not None and vocabulary_size != settings.vocab_size:
+        settings = settings.replace(vocab_size=vocabulary_size, source=f"training text (asked {settings.vocab_size:,})")
+    word_vectors = word_vectors_for(settings, splits.train)
+    if word_vectors is not None:
+        settings = settings.with_record(word_vectors=str(word_vectors))
+    write_config(run_dir, settings)
+    return encoder, builder.build_classifier(settings, encoder, word_vectors), settings
+
+
+def fit(settings, model, encoder, splits, run_dir):
+    """Train with early stopping on `val_loss`; `best.keras` holds the best epoch. Returns its number (1-based)."""
+    train_batches = make_batches(splits.train, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
+    valid_batches = make_batches(splits.valid, encoder, settings.batch_size, settings.max_length)
+    compile_model(model, settings.learning_rate)
     model.summary()
-
-    # With a frozen encoder, --cache-encoder computes its outputs once and trains only the head.
-    fit_model, train_data, valid_data, checkpoint = model, train_batches, valid_batches, run_dir / BEST_CHECKPOINT
-    if config.cache_encoder:
-        fit_model, train_data, valid_data = _with_cached_encoder(model, train_batches, valid_batches, run_dir)
-        _compile(fit_model, config)
-        checkpoint = run_dir / "best_head.keras"
-
-    # Bucketed batches have no known count until the first epoch ends; Keras warns about that.
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    plan = architecture_module(settings.arch).fit_plan(model, train_batches, valid_batches, run_dir, settings)
+    if plan.fit_model is not model:
+        compile_model(plan.fit_model, settings.learning_rate)
+    checkpoint = run_dir / (BEST_CHECKPOINT if plan.finish is None else "best_part.keras")
     try:
-        fit_model.fit(
-            train_data,
-            validation_data=valid_data,
-            epochs=config.epochs,
+        plan.fit_model.fit(
+            plan.train_data,
+            validation_data=plan.valid_data,
+            epochs=settings.epochs,
             shuffle=False,  # the dataset shuffles itself (seeded)
-            callbacks=_callbacks(config, run_dir, checkpoint),
+            callbacks=selection_callbacks(settings, run_dir, checkpoint),
         )
     except KeyboardInterrupt:
         print(f"\nInterrupted: the best checkpoint so far is kept in {checkpoint}", flush=True)
         raise
     plot_curves(run_dir / "history.csv", run_dir / "curves.png")
-    if fit_model is not model:
-        fit_model.set_weights(keras.models.load_model(checkpoint, compile=False).get_weights())
+    if plan.finish is not None:
+        plan.finish(checkpoint)  # the best part's weights into the whole model
         model.save(run_dir / BEST_CHECKPOINT)
         checkpoint.unlink()
-        _report_encoder_cache(run_dir)
+    best_epoch = best_epoch_of(run_dir / "history.csv")
+    print(f"Best epoch by val_loss: {best_epoch}", flush=True)
+    return best_epoch
 
-    # The checkpoint holds the best val_loss weights whether or not training stopped early.
-    model = keras.models.load_model(run_dir / BEST_CHECKPOINT, compile=False)
-    scorer = make_text_scorer(encoder, model)
+
+def refit(settings, encoder, splits, run_dir, epochs):
+    """A fresh model trained on train + valid for `epochs`, replaying the selection run's learning rates.
+
+    The selected model is kept as `selected.keras`; the refit one becomes `best.keras` (what
+    `evaluate`, `predict` and the export use). Its history is `refit_history.csv`.
+    """
+    os.replace(run_dir / BEST_CHECKPOINT, run_dir / SELECTED_CHECKPOINT)
+    learning_rates = learning_rates_of(run_dir / "history.csv")[:epochs]
+    combined = splits.train.concatenate(splits.valid)
+    size = splits.sizes["train"] + splits.sizes["valid"]
+    print(f"Refit: a fresh model on train + valid ({size:,} examples) for {epochs} epochs", flush=True)
+    keras.utils.set_random_seed(settings.seed)
+    word_vectors = json.loads((run_dir / "config.json").read_text()).get("word_vectors")
+    model = architecture_module(settings.arch).build_classifier(settings, encoder, word_vectors)
+    compile_model(model, settings.learning_rate)
+    batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
+    model.fit(batches, epochs=epochs, shuffle=False, callbacks=[
+        EpochTimer(),
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rates[epoch]),
+        keras.callbacks.CSVLogger(str(run_dir / "refit_history.csv")),
+    ])
+    model.save(run_dir / BEST_CHECKPOINT)
+    write_config(run_dir, settings.with_record(refit_epochs=epochs, refit_examples=size))
+    return model
+
+
+def evaluate(settings, encoder, splits, run_dir):
+    """Test and valid metrics of `best.keras` into `metrics.json`, plus the confusion matrix plot.
+
+    After a refit the delivered model has trained on the valid split, so "valid" reports the
+    selected model (`selected.keras`) instead, and says so.
+    """
     metrics = {}
     for split in ("test", "valid"):
+        refitted = split == "valid" and settings.refit
+        model = keras.models.load_model(run_dir / SELECTED_CHECKPOINT, compile=False) if refitted else load_best(run_dir)
         print(f"Evaluating on {split} ({splits.sizes[split]} examples)", flush=True)
-        labels, logits, seconds = score_dataset(scorer, getattr(splits, split), splits.sizes[split])
+        labels, logits, seconds = score_dataset(make_text_scorer(encoder, model), getattr(splits, split), splits.sizes[split])
         metrics[split] = classification_metrics(labels, logits, seconds)
+        if refitted:
+            metrics[split]["model"] = SELECTED_CHECKPOINT
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{config.dataset} test: {config.arch}")
-
-    export_path = export_serving_model(model, encoder, config.export_dir)
-    return run_dir, export_path, metrics
+    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{settings.dataset} test: {settings.arch}")
+    return metrics
 
 
-def build_encoder_and_model(config, train_texts, run_dir):
-    """The text encoder (saved into the run dir) and the token-ids-to-logit model."""
-    if config.arch == BERT_ARCH:
-        from keras_sentiment.bert import BertTextEncoder, build_bert_gru, load_bert, save_bert_tokenizer
-
-        tokenizer, backbone = load_bert(config.bert_preset)
-        save_bert_tokenizer(tokenizer, run_dir / "tokenizer")
-        model = build_bert_gru(backbone, config.hidden_dim, config.num_layers or 2, config.dropout)
-        return BertTextEncoder(tokenizer, config.max_length), model
-    vectorizer = adapt_vectorizer(build_vectorizer(config.vocab_size), train_texts.map(lambda text, label: text))
-    save_vectorizer(vectorizer, run_dir)
-    # The vocabulary can come out smaller than --vocab-size (SST-2 has ~14k words): size the
-    # embedding to what the vectorizer actually produces.
-    model_config = replace(config.model_config(), vocab_size=vectorizer.vocabulary_size())
-    model = build_model(config.arch, model_config)
-    if config.embeddings:
-        _load_pretrained_embeddings(model, vectorizer, config)
-    return TextEncoder(vectorizer, config.max_length), model
+# === Helpers ===
 
 
-def _compile(model, config):
+def load_best(run_dir):
+    return keras.models.load_model(Path(run_dir) / BEST_CHECKPOINT, compile=False)
+
+
+def write_config(run_dir, settings):
+    """`config.json`: the resolved settings, their sources and what the run measured; replaced atomically."""
+    path = Path(run_dir) / "config.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(settings.to_json(), indent=2))
+    os.replace(tmp, path)
+
+
+def compile_model(model, learning_rate):
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
     )
 
 
-def _with_cached_encoder(model, train_batches, valid_batches, run_dir):
-    """The head model and datasets of encoder outputs, computed in epoch 1 and cached on disk.
-
-    The cache holds whole batches: later epochs reshuffle the order of batches, not their
-    contents.
-    """
-    from keras_sentiment.bert import HEAD_NAME, encoder_features
-
-    cache_dir = run_dir / "encoder_cache"
-    shutil.rmtree(cache_dir, ignore_errors=True)  # a stale cache from another run would be read back silently
-    cache_dir.mkdir(parents=True)
-    features = encoder_features(model)
-    train_data = train_batches.map(features).cache(str(cache_dir / "train")).shuffle(32, seed=0).prefetch(2)
-    valid_data = valid_batches.map(features).cache(str(cache_dir / "valid")).prefetch(2)
-    return model.get_layer(HEAD_NAME), train_data, valid_data
-
-
-def _report_encoder_cache(run_dir):
-    with open(run_dir / "history.csv", newline="") as handle:
-        epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(handle)]
-    cache_dir = run_dir / "encoder_cache"
-    size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file())
-    report = {"cache_dir": str(cache_dir), "bytes": size, "epoch_seconds": epoch_seconds}
-    if len(epoch_seconds) > 1:
-        later = sorted(epoch_seconds[1:])[len(epoch_seconds[1:]) // 2]
-        report["speedup_after_first_epoch"] = epoch_seconds[0] / later
-    (run_dir / "encoder_cache.json").write_text(json.dumps(report, indent=2))
-    speedup = f", later epochs {report['speedup_after_first_epoch']:.1f}x faster" if "speedup_after_first_epoch" in report else ""
-    print(f"Encoder cache: {size / 2**20:,.1f} MiB in {cache_dir}{speedup}; removed now that training is done", flush=True)
-    # A later run rebuilds its own cache, so this one is only disk space (GBs for IMDB).
-    shutil.rmtree(cache_dir, ignore_errors=True)
-
-
-def _callbacks(config, run_dir, checkpoint):
+def selection_callbacks(settings, run_dir, checkpoint):
+    """Early stopping and the best checkpoint on `val_loss`, learning-rate decay, logs."""
     return [
         EpochTimer(),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5, verbose=1),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=1),
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
     ]
 
 
-def _load_pretrained_embeddings(model, vectorizer, config):
-    vocabulary = vectorizer.get_vocabulary()
-    matrix, found = load_embedding_matrix(config.embeddings, vocabulary, config.embedding_dim, config.seed)
-    model.get_layer("embedding").set_weights([matrix])
-    words = len(vocabulary) - 2
-    print(f"Embeddings: {found:,} of {words:,} vocabulary words found in {config.embeddings} ({found / max(words, 1):.1%})", flush=True)
+def best_epoch_of(history_csv):
+    """The 1-based epoch with the lowest `val_loss` (the one `ModelCheckpoint` kept)."""
+    with open(history_csv, newline="") as handle:
+        losses = [float(row["val_loss"]) for row in csv.DictReader(handle)]
+    return losses.index(min(losses)) + 1
+
+
+def learning_rates_of(history_csv):
+    """The learning rate each epoch trained with (`ReduceLROnPlateau` logs it before it lowers it)."""
+    with open(history_csv, newline="") as handle:
+        return [float(row["learning_rate"]) for row in csv.DictReader(handle)]

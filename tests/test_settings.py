@@ -1,0 +1,96 @@
+"""The settings table: precedence of flag > recipe > arch > dataset > default, validation, help and README."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_sentiment import settings as S
+from keras_sentiment.errors import KerasSentimentError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve(**flags):
+    return S.resolve_settings(flags, stamp="t")
+
+
+def test_best_is_the_default_recipe_and_sets_the_measured_bilstm_settings():
+    s = resolve()
+    assert (s.recipe, s.arch, s.dataset) == ("best", "bilstm", "imdb")
+    for name, value in S.BEST[("imdb", "bilstm")].items():
+        assert s.values[name] == value and s.sources[name] == "recipe best", name
+    assert (s.num_layers, s.sources["num_layers"]) == (2, "arch bilstm")
+    assert (s.dropout, s.sources["dropout"]) == (0.5, "default")
+
+
+def test_seed_recipe_is_the_seed_tutorials_design():
+    s = resolve(recipe="seed")
+    assert (s.hidden_dim, s.pooling, s.embeddings, s.max_length, s.dropout, s.refit) == (256, "last", "none", 400, 0.5, False)
+    assert all(source != "recipe seed" for source in s.sources.values())
+    assert resolve(recipe="seed", dataset="sst2").max_length == 64
+
+
+def test_an_explicit_flag_beats_the_recipe_the_arch_and_the_dataset():
+    s = resolve(hidden_dim=64, max_length=100, num_layers=3, pooling="mean")
+    assert [s.sources[n] for n in ("hidden_dim", "max_length", "num_layers", "pooling")] == ["flag"] * 4
+    assert (s.hidden_dim, s.max_length, s.num_layers, s.pooling) == (64, 100, 3, "mean")
+    assert s.embeddings == "auto" and s.sources["embeddings"] == "recipe best"  # what was not given stays
+
+
+def test_architecture_defaults_sit_between_the_dataset_and_the_recipe():
+    bert = resolve(arch="bert_gru", dataset="sst2")
+    assert (bert.max_length, bert.sources["max_length"]) == (512, "arch bert_gru")
+    assert (bert.dropout, bert.num_layers, bert.embeddings) == (0.25, 2, "none")
+    gru = resolve(arch="gru", dataset="sst2")  # not tuned: the recipe sets nothing
+    assert (gru.max_length, gru.sources["max_length"], gru.num_layers, gru.hidden_dim) == (64, "dataset sst2", 1, 256)
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"epochs": 0}, "--epochs must be >= 1, got 0"),
+    ({"dropout": 1.0}, "--dropout must be < 1.0"),
+    ({"vocab_size": 2}, "--vocab-size must be >= 3"),
+    ({"arch": "bert_gru", "pooling": "max"}, "always uses its final GRU state"),
+    ({"arch": "bilstm", "cache_encoder": True}, "--cache-encoder applies to --arch bert_gru, not bilstm"),
+    ({"arch": "bert_gru", "embeddings": "auto"}, "--embeddings applies to --arch"),
+    ({"embeddings": "missing.txt"}, "no such file missing.txt"),
+    ({"recipe": "seed", "embeddings_text": "x.txt"}, "feeds the word vectors that --embeddings auto trains"),
+    ({"arch": "transformer"}, "--arch transformer: choose one of"),
+])
+def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
+    with pytest.raises(KerasSentimentError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        resolve(**flags)
+
+
+def test_config_json_records_values_sources_and_measured_facts():
+    s = resolve(dataset="sst2").replace("training text (asked 25,000)", vocab_size=812).with_record(word_vectors="v.txt")
+    record = s.to_json()
+    assert record["vocab_size"] == 812 and record["sources"]["vocab_size"] == "training text (asked 25,000)"
+    assert record["word_vectors"] == "v.txt" and record["recipe"] == "best" and record["max_length"] == 64
+    assert set(S.BY_NAME) <= set(record)
+
+
+def test_readme_flag_table_is_the_one_derived_from_the_settings():
+    readme = (ROOT / "README.md").read_text()
+    begin, end = readme.index(S.README_BEGIN), readme.index(S.README_END) + len(S.README_END)
+    assert readme[begin:end] == S.readme_table(), "README out of date: python -m keras_sentiment.settings"
+
+
+def help_text(*args):
+    result = subprocess.run([sys.executable, "-m", "keras_sentiment.cli", "train", *args, "--help"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120, env=dict(os.environ, COLUMNS="1000"))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_lists_every_setting_with_the_default_in_force():
+    best = help_text()
+    for setting in S.SETTINGS:
+        assert setting.flag in best, setting.flag
+        assert S.describe_default(setting) in best, setting.flag  # the general rule, every layer
+    assert "--max-length MAX_LENGTH" in best and "here 800, from recipe best" in best
+    seed_sst2_gru = help_text("--recipe", "seed", "--dataset", "sst2", "--arch", "gru")
+    assert "here 64, from dataset sst2" in seed_sst2_gru and "here 800" not in seed_sst2_gru
+    assert "for --recipe seed --arch gru --dataset sst2" in seed_sst2_gru

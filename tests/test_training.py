@@ -1,0 +1,179 @@
+"""`train` end to end on generated SST-2: the best recipe's word vectors, refit, resolved settings
+round-tripping into evaluate/export/predict, and batch counts the progress bar can show."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_examples, write_sst2
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_ONLY_WORD = "zyzzyva"  # appears only in the test split's text
+
+
+def cli(*args, cache):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache))
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two best-recipe runs on the same generated SST-2: `refit` (with --refit) and `again` (reuses the vectors)."""
+    tmp = tmp_path_factory.mktemp("training")
+    folder = write_sst2(tmp / "data", num_train=600, num_dev=80)
+    dev = (folder / "dev.tsv").read_text().splitlines()
+    (folder / "dev.tsv").write_text("\n".join([dev[0]] + [f"{TEST_ONLY_WORD} {line}" for line in dev[1:]]) + "\n")
+    small = ["--dataset", "sst2", "--data-dir", tmp / "data", "--embedding-dim", 16, "--hidden-dim", 8,
+             "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1]
+    cache = tmp / "cache"
+    refit = cli("train", *small, "--epochs", 3, "--refit", "--run-dir", tmp / "refit", "--export-dir", tmp / "export_refit",
+                cache=cache)
+    assert refit.returncode == 0, refit.stdout[-3000:] + refit.stderr[-3000:]
+    again = cli("train", *small, "--epochs", 1, "--max-length", 7, "--run-dir", tmp / "again", "--export-dir",
+                tmp / "export_again", cache=cache)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    return {"tmp": tmp, "cache": cache, "refit": refit.stdout, "again": again.stdout}
+
+
+def config_of(run_dir):
+    return json.loads((run_dir / "config.json").read_text())
+
+
+def test_the_log_starts_with_every_value_in_force_and_its_source(runs):
+    log = runs["refit"]
+    assert log.index("Settings (recipe best") < log.index("Epoch 1/3")
+    assert "pooling           = max                      (recipe best)" in log
+    assert "hidden_dim        = 8                        (flag)" in log
+    assert "num_layers        = 2                        (arch bilstm)" in log
+    assert "max_length        = 64                       (dataset sst2)" in log
+
+
+def test_config_records_the_resolved_settings_and_the_real_vocabulary(runs):
+    run_dir = runs["tmp"] / "refit"
+    config = config_of(run_dir)
+    words = (run_dir / "vocabulary.txt").read_text().splitlines()
+    assert config["vocab_size"] == len(words) + 2 < 25_000  # PAD and OOV are not in the file
+    assert config["sources"]["vocab_size"] == "training text (asked 25,000)"
+    assert (config["recipe"], config["pooling"], config["embeddings"], config["max_length"]) == ("best", "max", "auto", 64)
+    assert config["sources"]["embeddings"] == "recipe best" and Path(config["word_vectors"]).is_file()
+
+
+def test_auto_word_vectors_come_from_the_training_text_only_and_are_cached(runs):
+    vectors_file = Path(config_of(runs["tmp"] / "refit")["word_vectors"])
+    assert vectors_file.parent == runs["cache"] / "word_vectors"
+    words = {line.split(" ", 1)[0] for line in vectors_file.read_text().splitlines()}
+    assert TEST_ONLY_WORD not in words and {"good", "awful", "film"} <= words
+    assert all(len(line.split(" ")) == 17 for line in vectors_file.read_text().splitlines())  # word + 16 values
+    assert "Word vectors: skip-gram word2vec, 16-d" in runs["refit"]
+    found = [line for line in runs["refit"].splitlines() if line.startswith("Embeddings: ")]
+    assert found and f"found in {vectors_file}" in found[0]
+    # The second run trains nothing: same training text, same parameters.
+    assert f"Word vectors: reusing {vectors_file}" in runs["again"] and "skip-gram" not in runs["again"]
+    assert config_of(runs["tmp"] / "again")["word_vectors"] == str(vectors_file)
+
+
+def test_the_embedding_starts_from_the_word_vectors(runs, tmp_path):
+    from keras_sentiment.models import build_classifier, build_encoder
+    from keras_sentiment.settings import resolve_settings
+
+    vectors_file = config_of(runs["tmp"] / "refit")["word_vectors"]
+    vectors = {line.split(" ")[0]: np.array(line.split(" ")[1:], "float32")
+               for line in Path(vectors_file).read_text().splitlines()}
+    settings = resolve_settings({"dataset": "sst2", "embedding_dim": 16, "hidden_dim": 4})
+    texts = tf.data.Dataset.from_tensor_slices(([t for t, _ in make_examples(50)], [y for _, y in make_examples(50)]))
+    encoder = build_encoder(settings, texts, tmp_path)
+    matrix = build_classifier(settings, encoder, vectors_file).get_layer("embedding").get_weights()[0]
+    vocabulary = encoder.vectorizer.get_vocabulary()
+    assert "good" in vocabulary
+    np.testing.assert_allclose(matrix[vocabulary.index("good")], vectors["good"], atol=1e-6)
+    np.testing.assert_array_equal(matrix[:2], 0.0)  # PAD and OOV
+
+
+def test_refit_trains_a_fresh_model_on_train_and_valid_for_the_chosen_epochs(runs):
+    run_dir = runs["tmp"] / "refit"
+    config, history = config_of(run_dir), read_csv(run_dir / "history.csv")
+    losses = [float(r["val_loss"]) for r in history]
+    best_epoch = losses.index(min(losses)) + 1
+    refit_history = read_csv(run_dir / "refit_history.csv")
+    assert config["refit_epochs"] == best_epoch == len(refit_history)
+    assert config["refit_examples"] == 600  # 570 train + 30 valid
+    assert f"Refit: a fresh model on train + valid (600 examples) for {best_epoch} epochs" in runs["refit"]
+    # The selection run's learning rates, epoch by epoch.
+    assert [float(r["learning_rate"]) for r in refit_history] == [float(r["learning_rate"]) for r in history[:best_epoch]]
+    assert (run_dir / "selected.keras").is_file() and (run_dir / "best.keras").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["valid"]["model"] == "selected.keras"  # the refit model has seen the valid split
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # the delivered (refit) model learned the task
+
+
+def test_every_epoch_shows_a_progress_total(runs):
+    assert "Unknown" not in runs["refit"] and "Unknown" not in runs["again"]
+    # 570 training sentences in batches of 16, by length bucket: at least 36 batches.
+    epoch_lines = [line for line in runs["again"].replace("\r", "\n").splitlines() if "val_loss" in line]
+    total = int(epoch_lines[0].split("/")[0].split()[-1].replace("\x1b[1m", "").replace("\x1b[0m", ""))
+    assert total >= 36
+
+
+def test_evaluate_export_and_predict_read_the_run_dirs_settings(runs, tmp_path):
+    from keras_sentiment.inference import load_run
+
+    tmp, cache = runs["tmp"], runs["cache"]
+    # No --dataset: the run's own (sst2); defaulting to imdb would find no IMDB data and fail.
+    evaluated = cli("evaluate", tmp / "refit", cache=cache)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    written = json.loads((tmp / "refit" / "metrics_sst2_test.json").read_text())["test"]
+    trained = json.loads((tmp / "refit" / "metrics.json").read_text())["test"]
+    assert abs(written["accuracy"] - trained["accuracy"]) <= 1 / trained["num_examples"]
+    # No --export-dir: the run's own, next version.
+    exported = cli("export", tmp / "again", cache=cache)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert f"SavedModel: {tmp / 'export_again' / '2'}" in exported.stdout
+    # --max-length 7 comes back from config.json, and the run dir scores like its export.
+    encoder, _ = load_run(tmp / "again")
+    assert encoder.max_length == 7
+    text = "good " * 3 + "awful " * 10
+    probabilities = []
+    for model in (tmp / "again", tmp / "export_again"):
+        predicted = cli("predict", "--model", model, "--json", text, cache=cache)
+        assert predicted.returncode == 0, predicted.stderr[-3000:]
+        probabilities.append(json.loads(predicted.stdout.strip().splitlines()[-1])["probability"])
+    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
+
+
+@pytest.mark.parametrize("batch_size, shuffle", [(1, False), (7, True), (32, True), (500, False)])
+def test_the_batch_count_the_bar_shows_is_the_number_of_batches(batch_size, shuffle):
+    from keras_sentiment.data import make_batches
+    from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+
+    examples = make_examples(300, seed=3, min_words=0, max_words=60)
+    texts, labels = [t for t, _ in examples], [y for _, y in examples]
+    vectorizer = build_vectorizer(vocab_size=50)
+    vectorizer.adapt(tf.constant(texts))
+    batches = make_batches(tf.data.Dataset.from_tensor_slices((texts, labels)), TextEncoder(vectorizer, 40), batch_size, 40,
+                           shuffle=shuffle, seed=1)
+    declared = int(batches.cardinality())
+    assert declared > 0
+    for _ in range(2):  # every (reshuffled) epoch
+        assert sum(1 for _ in batches) == declared
+
+
+def test_count_bucketed_batches_counts_one_partial_batch_per_bucket():
+    from keras_sentiment.data import count_bucketed_batches
+
+    # Buckets: < 5, [5, 10), >= 10.
+    assert count_bucketed_batches([1, 2, 3, 5, 9, 10, 50], [5, 10], 2) == 2 + 1 + 1
+    assert count_bucketed_batches([4, 4, 4, 4], [5, 10], 2) == 2
+    assert count_bucketed_batches([], [5, 10], 2) == 0

@@ -58,7 +58,9 @@ def test_seed_parameter_counts_for_bert_base():
 
 def test_bert_gru_learns_a_separable_task():
     encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(), hidden_dim=16, dropout=0.1)
-    texts, labels = zip(*make_examples(600, seed=1))
+    # 1,200 examples: with 600 the frozen random features left the head anywhere between 77% and
+    # 95% depending on the dropout masks' order; with 1,200 it reached 97.5-99.5% in every order tried.
+    texts, labels = zip(*make_examples(1200, seed=1))
     test_texts, test_labels = zip(*make_examples(200, seed=2))
     train = make_batches(tf.data.Dataset.from_tensor_slices((list(texts), list(labels))), encoder, 32, 32, shuffle=True, seed=0)
     model.compile(keras.optimizers.Adam(5e-3), keras.losses.BinaryCrossentropy(from_logits=True))

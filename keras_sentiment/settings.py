@@ -128,7 +128,7 @@ SETTINGS = (
     Setting("data_source", str, "auto", "where to read data: auto tries local files, a prepared TFDS copy, then a "
             "download", choices=("auto", "local", "tfds", "download")),
     Setting("epochs", int, 10, "most epochs (early stopping may end sooner)", minimum=1, recipe=True),
-    Setting("patience", int, 2, "epochs without val_loss improvement before stopping", minimum=1, recipe=True),
+    Setting("patience", int, 2, "epochs without --monitor improving before stopping", minimum=1, recipe=True),
     Setting("batch_size", int, 64, "examples per batch", minimum=1, recipe=True),
     Setting("max_length", int, 400, "tokens kept per text, longer ones truncated (for bert_gru: word pieces, "
             "[CLS] and [SEP] included)", minimum=1, recipe=True),
@@ -142,7 +142,9 @@ SETTINGS = (
             minimum=0.0, below=1.0, recipe=True),
     Setting("pooling", str, "last", "how the top recurrent layer's states become one vector: last = its final "
             "state (the seed design); max or mean = over the real tokens of the text", choices=POOLINGS, recipe=True),
-    Setting("learning_rate", float, 1e-3, "Adam learning rate (clipnorm 1.0, halved when val_loss stalls)",
+    Setting("monitor", str, "val_loss", "valid-split metric that picks the kept epoch, stops training early and "
+            "halves the learning rate when it stalls", choices=("val_loss", "val_accuracy"), recipe=True),
+    Setting("learning_rate", float, 1e-3, "Adam learning rate (clipnorm 1.0, halved when --monitor stalls)",
             minimum=0.0, recipe=True),
     Setting("embeddings", str, NO_EMBEDDINGS, "initial word vectors: none; auto = skip-gram word2vec "
             "trained on the training split's text (and --embeddings-text), cached; or a GloVe-format text file",
@@ -185,9 +187,11 @@ def architecture_default(arch, name):
 # (docs/RESULTS.md, "Recipes"); a pair not listed has not been tuned and trains as `seed`.
 _BEST_RECURRENT = {"hidden_dim": 128, "pooling": "max", "embeddings": AUTO_EMBEDDINGS}
 BEST = {
-    # IMDB BiLSTM (issue #5 tuning, valid accuracy): hidden 128 87.41%, + max pooling 87.89%,
-    # + train-split word2vec 90.11%, + 800 tokens 91.32%.
-    ("imdb", "bilstm"): {**_BEST_RECURRENT, "max_length": 800},
+    # IMDB BiLSTM, valid accuracy (issue #5 tuning, 2 layers): hidden 128 87.41%, + max pooling
+    # 87.89%, + train-split word2vec 90.11%, + 800 tokens 91.32% (epoch 5). One layer instead of
+    # two: 90.84% by epoch 4 at 2.5x less time per epoch, which `make train`'s 45-minute budget
+    # needs; val_loss picked its epoch 2 (89.13%) while val_accuracy still rose, hence the monitor.
+    ("imdb", "bilstm"): {**_BEST_RECURRENT, "max_length": 800, "num_layers": 1, "monitor": "val_accuracy", "epochs": 8},
     # SST-2 BiLSTM: hidden 128 + max pooling 92.52% valid (seed 92.46%), + word2vec 93.64%.
     ("sst2", "bilstm"): dict(_BEST_RECURRENT),
 }

@@ -106,7 +106,7 @@ def build(settings, splits, run_dir):
 
 
 def fit(settings, model, encoder, splits, run_dir):
-    """Train with early stopping on `val_loss`; `best.keras` holds the best epoch. Returns its number (1-based)."""
+    """Train with early stopping on `settings.monitor`; `best.keras` holds the best epoch. Returns its number (1-based)."""
     train_batches = make_batches(splits.train, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
     valid_batches = make_batches(splits.valid, encoder, settings.batch_size, settings.max_length)
     compile_model(model, settings.learning_rate)
@@ -131,8 +131,8 @@ def fit(settings, model, encoder, splits, run_dir):
         plan.finish(checkpoint)  # the best part's weights into the whole model
         model.save(run_dir / BEST_CHECKPOINT)
         checkpoint.unlink()
-    best_epoch = best_epoch_of(run_dir / "history.csv")
-    print(f"Best epoch by val_loss: {best_epoch}", flush=True)
+    best_epoch = best_epoch_of(run_dir / "history.csv", settings.monitor)
+    print(f"Best epoch by {settings.monitor}: {best_epoch}", flush=True)
     return best_epoch
 
 
@@ -206,22 +206,24 @@ def compile_model(model, learning_rate):
 
 
 def selection_callbacks(settings, run_dir, checkpoint):
-    """Early stopping and the best checkpoint on `val_loss`, learning-rate decay, logs."""
+    """Early stopping and the best checkpoint on `settings.monitor`, learning-rate decay, logs."""
+    monitor = settings.monitor
     return [
         EpochTimer(),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5, verbose=1),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=1),
-        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1, min_lr=1e-5, verbose=1),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, restore_best_weights=True, verbose=1),
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=monitor, save_best_only=True),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
     ]
 
 
-def best_epoch_of(history_csv):
-    """The 1-based epoch with the lowest `val_loss` (the one `ModelCheckpoint` kept)."""
+def best_epoch_of(history_csv, monitor="val_loss"):
+    """The 1-based epoch `ModelCheckpoint` kept: lowest `val_loss`, or highest `val_accuracy` (first of ties)."""
     with open(history_csv, newline="") as handle:
-        losses = [float(row["val_loss"]) for row in csv.DictReader(handle)]
-    return losses.index(min(losses)) + 1
+        values = [float(row[monitor]) for row in csv.DictReader(handle)]
+    best = max(values) if monitor == "val_accuracy" else min(values)
+    return values.index(best) + 1
 
 
 def learning_rates_of(history_csv):

@@ -22,8 +22,10 @@ def test_best_is_the_default_recipe_and_sets_the_measured_bilstm_settings():
     assert (s.recipe, s.arch, s.dataset) == ("best", "bilstm", "imdb")
     for name, value in S.BEST[("imdb", "bilstm")].items():
         assert s.values[name] == value and s.sources[name] == "recipe best", name
-    assert (s.num_layers, s.sources["num_layers"]) == (2, "arch bilstm")
     assert (s.dropout, s.sources["dropout"]) == (0.5, "default")
+    sst2 = resolve(dataset="sst2")
+    assert (sst2.num_layers, sst2.sources["num_layers"]) == (2, "arch bilstm")
+    assert (sst2.monitor, sst2.sources["monitor"]) == ("val_loss", "default")
 
 
 def test_seed_recipe_is_the_seed_tutorials_design():

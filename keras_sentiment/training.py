@@ -166,17 +166,19 @@ def evaluate(settings, encoder, splits, run_dir):
     """Test and valid metrics of `best.keras` into `metrics.json`, plus the confusion matrix plot.
 
     After a refit the delivered model has trained on the valid split, so "valid" reports the
-    selected model (`selected.keras`) instead, and says so.
+    selected model (`selected.keras`) instead, and "selected_test" its test metrics: the refit's
+    effect, for reporting only (settings are chosen on the valid split).
     """
+    jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", BEST_CHECKPOINT)]
+    if settings.refit:
+        jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", SELECTED_CHECKPOINT),
+                ("selected_test", "test", SELECTED_CHECKPOINT)]
     metrics = {}
-    for split in ("test", "valid"):
-        refitted = split == "valid" and settings.refit
-        model = keras.models.load_model(run_dir / SELECTED_CHECKPOINT, compile=False) if refitted else load_best(run_dir)
-        print(f"Evaluating on {split} ({splits.sizes[split]} examples)", flush=True)
+    for key, split, checkpoint in jobs:
+        model = keras.models.load_model(run_dir / checkpoint, compile=False)
+        print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
         labels, logits, seconds = score_dataset(make_text_scorer(encoder, model), getattr(splits, split), splits.sizes[split])
-        metrics[split] = classification_metrics(labels, logits, seconds)
-        if refitted:
-            metrics[split]["model"] = SELECTED_CHECKPOINT
+        metrics[key] = {**classification_metrics(labels, logits, seconds), "model": checkpoint}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{settings.dataset} test: {settings.arch}")
     return metrics

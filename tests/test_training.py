@@ -4,6 +4,7 @@ round-tripping into evaluate/export/predict, and batch counts the progress bar c
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,15 +117,17 @@ def test_refit_trains_a_fresh_model_on_train_and_valid_for_the_chosen_epochs(run
     assert (run_dir / "selected.keras").is_file() and (run_dir / "best.keras").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["valid"]["model"] == "selected.keras"  # the refit model has seen the valid split
+    assert metrics["selected_test"]["model"] == "selected.keras" and metrics["test"]["model"] == "best.keras"
+    assert metrics["selected_test"]["num_examples"] == metrics["test"]["num_examples"] == 80
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # the delivered (refit) model learned the task
 
 
 def test_every_epoch_shows_a_progress_total(runs):
     assert "Unknown" not in runs["refit"] and "Unknown" not in runs["again"]
-    # 570 training sentences in batches of 16, by length bucket: at least 36 batches.
-    epoch_lines = [line for line in runs["again"].replace("\r", "\n").splitlines() if "val_loss" in line]
-    total = int(epoch_lines[0].split("/")[0].split()[-1].replace("\x1b[1m", "").replace("\x1b[0m", ""))
-    assert total >= 36
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", runs["again"]).replace("\r", "\n")
+    # The bar's last update of an epoch: "steps/total ... val_loss: ..."; 570 sentences in batches of 16.
+    ends = re.findall(r"^\s*(\d+)/(\d+) .* val_loss: ", plain, flags=re.MULTILINE)
+    assert ends and all(done == total and int(total) >= 36 for done, total in ends), ends
 
 
 def test_evaluate_export_and_predict_read_the_run_dirs_settings(runs, tmp_path):

@@ -2,14 +2,18 @@
 
 Reads each run's `config.json` (dataset, arch), `metrics.json` (test accuracy, number of test
 examples) and `history.csv` (`epoch_seconds`), one panel per dataset. Runs evaluated on a
-subset of the test split are drawn hollow and labelled with the subset size.
+subset of the test split are drawn hollow and labelled with the subset size. Run directories
+do not outlive a session, so `docs/runs.csv` keeps one row per run reported in docs/RESULTS.md
+(`--table`; `--append-table` adds the run directories given); a run directory wins over a row
+of the same name.
 
-    python benchmarks/plot_accuracy_vs_time.py /work/runs_real/* --output docs/img/accuracy_vs_time.png
+    python benchmarks/plot_accuracy_vs_time.py --table docs/runs.csv /work/runs_real/* --output docs/img/accuracy_vs_time.png
 """
 
 import argparse
 import csv
 import json
+from datetime import date
 from pathlib import Path
 
 import matplotlib
@@ -34,12 +38,39 @@ def read_run(run_dir):
             "accuracy": 100 * test["accuracy"], "examples": test.get("num_examples", FULL_TEST[config["dataset"]])}
 
 
+TABLE_FIELDS = ["name", "dataset", "arch", "minutes", "accuracy", "examples", "measured"]
+
+
+def read_table(path):
+    """Rows of `docs/runs.csv` in `read_run`'s shape."""
+    with open(path, newline="") as handle:
+        return [{**row, "minutes": float(row["minutes"]), "accuracy": float(row["accuracy"]),
+                 "examples": int(row["examples"])} for row in csv.DictReader(handle)]
+
+
+def append_table(path, runs):
+    """Add runs (from run directories) to the table, replacing rows of the same dataset and name."""
+    kept = [r for r in read_table(path) if (r["dataset"], r["name"]) not in {(n["dataset"], n["name"]) for n in runs}]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, TABLE_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for run in kept + [{**r, "minutes": round(r["minutes"], 1), "accuracy": round(r["accuracy"], 2),
+                            "measured": date.today().isoformat()} for r in runs]:
+            writer.writerow(run)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="run directories (others are ignored)")
+    parser.add_argument("runs", nargs="*", help="run directories (others are ignored)")
+    parser.add_argument("--table", help="CSV of earlier runs (docs/runs.csv)")
+    parser.add_argument("--append-table", action="store_true", help="add the run directories given to --table")
     parser.add_argument("--output", default="docs/img/accuracy_vs_time.png", help="PNG to write")
     args = parser.parse_args()
     runs = [r for r in map(read_run, args.runs) if r]
+    if args.table and args.append_table:
+        append_table(args.table, runs)
+    names = {(r["dataset"], r["name"]) for r in runs}
+    runs += [r for r in (read_table(args.table) if args.table else []) if (r["dataset"], r["name"]) not in names]
     datasets = [d for d in FULL_TEST if any(r["dataset"] == d for r in runs)]
     figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
     for axis, dataset in zip(axes[0], datasets):

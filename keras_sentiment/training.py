@@ -22,20 +22,11 @@ from keras_sentiment.data import load_dataset, make_batches, subsample
 from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
-from keras_sentiment.settings import architecture_module, resolve_settings
+from keras_sentiment.settings import architecture_module
 from keras_sentiment.word_vectors import word_vectors_for
 
 # The model selected by early stopping on the valid split, kept beside a refit model.
 SELECTED_CHECKPOINT = "selected.keras"
-
-
-def train_settings(**flags):
-    """Settings as `keras-sentiment train` resolves them from flags (name -> value).
-
-    Example:
-    >>> train(train_settings(arch="gru", dataset="sst2", data_dir="data", epochs=3))  # doctest: +SKIP
-    """
-    return resolve_settings(flags)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -53,14 +44,17 @@ def train(settings):
     """Train, evaluate and export one model; returns `(run_dir, export_path, metrics)`.
 
     Args:
-        settings: `ResolvedSettings` (see `keras_sentiment.settings`, or `train_settings`).
+        settings: `ResolvedSettings`, as `keras_sentiment.settings.resolve_settings` makes them.
+
+    Example:
+    >>> train(resolve_settings({"arch": "gru", "dataset": "sst2", "data_dir": "data"}))  # doctest: +SKIP
     """
     run_dir = start_run(settings)
     splits = prepare_data(settings)
     encoder, model, settings = build(settings, splits, run_dir)
     best_epoch = fit(settings, model, encoder, splits, run_dir)
     if settings.refit:
-        model = refit(settings, encoder, splits, run_dir, best_epoch)
+        refit(settings, encoder, splits, run_dir, best_epoch)
     metrics = evaluate(settings, encoder, splits, run_dir)
     export_path = export_serving_model(load_best(run_dir), encoder, settings.export_dir)
     return run_dir, export_path, metrics
@@ -148,8 +142,7 @@ def refit(settings, encoder, splits, run_dir, epochs):
     size = splits.sizes["train"] + splits.sizes["valid"]
     print(f"Refit: a fresh model on train + valid ({size:,} examples) for {epochs} epochs", flush=True)
     keras.utils.set_random_seed(settings.seed)
-    word_vectors = json.loads((run_dir / "config.json").read_text()).get("word_vectors")
-    model = architecture_module(settings.arch).build_classifier(settings, encoder, word_vectors)
+    model = architecture_module(settings.arch).build_classifier(settings, encoder, settings.record.get("word_vectors"))
     compile_model(model, settings.learning_rate)
     batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
     model.fit(batches, epochs=epochs, shuffle=False, callbacks=[
@@ -159,7 +152,6 @@ def refit(settings, encoder, splits, run_dir, epochs):
     ])
     model.save(run_dir / BEST_CHECKPOINT)
     write_config(run_dir, settings.with_record(refit_epochs=epochs, refit_examples=size))
-    return model
 
 
 def evaluate(settings, encoder, splits, run_dir):

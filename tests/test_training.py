@@ -32,12 +32,13 @@ def read_csv(path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two best-recipe runs on the same generated SST-2: `refit` (with --refit) and `again` (reuses the vectors)."""
+    """Two best-recipe runs with --embeddings auto on the same generated SST-2: `refit` (with --refit) and
+    `again` (reuses the vectors)."""
     tmp = tmp_path_factory.mktemp("training")
     folder = write_sst2(tmp / "data", num_train=600, num_dev=80)
     dev = (folder / "dev.tsv").read_text().splitlines()
     (folder / "dev.tsv").write_text("\n".join([dev[0]] + [f"{TEST_ONLY_WORD} {line}" for line in dev[1:]]) + "\n")
-    small = ["--dataset", "sst2", "--data-dir", tmp / "data", "--embedding-dim", 16, "--hidden-dim", 8,
+    small = ["--dataset", "sst2", "--data-dir", tmp / "data", "--embeddings", "auto", "--embedding-dim", 16, "--hidden-dim", 8,
              "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1]
     cache = tmp / "cache"
     refit = cli("train", *small, "--epochs", 3, "--refit", "--run-dir", tmp / "refit", "--export-dir", tmp / "export_refit",
@@ -69,7 +70,7 @@ def test_config_records_the_resolved_settings_and_the_real_vocabulary(runs):
     assert config["vocab_size"] == len(words) + 2 < 25_000  # PAD and OOV are not in the file
     assert config["sources"]["vocab_size"] == "training text (asked 25,000)"
     assert (config["recipe"], config["pooling"], config["embeddings"], config["max_length"]) == ("best", "max", "auto", 64)
-    assert config["sources"]["embeddings"] == "recipe best" and Path(config["word_vectors"]).is_file()
+    assert config["sources"]["embeddings"] == "flag" and Path(config["word_vectors"]).is_file()
 
 
 def test_auto_word_vectors_come_from_the_training_text_only_and_are_cached(runs):

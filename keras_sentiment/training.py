@@ -55,8 +55,9 @@ def train(settings):
     best_epoch = fit(settings, model, encoder, splits, run_dir)
     if settings.refit:
         refit(settings, encoder, splits, run_dir, best_epoch)
-    metrics = evaluate(settings, encoder, splits, run_dir)
-    export_path = export_serving_model(load_best(run_dir), encoder, settings.export_dir)
+    model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
+    metrics = evaluate(settings, model, encoder, splits, run_dir)
+    export_path = export_serving_model(model, encoder, settings.export_dir)
     return run_dir, export_path, metrics
 
 
@@ -154,22 +155,24 @@ def refit(settings, encoder, splits, run_dir, epochs):
     write_config(run_dir, settings.with_record(refit_epochs=epochs, refit_examples=size))
 
 
-def evaluate(settings, encoder, splits, run_dir):
-    """Test and valid metrics of `best.keras` into `metrics.json`, plus the confusion matrix plot.
+def evaluate(settings, model, encoder, splits, run_dir):
+    """Test and valid metrics of the delivered `model` (`best.keras`) into `metrics.json`, plus the confusion matrix plot.
 
     After a refit the delivered model has trained on the valid split, so "valid" reports the
     selected model (`selected.keras`) instead, and "selected_test" its test metrics: the refit's
     effect, for reporting only (settings are chosen on the valid split).
     """
+    scorers = {BEST_CHECKPOINT: make_text_scorer(encoder, model)}
     jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", BEST_CHECKPOINT)]
     if settings.refit:
+        selected = keras.models.load_model(run_dir / SELECTED_CHECKPOINT, compile=False)
+        scorers[SELECTED_CHECKPOINT] = make_text_scorer(encoder, selected)
         jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", SELECTED_CHECKPOINT),
                 ("selected_test", "test", SELECTED_CHECKPOINT)]
     metrics = {}
     for key, split, checkpoint in jobs:
-        model = keras.models.load_model(run_dir / checkpoint, compile=False)
         print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
-        labels, logits, seconds = score_dataset(make_text_scorer(encoder, model), getattr(splits, split), splits.sizes[split])
+        labels, logits, seconds = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
         metrics[key] = {**classification_metrics(labels, logits, seconds), "model": checkpoint}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{settings.dataset} test: {settings.arch}")

@@ -101,6 +101,9 @@ def build_parser(argv=None):
     score.add_argument("--text-field", default="text", help="JSONL: key of the text")
     score.add_argument("--id-field", default=None, help="JSONL: key of the id (default: line number)")
     score.add_argument("--batch-size", type=_positive_int, default=256, help="texts per model call")
+    score.add_argument("--window-mb", type=_positive_int, default=64,
+                       help="most megabytes of text read ahead at once (with 8 batches of rows): bounds memory "
+                       "when rows are long")
     score.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                        help="a bad row: fail stops with file:line and the reason; skip leaves it out, counts it and "
                        "lists it in OUTPUT.skipped.jsonl")
@@ -201,7 +204,8 @@ def run_score(args):
         output_format=detect_format(args.output, OUTPUT_FORMATS, "output"),
         text_column=args.text_column, id_column=args.id_column, text_field=args.text_field, id_field=args.id_field)
     report = score_file(args.model, args.input, args.output, options, batch_size=args.batch_size,
-                        on_error=args.on_error, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+                        on_error=args.on_error, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                        window_bytes=args.window_mb * 2**20)
     resumed = f" ({report.resumed_rows:,} from the interrupted run)" if report.resumed_rows else ""
     print(f"Scored {report.rows:,} rows{resumed} into {report.output} "
           f"({report.rows_per_second:,.0f} rows/s)", file=sys.stderr)

@@ -308,13 +308,19 @@ def _progress_bar(total_bytes, enabled):
                 bar_format="{l_bar}{bar}| {n_fmt}B/{total_fmt}B{postfix} [{elapsed}<{remaining}]")
 
 
-def _windows(items, window_size):
-    window = []
+def windows(items, max_rows, max_bytes):
+    """Consecutive lists of `items`, each closed at `max_rows` items or once its texts reach `max_bytes` (UTF-8).
+
+    The byte bound keeps a file of long rows from filling memory: 2,048 rows of 1 MB are 2 GB
+    of text, and more once tokenized. A single row larger than `max_bytes` is a window alone.
+    """
+    window, size = [], 0
     for item in items:
         window.append(item)
-        if len(window) >= window_size:
+        size += len(item.text.encode("utf-8")) if isinstance(item, Row) else 0
+        if len(window) >= max_rows or size >= max_bytes:
             yield window
-            window = []
+            window, size = [], 0
     if window:
         yield window
 
@@ -333,7 +339,7 @@ def score_texts(scorer, texts, batch_size):
 
 
 def score_file(model, input_path, output_path, options, batch_size=256, on_error="fail", resume=False,
-               overwrite=False, progress=True, window_batches=8):
+               overwrite=False, progress=True, window_batches=8, window_bytes=64 * 2**20):
     """Score every row of `input_path` with `model`, writing `output_path`; returns a `ScoreReport`.
 
     Args:
@@ -348,6 +354,7 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
         resume: continue an interrupted run from its `.partial` output.
         overwrite: replace an existing finished output.
         window_batches: batches read ahead and sorted by length; bounds memory.
+        window_bytes: and at most this many bytes of text read ahead (long rows: fewer of them).
 
     Example:
     >>> report = score_file("saved_models/imdb_bilstm", "reviews.csv", "scores.jsonl",
@@ -402,7 +409,7 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
     _write_state(state_file, state)
     start, scored_now = time.perf_counter(), 0
     try:
-        for window in _windows(reader, batch_size * window_batches):
+        for window in windows(reader, batch_size * window_batches, window_bytes):
             rows = [item for item in window if isinstance(item, Row)]
             for bad in (item for item in window if isinstance(item, BadRow)):
                 if on_error == "fail":

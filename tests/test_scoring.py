@@ -225,3 +225,30 @@ def test_score_cli_formats_and_skip_report(served_base, tmp_path):
     assert (tmp_path / "out.csv").read_text().splitlines()[0] == "id,probability,label"
     result = run_cli("score", "--model", served_base, "--input", tmp_path / "in.xlsx", "--output", tmp_path / "o.jsonl")
     assert result.returncode == 2 and "cannot tell the input format" in result.stderr
+
+
+def test_a_window_of_long_rows_is_bounded_by_bytes_as_well_as_rows(served_base, tmp_path, monkeypatch):
+    from keras_sentiment.scoring import BadRow, windows
+
+    megabyte_rows = [Row(i, "x" * 2**20, i + 1) for i in range(10)]
+    sizes = [len(w) for w in windows(iter(megabyte_rows), max_rows=2048, max_bytes=3 * 2**20)]
+    assert sizes == [3, 3, 3, 1]  # 3 MB per window, not all 10 MB
+    assert [len(w) for w in windows(iter([Row(0, "y" * 5 * 2**20, 1), *megabyte_rows[:2]]), 2048, 2**20)] == [1, 1, 1]
+    small = [Row(i, "good", i + 1) if i % 5 else BadRow(i + 1, "bad") for i in range(20)]
+    assert [len(w) for w in windows(iter(small), max_rows=8, max_bytes=2**20)] == [8, 8, 4]
+
+    # End to end: a file of ~1 MB reviews scores with at most two of them in memory per window.
+    source = tmp_path / "long.txt"
+    source.write_text("".join(("good film " if i % 2 else "awful film ") * 100_000 + "\n" for i in range(6)))
+    largest = []
+    real_score_texts = scoring.score_texts
+
+    def spy(scorer, texts, batch_size):
+        largest.append(sum(len(t) for t in texts))
+        return real_score_texts(scorer, texts, batch_size)
+
+    monkeypatch.setattr(scoring, "score_texts", spy)
+    report = score(served_base, source, tmp_path / "out.jsonl", "txt", batch_size=256, window_bytes=2 * 2**20)
+    assert report.rows == 6 and len(largest) == 3 and max(largest) <= 2 * 1_100_000
+    labels = [row["label"] for row in read_jsonl(tmp_path / "out.jsonl")]
+    assert labels == [0, 1, 0, 1, 0, 1]

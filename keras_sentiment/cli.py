@@ -124,6 +124,12 @@ def build_parser(argv=None):
     serve.add_argument("--max-batch", type=_positive_int, default=1024, help="most texts per request")
     serve.add_argument("--max-request-bytes", type=_positive_int, default=8 * 1024 * 1024, help="largest request body")
     serve.add_argument("--poll-seconds", type=float, default=10.0, help="how often to look for new versions")
+    serve.add_argument("--batching", action=argparse.BooleanOptionalAction, default=True,
+                       help="merge concurrent predict requests into one model call (like TF Serving's "
+                       "--enable_batching); --no-batching runs one call per request")
+    serve.add_argument("--max-server-batch", type=_positive_int, default=256, help="most texts per merged model call")
+    serve.add_argument("--batch-wait-ms", type=float, default=2.0,
+                       help="once a batch has a request, how long it waits for more before running")
     return parser
 
 
@@ -220,7 +226,8 @@ def run_serve(args):
     from keras_sentiment.serving import serve
 
     serve(args.model_base, args.model_name, host=args.host, port=args.port, max_batch=args.max_batch,
-          max_request_bytes=args.max_request_bytes, poll_seconds=args.poll_seconds)
+          max_request_bytes=args.max_request_bytes, poll_seconds=args.poll_seconds, batching=args.batching,
+          max_server_batch=args.max_server_batch, batch_wait_ms=args.batch_wait_ms)
     return 0
 
 

@@ -12,6 +12,11 @@ Like TF Serving with its default version policy, the server holds the latest ver
 model base, polls the base and switches when a newer version appears or the served one is
 removed (rollback). Every invalid request gets a 4xx with `{"error": "..."}`; the model runs in a
 worker thread so one long request does not stall the event loop.
+
+With batching on (`RequestBatcher`, like TF Serving's `--enable_batching`), concurrent predict
+requests are merged into one model call: the texts waiting when the model is free, plus those that
+arrive within `batch_wait_ms`, up to `max_server_batch` texts. One call for many small requests
+costs far less CPU than one each (benchmarks/serve_load.py measures both).
 """
 
 import asyncio
@@ -65,6 +70,72 @@ class LoadedVersion:
 
         outputs = self.signature(text=tf.constant(texts, tf.string))
         return {name: tensor.numpy().tolist() for name, tensor in outputs.items()}
+
+
+class RequestBatcher:
+    """Merges concurrent predict requests into one model call per batch; one batch runs at a time.
+
+    Args:
+        max_texts: most texts per model call (a single larger request runs alone).
+        wait_seconds: after the first request of a batch, how long to wait for more.
+
+    Example:
+    >>> batcher = RequestBatcher(max_texts=256, wait_seconds=0.002)  # doctest: +SKIP
+    >>> outputs = await batcher.predict(loaded_version, ["great film"])  # doctest: +SKIP
+    """
+
+    def __init__(self, max_texts, wait_seconds):
+        self.max_texts, self.wait_seconds = max_texts, wait_seconds
+        self.queue = asyncio.Queue()
+        self.carried = None  # a request of another version (a switch happened): it starts the next batch
+
+    async def predict(self, loaded, texts):
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((loaded, texts, future))
+        return await future
+
+    async def run(self, run_in_threadpool):
+        """The batching loop (a background task): collect a batch, run it in a worker thread, answer each request."""
+        while True:
+            batch = await self._collect()
+            loaded = batch[0][0]
+            texts = [text for _, request_texts, _ in batch for text in request_texts]
+            try:
+                outputs = await run_in_threadpool(loaded.predict, texts)
+            except Exception as error:  # every request of the batch learns what went wrong
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            start = 0
+            for _, request_texts, future in batch:
+                end = start + len(request_texts)
+                if not future.done():  # a client may have gone away
+                    future.set_result({name: values[start:end] for name, values in outputs.items()})
+                start = end
+
+    async def _collect(self):
+        first = self.carried or await self.queue.get()
+        self.carried = None
+        batch, size = [first], len(first[1])
+        deadline = asyncio.get_running_loop().time() + self.wait_seconds
+        while size < self.max_texts:
+            try:
+                if self.queue.empty():
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if remaining <= 0:
+                        break
+                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                else:
+                    item = self.queue.get_nowait()
+            except asyncio.TimeoutError:
+                break
+            if item[0] is not first[0] or size + len(item[1]) > self.max_texts:
+                self.carried = item
+                break
+            batch.append(item)
+            size += len(item[1])
+        return batch
 
 
 class VersionWatcher:
@@ -169,7 +240,8 @@ def parse_predict_request(body, max_batch):
     return texts, row_format
 
 
-def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0):
+def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0,
+               batching=True, max_server_batch=256, batch_wait_ms=2.0):
     """The Starlette app serving `model_base`; loads the latest version before returning.
 
     Args:
@@ -178,6 +250,9 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
         max_batch: most texts per predict request (more: 400).
         max_request_bytes: largest request body (larger: 413).
         poll_seconds: seconds between looks for a new or removed version.
+        batching: merge concurrent requests into one model call (`RequestBatcher`).
+        max_server_batch: most texts per merged call.
+        batch_wait_ms: how long a batch waits for more requests once it has one.
 
     Example:
     >>> app = create_app("saved_models/imdb_bilstm")  # doctest: +SKIP
@@ -209,11 +284,21 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
             except Exception:  # keep polling whatever a scan hits (e.g. a base briefly unreadable)
                 log.exception("version poll failed")
 
+    batcher = RequestBatcher(max_server_batch, batch_wait_ms / 1000) if batching else None
+
     @asynccontextmanager
     async def lifespan(app):
-        task = asyncio.create_task(poll_versions())
+        tasks = [asyncio.create_task(poll_versions())]
+        if batcher is not None:
+            tasks.append(asyncio.create_task(batcher.run(run_in_threadpool)))
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
+
+    async def run_model(loaded, texts):
+        if batcher is not None:
+            return await batcher.predict(loaded, texts)
+        return await run_in_threadpool(loaded.predict, texts)
 
     async def read_body(request):
         declared = request.headers.get("content-length")
@@ -238,7 +323,7 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
                     raise RequestError(400, f"Malformed request: '{match['verb']}' is not supported here; use :predict")
                 loaded = _version_for(watcher, match["name"], match["version"])
                 texts, row_format = parse_predict_request(await read_body(request), max_batch)
-                outputs = await run_in_threadpool(loaded.predict, texts) if texts else {
+                outputs = await run_model(loaded, texts) if texts else {
                     name: [] for name in loaded.signature.structured_outputs}
                 if row_format:
                     names = sorted(outputs)
@@ -267,13 +352,13 @@ def _require_serve_extra():
 
 
 def serve(model_base, model_name=None, host="127.0.0.1", port=8501, max_batch=1024,
-          max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0):
-    """Run the endpoint until interrupted (see `create_app`)."""
+          max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0, **batching):
+    """Run the endpoint until interrupted (see `create_app`; `batching`: its batching arguments)."""
     _require_serve_extra()
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    app = create_app(model_base, model_name, max_batch, max_request_bytes, poll_seconds)
+    app = create_app(model_base, model_name, max_batch, max_request_bytes, poll_seconds, **batching)
     name = app.state.watcher.name
     print(f"Serving {name} version {app.state.watcher.current.version} from {model_base} at "
           f"http://{host}:{port}/v1/models/{name}", flush=True)

@@ -196,3 +196,58 @@ def test_serve_binds_loopback_by_default_and_reports_a_missing_base(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_cli("serve", "--model-base", tmp_path / "empty")
     assert result.returncode == 2 and "no loadable SavedModel version" in result.stderr
+
+
+class FakeVersion:
+    """Stands in for a loaded SavedModel: records each call's texts; 'probability' = len(text)."""
+
+    def __init__(self, fail=False):
+        self.calls, self.fail = [], fail
+
+    def predict(self, texts):
+        self.calls.append(list(texts))
+        if self.fail:
+            raise RuntimeError("model exploded")
+        return {"probability": [float(len(t)) for t in texts], "label": [len(t) % 2 for t in texts]}
+
+
+def run_batched(requests, max_texts=256, wait_seconds=0.01):
+    """Send `requests` [(version, texts)] concurrently through a `RequestBatcher`; returns each answer or exception."""
+    import asyncio
+
+    from keras_sentiment.serving import RequestBatcher
+
+    async def in_thread(function, *args):
+        return await asyncio.to_thread(function, *args)
+
+    async def main():
+        batcher = RequestBatcher(max_texts, wait_seconds)
+        worker = asyncio.create_task(batcher.run(in_thread))
+        answers = await asyncio.gather(*(batcher.predict(v, t) for v, t in requests), return_exceptions=True)
+        worker.cancel()
+        return answers
+
+    return asyncio.run(main())
+
+
+def test_the_batcher_merges_concurrent_requests_and_answers_each_with_its_own_rows():
+    version = FakeVersion()
+    requests = [(version, [f"text {i}" * (i + 1), "x" * i]) for i in range(20)]
+    answers = run_batched(requests)
+    for (_, texts), answer in zip(requests, answers):
+        assert answer["probability"] == [float(len(t)) for t in texts]
+    assert len(version.calls) < 20 and sum(map(len, version.calls)) == 40  # merged, every text once
+    assert max(map(len, version.calls)) <= 256
+
+
+def test_the_batcher_bounds_a_batch_keeps_versions_apart_and_passes_errors_to_every_request():
+    version = FakeVersion()
+    run_batched([(version, ["a"] * 3) for _ in range(10)], max_texts=8)
+    assert max(map(len, version.calls)) <= 8 and sum(map(len, version.calls)) == 30
+    old, new = FakeVersion(), FakeVersion()
+    answers = run_batched([(old, ["a"]), (new, ["b"]), (old, ["c"])])
+    assert all(isinstance(a, dict) for a in answers)
+    assert all(set(call) <= {"a", "c"} for call in old.calls) and new.calls == [["b"]]
+    broken = FakeVersion(fail=True)
+    answers = run_batched([(broken, ["a"]), (broken, ["b"])])
+    assert all(isinstance(a, RuntimeError) and "exploded" in str(a) for a in answers)

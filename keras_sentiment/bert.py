@@ -208,25 +208,28 @@ def load_encoder(run_dir, config):
 def fit_plan(model, train_batches, valid_batches, run_dir, settings):
     """With `cache_encoder`, train only the head on encoder outputs computed once (epoch 1) and cached on disk.
 
-    The cache holds whole batches: later epochs reshuffle the order of batches, not their
-    contents. It is removed when training ends (`encoder_cache.json` records its size and the
-    epoch times).
+    The cache holds the first epoch's batches: later epochs shuffle the order of batches (fixed
+    by the seed and the epoch), not their contents. It is rebuilt by a resumed run and removed
+    when training ends (`encoder_cache.json` records its size and the epoch times).
     """
     if not settings.cache_encoder:
-        return FitPlan(model, train_batches, valid_batches)
+        return FitPlan(model, train_batches.epoch, valid_batches)
     cache_dir = Path(run_dir) / "encoder_cache"
-    shutil.rmtree(cache_dir, ignore_errors=True)  # a stale cache from another run would be read back silently
+    shutil.rmtree(cache_dir, ignore_errors=True)  # a stale or half-written cache would be read back silently
     cache_dir.mkdir(parents=True)
     features = encoder_features(model)
-    train_data = train_batches.map(features).cache(str(cache_dir / "train")).shuffle(32, seed=0).prefetch(2)
+    cached_train = train_batches.epoch(0).map(features).cache(str(cache_dir / "train"))
     valid_data = valid_batches.map(features).cache(str(cache_dir / "valid")).prefetch(2)
     head = model.get_layer(HEAD_NAME)
+
+    def train_epoch(epoch):
+        return cached_train.shuffle(32, seed=settings.seed * 100_003 + epoch, reshuffle_each_iteration=False)
 
     def finish(head_checkpoint):
         head.set_weights(keras.models.load_model(head_checkpoint, compile=False).get_weights())
         report_and_remove_encoder_cache(run_dir)
 
-    return FitPlan(head, train_data, valid_data, finish)
+    return FitPlan(head, train_epoch, valid_data, finish)
 
 
 def report_and_remove_encoder_cache(run_dir):

@@ -8,8 +8,9 @@ import json
 import os
 import sys
 
+from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.settings import (BY_NAME, add_train_arguments, describe_default, explicit_settings,
-                                      resolve_settings, train_context)
+                                      resolve_settings, settings_of_run, train_context)
 
 DATASETS = BY_NAME["dataset"].choices
 DEFAULT_MODEL = "saved_models/imdb_bilstm"
@@ -49,6 +50,9 @@ def build_parser(argv=None):
                                 "and export an end-to-end SavedModel (raw strings in). Every value in force is printed "
                                 "at the start with where it came from (flag, recipe, arch, dataset or default).")
     add_train_arguments(train, train_context(argv or []))
+    train.add_argument("--resume", metavar="RUN_DIR", default=None,
+                       help="continue a run that was killed or interrupted, from its last backup (see --backup-every), "
+                       "with the run's own settings from RUN_DIR/config.json; give no other flag")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a run directory or SavedModel on a dataset split",
                                    formatter_class=HelpFormatter)
@@ -134,10 +138,18 @@ def build_parser(argv=None):
 
 
 def run_train(args):
-    settings = resolve_settings(explicit_settings(args))  # before importing TensorFlow: bad flags fail at once
+    # Settings are decided before importing TensorFlow: bad flags fail at once.
+    explicit = explicit_settings(args)
+    if args.resume:
+        if explicit:
+            flags = " ".join(BY_NAME[name].flag for name in explicit)
+            raise KerasSentimentError(f"--resume continues {args.resume} with its own settings; drop {flags}")
+        settings = settings_of_run(args.resume).replace(run_dir=args.resume, source="--resume")
+    else:
+        settings = resolve_settings(explicit)
     from keras_sentiment.training import train
 
-    run_dir, export_path, metrics = train(settings)
+    run_dir, export_path, metrics = train(settings, resume=bool(args.resume))
     test = metrics["test"]
     print(f"\nTest accuracy {test['accuracy']:.4f}  F1 {test['f1']:.4f}  loss {test['loss']:.4f}")
     print(f"Run directory: {run_dir}\nSavedModel:    {export_path}")
@@ -239,8 +251,6 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
-    from keras_sentiment.errors import KerasSentimentError
-
     try:
         return COMMANDS[args.command](args)
     except KerasSentimentError as error:

@@ -190,8 +190,8 @@ def load_encoder(run_dir, config):
 
 
 def fit_plan(model, train_batches, valid_batches, run_dir, settings):
-    """Recurrent models train end to end on the batches as they are."""
-    return FitPlan(model, train_batches, valid_batches)
+    """Recurrent models train end to end on the batches as they are (`train_batches`: `EpochBatches`)."""
+    return FitPlan(model, train_batches.epoch, valid_batches)
 
 
 @dataclass
@@ -200,13 +200,15 @@ class FitPlan:
 
     Args:
         fit_model: the model `fit` trains (the whole model, or a head over cached features).
-        train_data / valid_data: its datasets.
+        train_epoch: epoch number (0-based) -> that epoch's training batches, in an order fixed
+            by the seed and the epoch (so a resumed run trains on what an uninterrupted one would).
+        valid_data: the validation batches.
         finish: called with the best checkpoint path of `fit_model` after training; writes
             the whole model's best weights. None: `fit_model` is the whole model.
     """
 
     fit_model: keras.Model
-    train_data: object
+    train_epoch: object
     valid_data: object
     finish: object = None
 

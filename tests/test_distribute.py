@@ -1,0 +1,120 @@
+"""`--strategy`: MirroredStrategy on 2 logical CPUs against one device, and a real 2-worker cluster
+(MultiWorkerMirroredStrategy, TF_CONFIG, loopback ports) whose chief alone writes the run."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_sst2
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--dataset", "sst2", "--embedding-dim", 8, "--hidden-dim", 8, "--batch-size", 32, "--learning-rate", 0.01,
+         "--dropout", 0.1, "--epochs", 3, "--backup-every", 0]
+
+
+def environment(cache, **extra):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache),
+                **extra)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def plain(log):
+    return re.sub(r"\x1b\[[0-9;]*m", "", log).replace("\r", "\n")
+
+
+def steps_per_epoch_shown(log):
+    """The totals of the progress bar's final updates, one per epoch."""
+    return [int(total) for done, total in re.findall(r"^\s*(\d+)/(\d+) .* val_loss: ", plain(log), flags=re.MULTILINE)
+            if done == total]
+
+
+def train(tmp, name, *flags, env=None):
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", "train", *map(str, SMALL), "--data-dir",
+                           str(tmp / "data"), "--run-dir", str(tmp / name), "--export-dir", str(tmp / f"{name}_export"),
+                           *map(str, flags)], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env=env or environment(tmp / "cache"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("distribute")
+    write_sst2(tmp / "data", num_train=900, num_dev=80)
+    return tmp
+
+
+def test_mirrored_on_two_logical_cpus_trains_like_one_device(data):
+    one = train(data, "one", "--strategy", "one_device")
+    mirrored = train(data, "mirrored", "--strategy", "mirrored", "--logical-cpus", 2)
+    for result in (one, mirrored):
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Strategy: one_device with 1 replica(s) in sync" in one.stdout
+    assert "Strategy: mirrored with 2 replica(s) in sync" in mirrored.stdout
+    # Every bucketed batch, the last partial ones included, is a step: the same count as on one device.
+    assert steps_per_epoch_shown(mirrored.stdout) == steps_per_epoch_shown(one.stdout) != []
+    assert "triggered tf.function retracing" not in mirrored.stdout + mirrored.stderr
+    accuracy = [json.loads((data / n / "metrics.json").read_text())["test"]["accuracy"] for n in ("one", "mirrored")]
+    assert min(accuracy) >= 0.9 and abs(accuracy[0] - accuracy[1]) <= 0.05, accuracy
+
+
+def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        env = environment(data / "cache", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "keras_sentiment.cli", "train", *map(str, SMALL), "--strategy", "multi_worker",
+             "--data-dir", str(data / "data"), "--run-dir", str(data / "cluster"), "--export-dir", str(data / "cluster_export")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env))
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=600))
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    chief, other = (stdout for stdout, _ in outputs)
+    assert "Strategy: multi_worker with 2 replica(s) in sync, task worker 0" in chief
+    assert "task worker 1 (not the chief" in other
+    # The chief wrote the run and the one export; worker 1 wrote into a temporary dir, now gone.
+    run_dir = data / "cluster"
+    assert {"config.json", "best.keras", "history.csv", "metrics.json"} <= {p.name for p in run_dir.iterdir()}
+    assert [p.name for p in (data / "cluster_export").iterdir()] == ["1"]
+    scratch = re.search(r"SavedModel:\s+(\S+)", other).group(1)
+    assert not scratch.startswith(str(data)) and not Path(scratch).exists()
+    # Replicas stayed in sync: both workers measured the same model on the test split.
+    test_lines = [re.search(r"Test accuracy .*", out).group(0) for out in (chief, other)]
+    assert test_lines[0] == test_lines[1]
+    assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] >= 0.85
+    assert [int(r.split(",")[0]) for r in (run_dir / "history.csv").read_text().splitlines()[1:]] == [0, 1, 2]
+    # The export holds the chief's best weights: it scores like the run dir's best.keras.
+    import keras_sentiment.models  # noqa: F401  (registers the custom layers)
+    from keras_sentiment.inference import load_scorer, predict_texts
+
+    texts = ["a good film", "awful and boring", "the plot was superb", "dreadful"]
+    from_run, _ = predict_texts(load_scorer(run_dir), texts, 8)
+    from_export, _ = predict_texts(load_scorer(data / "cluster_export"), texts, 8)
+    assert from_run == pytest.approx(from_export, abs=1e-5)
+
+
+def test_a_bad_cluster_spec_is_one_line(data):
+    result = train(data, "bad", "--strategy", "multi_worker", env=environment(data / "cache", TF_CONFIG="{not json"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: TF_CONFIG is not a cluster spec")

@@ -179,21 +179,24 @@ def truncate_history(history_csv, epochs):
 # === Atomic writes ===
 
 
-def save_model_atomically(model, path):
+def replace_atomically(path, write):
+    """Create `path` by `write(partial)` on a file beside it, then one rename: never half written.
+
+    The partial file keeps the suffix (Keras wants `.keras` and `.weights.h5`); a full disk or a
+    permission error is one line (`disk_errors_explained`) and leaves `path` as it was.
+    """
     path = Path(path)
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")  # Keras wants the .keras suffix
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
         with disk_errors_explained(path):
-            model.save(partial)
+            write(partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
 
 
-def remove_partial_writes(run_dir):
-    """Delete what a killed process was writing when it died (`.<name>.partial-<pid>` files)."""
-    for partial in [*Path(run_dir).glob(".*.partial-*"), *(Path(run_dir) / BACKUP_DIR).glob(".*.partial-*")]:
-        partial.unlink(missing_ok=True)
+def save_model_atomically(model, path):
+    replace_atomically(path, model.save)
 
 
 def write_json_atomically(path, content):
@@ -201,13 +204,12 @@ def write_json_atomically(path, content):
 
 
 def write_text_atomically(path, text):
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with disk_errors_explained(path):
-            partial.write_text(text)
-        os.replace(partial, path)
-    finally:
+    replace_atomically(path, lambda partial: partial.write_text(text))
+
+
+def remove_partial_writes(run_dir):
+    """Delete what a killed process was writing when it died (`.<name>.partial-<pid><suffix>` files)."""
+    for partial in [*Path(run_dir).glob(".*.partial-*"), *(Path(run_dir) / BACKUP_DIR).glob(".*.partial-*")]:
         partial.unlink(missing_ok=True)
 
 

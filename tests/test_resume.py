@@ -1,7 +1,9 @@
 """`train --resume`: real training processes killed with SIGKILL (at a seeded random moment, and in
 the middle of writing the best checkpoint) and resumed, against an uninterrupted run of the same settings."""
 
+import contextlib
 import csv
+import io
 import json
 import os
 import random
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import keras
 import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
@@ -53,11 +56,6 @@ def train_command(data_dir, run_dir):
     return ["train", *SMALL, "--data-dir", data_dir, "--run-dir", run_dir, "--export-dir", Path(run_dir).with_name(Path(run_dir).name + "_export")]
 
 
-def cli(*args, cache):
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
-                          env=environment(cache), cwd=ROOT, timeout=600)
-
-
 def kill_at_a_random_moment(args, cache, run_dir, seed):
     """Start training, wait for its first backup, then SIGKILL it after a seeded random delay (0-4 s)."""
     process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], stdout=subprocess.DEVNULL,
@@ -76,27 +74,45 @@ def read_history(run_dir):
         return list(csv.DictReader(handle))
 
 
+def in_process(*args):
+    """The CLI in this process (no TensorFlow start-up to pay); its exit code and output."""
+    from keras_sentiment.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An uninterrupted run, a run killed at a random moment then resumed, and one killed while writing best.keras."""
+    """An uninterrupted run, a run killed at a random moment then resumed, and one killed while writing best.keras.
+
+    The two runs that get killed are real processes (started together, to share the start-up
+    time); the uninterrupted run and the resumes run in this process.
+    """
     tmp = tmp_path_factory.mktemp("resume")
     write_sst2(tmp / "data", num_train=1200, num_dev=80)
     cache = tmp / "cache"
-    whole = cli(*train_command(tmp / "data", tmp / "whole"), cache=cache)
-    assert whole.returncode == 0, whole.stderr[-3000:]
-
+    torn = subprocess.Popen([sys.executable, "-c", KILL_DURING_WRITE, "best.keras", "2",
+                             *map(str, train_command(tmp / "data", tmp / "torn"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment(cache), cwd=ROOT)
     killed_rc = kill_at_a_random_moment(train_command(tmp / "data", tmp / "killed"), cache, tmp / "killed", seed=7)
     killed_state = json.loads((tmp / "killed" / "backup" / "state.json").read_text())
-    resumed = cli("train", "--resume", tmp / "killed", cache=cache)
-
-    torn = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, "best.keras", "2",
-                           *map(str, train_command(tmp / "data", tmp / "torn"))],
-                          capture_output=True, text=True, env=environment(cache), cwd=ROOT, timeout=600)
+    torn_stderr = torn.communicate(timeout=600)[1]
     torn_files = sorted(p.name for p in (tmp / "torn").iterdir())
     best_after_kill = keras.models.load_model(tmp / "torn" / "best.keras", compile=False)  # the first epoch's, whole
-    torn_resumed = cli("train", "--resume", tmp / "torn", cache=cache)
-    return dict(tmp=tmp, cache=cache, killed_rc=killed_rc, killed_state=killed_state, resumed=resumed, torn=torn,
-                torn_files=torn_files, best_after_kill=best_after_kill, torn_resumed=torn_resumed)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment(cache).items():
+            patch.setenv(name, value)
+        whole = in_process(*train_command(tmp / "data", tmp / "whole"))
+        assert whole.returncode == 0, whole.stderr[-3000:]
+        resumed = in_process("train", "--resume", tmp / "killed")
+        torn_resumed = in_process("train", "--resume", tmp / "torn")
+    return dict(tmp=tmp, cache=cache, killed_rc=killed_rc, killed_state=killed_state, resumed=resumed,
+                torn=SimpleNamespace(returncode=torn.returncode, stderr=torn_stderr), torn_files=torn_files,
+                best_after_kill=best_after_kill, torn_resumed=torn_resumed)
 
 
 def test_the_killed_run_died_mid_training_and_the_resume_succeeded(runs):

@@ -36,6 +36,7 @@ DECIDER_STATE = {
 
 
 def higher_is_better(monitor):
+    """Whether a larger value of `monitor` is better: accuracy yes, loss no (the checkpoint and `best_epoch_of` agree)."""
     return "accuracy" in monitor
 
 

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from keras_sentiment.data import epoch_order_seed
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.models import FitPlan
 
@@ -223,7 +224,7 @@ def fit_plan(model, train_batches, valid_batches, run_dir, settings):
     head = model.get_layer(HEAD_NAME)
 
     def train_epoch(epoch):
-        return cached_train.shuffle(32, seed=settings.seed * 100_003 + epoch, reshuffle_each_iteration=False)
+        return cached_train.shuffle(32, seed=epoch_order_seed(settings.seed, epoch), reshuffle_each_iteration=False)
 
     def finish(head_checkpoint):
         head.set_weights(keras.models.load_model(head_checkpoint, compile=False).get_weights())

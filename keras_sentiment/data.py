@@ -463,6 +463,11 @@ def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed
 SHUFFLE_BUFFER = 20_000
 
 
+def epoch_order_seed(seed, epoch):
+    """The shuffle seed of `epoch` (0-based): fixed by the run's seed and the epoch alone."""
+    return seed * 100_003 + epoch
+
+
 class EpochBatches:
     """A training split's bucketed batches, epoch by epoch; epoch `e`'s order depends only on `(seed, e)`.
 
@@ -511,8 +516,8 @@ class EpochBatches:
 
     def epoch(self, epoch):
         """The batches of `epoch` (0-based) in their fixed order."""
-        order_seed = self.seed * 100_003 + epoch
-        return self.bucket(self.examples.shuffle(SHUFFLE_BUFFER, seed=order_seed, reshuffle_each_iteration=False))
+        shuffled = self.examples.shuffle(SHUFFLE_BUFFER, seed=epoch_order_seed(self.seed, epoch), reshuffle_each_iteration=False)
+        return self.bucket(shuffled)
 
     def stream(self, first_epoch, epochs, skip=0):
         """Epochs `first_epoch .. epochs-1` in one dataset, less the first `skip` batches; for `fit(steps_per_epoch=per_epoch)`."""

@@ -23,8 +23,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_sentiment.backup import (BACKUP_DIR, BestCheckpoint, TrainingBackup, mark_run_complete, read_backup_state,
-                                    remove_partial_writes,
+from keras_sentiment.backup import (BACKUP_DIR, BestCheckpoint, TrainingBackup, higher_is_better, mark_run_complete,
+                                    read_backup_state, remove_partial_writes,
                                     restore_training_state, save_model_atomically, training_is_over, truncate_history,
                                     write_json_atomically)
 from keras_sentiment.data import EpochBatches, concatenate_epochs, load_dataset, make_batches, subsample
@@ -309,7 +309,7 @@ def best_epoch_of(history_csv, monitor="val_loss"):
     """The 1-based epoch `ModelCheckpoint` kept: lowest `val_loss`, or highest `val_accuracy` (first of ties)."""
     with open(history_csv, newline="") as handle:
         values = [float(row[monitor]) for row in csv.DictReader(handle)]
-    best = max(values) if monitor == "val_accuracy" else min(values)
+    best = max(values) if higher_is_better(monitor) else min(values)
     return values.index(best) + 1
 
 

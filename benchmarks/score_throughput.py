@@ -3,10 +3,15 @@
 Writes the test reviews once to a CSV (quoted, with newlines and commas as the real reviews have
 them) and a JSONL file, then times the real command on each, end to end (process start,
 TensorFlow import, model load, reading, scoring and writing) and also reports the rows/s that
-`score` itself prints (the scoring loop only). Prints a Markdown table for docs/RESULTS.md.
+`score` itself prints (the scoring loop only; for a Beam runner, the whole pipeline). Prints a
+Markdown table for docs/RESULTS.md.
 
     python benchmarks/score_throughput.py --data-dir ../shared/data \
-        --model saved_models/imdb_bilstm [--model other/export ...] [--batch-size 256 512]
+        --model saved_models/imdb_bilstm [--model other/export ...] [--batch-size 256 512] \
+        [--runners local beam beam-2procs]
+
+`beam` is `score --runner beam` (Apache Beam's DirectRunner, one worker); `beam-2procs` adds
+`--direct_num_workers 2 --direct_running_mode multi_processing`. Beam needs the beam extra.
 """
 
 import argparse
@@ -44,17 +49,24 @@ def write_inputs(data_dir, folder, limit=None):
     return count, csv_path, jsonl_path
 
 
+RUNNERS = {
+    "local": ["--quiet"],
+    "beam": ["--runner", "beam"],
+    "beam-2procs": ["--runner", "beam", "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+}
+
+
 def time_score(model, input_path, output_path, batch_size, extra):
     command = [sys.executable, "-m", "keras_sentiment.cli", "score", "--model", str(model), "--input",
                str(input_path), "--output", str(output_path), "--batch-size", str(batch_size), "--overwrite",
-               "--quiet", *extra]
+               *extra]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     wall = time.perf_counter() - start
     if result.returncode:
         sys.exit(result.stderr[-3000:])
-    match = re.search(r"Scored ([\d,]+) rows.*\(([\d,]+) rows/s\)", result.stderr)
+    match = re.search(r"Scored ([\d,]+) rows.*\(([\d,]+) rows/s", result.stderr)
     rows, loop_rate = int(match[1].replace(",", "")), float(match[2].replace(",", ""))
     return rows, wall, loop_rate
 
@@ -65,22 +77,27 @@ def main():
     parser.add_argument("--model", nargs="+", required=True, help="export bases or SavedModel dirs to time")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[256], help="score --batch-size values to try")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N test reviews (quick check)")
+    parser.add_argument("--runners", nargs="+", default=["local"], choices=sorted(RUNNERS),
+                        help="local: score in this process; beam, beam-2procs: score --runner beam (DirectRunner)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         count, csv_path, jsonl_path = write_inputs(args.data_dir, tmp, args.limit)
         print(f"{count:,} IMDB test reviews; {platform.node()}, {os.cpu_count()} CPU cores, {date.today()}\n")
-        print("| model | input | batch | rows | wall s (whole command) | reviews/s (whole command) | reviews/s (scoring loop) |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| runner | model | input | batch | rows | wall s (whole command) | reviews/s (whole command) "
+              "| reviews/s (scoring loop; Beam: pipeline) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for model in args.model:
             for batch_size in args.batch_size:
                 for path, extra in ((csv_path, ["--text-column", "review", "--id-column", "id"]),
                                     (jsonl_path, ["--text-field", "review", "--id-field", "id"])):
-                    rows, wall, loop_rate = time_score(model, path, tmp / "out.jsonl", batch_size, extra)
-                    assert rows == count, (rows, count)
-                    print(f"| {model} | {path.suffix[1:]} | {batch_size} | {rows:,} | {wall:.1f} | {rows / wall:,.0f} "
-                          f"| {loop_rate:,.0f} |", flush=True)
+                    for runner in args.runners:
+                        rows, wall, loop_rate = time_score(model, path, tmp / "out.jsonl", batch_size,
+                                                           extra + RUNNERS[runner])
+                        assert rows == count, (rows, count)
+                        print(f"| {runner} | {model} | {path.suffix[1:]} | {batch_size} | {rows:,} | {wall:.1f} "
+                              f"| {rows / wall:,.0f} | {loop_rate:,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

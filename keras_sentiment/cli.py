@@ -14,6 +14,9 @@ from keras_sentiment.settings import (BY_NAME, add_train_arguments, describe_def
 
 DATASETS = BY_NAME["dataset"].choices
 DEFAULT_MODEL = "saved_models/imdb_bilstm"
+# `score --runner`: this process, or Apache Beam ("beam" is its DirectRunner) on any of its runners.
+BEAM_RUNNERS = ("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+SCORE_RUNNERS = ("local", "beam", *BEAM_RUNNERS)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):  # for the commands other than train
@@ -92,12 +95,25 @@ def build_parser(argv=None):
         "score", help="score a CSV, TSV, JSONL or text file into JSONL or CSV",
         description="Stream INPUT through a model in batches (bounded memory) and write id, probability, label per "
         "row. The output is written as OUTPUT.partial and renamed when complete; --resume continues an interrupted "
-        "run. A row's id is --id-column/--id-field, else the line number where it starts.",
-        formatter_class=HelpFormatter)
+        "run. A row's id is --id-column/--id-field, else the line number where it starts. With --runner beam (or "
+        "a Beam runner's name) the same scoring runs as an Apache Beam pipeline over many files: any further "
+        "flags are Beam pipeline options (e.g. --direct_num_workers 2, or Dataflow's --project, --region, "
+        "--temp_location; see docs/SCALE.md).",
+        formatter_class=HelpFormatter, allow_abbrev=False)  # a Beam option must never pass for an abbreviation of ours
     score.add_argument("--model", default=DEFAULT_MODEL,
                        help="SavedModel base (its latest version), a SavedModel version dir, or a run directory")
-    score.add_argument("--input", required=True, help="input file: .csv, .tsv, .jsonl (or .ndjson) or .txt (one review per line)")
-    score.add_argument("--output", required=True, help="output file: .csv for CSV, anything else JSONL")
+    score.add_argument("--input", required=True, nargs="+",
+                       help="input file: .csv, .tsv, .jsonl (or .ndjson) or .txt (one review per line); with a Beam "
+                       "runner, any number of files and glob patterns (quoted), local or e.g. gs://")
+    score.add_argument("--output", required=True,
+                       help="output file: .csv for CSV, anything else JSONL; with a Beam runner, the prefix of sharded "
+                       "JSONL (scores.jsonl -> scores-00000-of-00004.jsonl, bad rows in scores.bad-rows-*.jsonl)")
+    score.add_argument("--runner", default="local", choices=SCORE_RUNNERS,
+                       help="local: this process (resumable, bounded memory); beam: an Apache Beam pipeline on its "
+                       "DirectRunner (needs the beam extra: pip install 'keras-sentiment[beam]'); or a Beam runner by "
+                       "name, with its pipeline options after the other flags")
+    score.add_argument("--num-shards", type=_positive_int, default=None,
+                       help="Beam runners: output shards (default: the runner decides)")
     score.add_argument("--input-format", choices=("csv", "tsv", "jsonl", "txt"), default=None,
                        help="input format (default: from the input's extension)")
     score.add_argument("--text-column", default="text", help="CSV/TSV: header of the text column")
@@ -215,8 +231,14 @@ def run_predict(args):
 
 
 def run_score(args):
+    if args.runner != "local":
+        return run_score_on_beam(args)
     from keras_sentiment.scoring import INPUT_FORMATS, OUTPUT_FORMATS, ScoreOptions, detect_format, score_file
 
+    if len(args.input) > 1:
+        raise KerasSentimentError(f"--input: local scoring reads one file, got {len(args.input)}; "
+                                  "score many files or globs with --runner beam")
+    args.input = args.input[0]
     options = ScoreOptions(
         input_format=detect_format(args.input, INPUT_FORMATS, "input", args.input_format),
         output_format=detect_format(args.output, OUTPUT_FORMATS, "output"),
@@ -231,6 +253,31 @@ def run_score(args):
         where = ", ".join(f"{args.input}:{e['line']} ({e['reason']})" for e in report.skipped_examples)
         more = f" and {report.skipped - len(report.skipped_examples)} more" if report.skipped > len(report.skipped_examples) else ""
         print(f"Skipped {report.skipped:,} bad rows, listed in {report.skipped_file}: {where}{more}", file=sys.stderr)
+    return 0
+
+
+def run_score_on_beam(args):
+    try:
+        from keras_sentiment.beam_score import score_on_beam
+    except ImportError as error:
+        raise KerasSentimentError(f"--runner {args.runner} needs Apache Beam ({error}): pip install 'keras-sentiment[beam]'") from None
+    from keras_sentiment.scoring import ScoreOptions
+
+    if args.resume or args.on_error != "fail" or args.output.endswith(".csv"):
+        raise KerasSentimentError(f"--runner {args.runner}: output is sharded JSONL, bad rows always go to the dead-letter "
+                                  "output, and a failed pipeline writes nothing, so there is no --resume, --on-error or "
+                                  ".csv output; rerun a failed pipeline")
+    runner = "DirectRunner" if args.runner == "beam" else args.runner
+    options = ScoreOptions(input_format=args.input_format, output_format="jsonl", text_column=args.text_column,
+                           id_column=args.id_column, text_field=args.text_field, id_field=args.id_field)
+    print(f"Scoring {', '.join(args.input)} on Apache Beam ({runner}) into {args.output}", file=sys.stderr)
+    report = score_on_beam(args.model, args.input, args.output, options, runner=runner, pipeline_args=args.pipeline_args,
+                           batch_size=args.batch_size, num_shards=args.num_shards or 0, overwrite=args.overwrite)
+    rate = report["rows"] / report["seconds"] if report["seconds"] else 0.0
+    print(f"Scored {report['rows']:,} rows from {report['files']:,} files into {args.output} shards "
+          f"({rate:,.0f} rows/s, whole pipeline)", file=sys.stderr)
+    if report["bad_rows"]:
+        print(f"{report['bad_rows']:,} bad rows (file:line and reason) are in the .bad-rows shards", file=sys.stderr)
     return 0
 
 
@@ -249,7 +296,11 @@ COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not (args.command == "score" and args.runner != "local"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.pipeline_args = unknown  # score on a Beam runner: its pipeline options
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
     try:
         return COMMANDS[args.command](args)

@@ -120,12 +120,16 @@ class LineSource:
 
 
 class InputReader:
-    """Rows (`Row`) and bad rows (`BadRow`) of an input file, resumable at a byte offset."""
+    """Rows (`Row`) and bad rows (`BadRow`) of an input file, resumable at a byte offset.
 
-    def __init__(self, path, options, offset=0, line=0):
+    `handle`: an open binary file to read instead of opening `path` (e.g. one from a Beam
+    filesystem); `path` then only names it in messages.
+    """
+
+    def __init__(self, path, options, offset=0, line=0, handle=None):
         self.path, self.options = Path(path), options
         csv.field_size_limit(MAX_FIELD_BYTES)
-        self.handle = open(self.path, "rb")
+        self.handle = handle or open(self.path, "rb")
         self.header = None
         if options.input_format in ("csv", "tsv"):
             self.header = self._read_header()

@@ -119,6 +119,11 @@ class BertTextEncoder:
     def layers(self):
         return [self.tokenizer]
 
+    def save_for_clients(self, directory):
+        """What `keras_sentiment.client.BertTokenIds` needs to produce this encoder's ids without TF Text."""
+        save_bert_tokenizer(self.tokenizer, directory)
+        (Path(directory) / "encoder.json").write_text(json.dumps({"max_length": self.max_length}, indent=2))
+
     def __call__(self, texts):
         pieces = self.tokenizer(texts)  # [batch, (num_pieces)] ragged
         if isinstance(pieces, list):  # keras-hub hands eager results back as Python lists

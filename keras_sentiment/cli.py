@@ -83,6 +83,14 @@ def build_parser(argv=None):
                         help="SavedModel base path, e.g. saved_models/imdb_bilstm (default: the run's own --export-dir)")
     export.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next free one)")
     export.add_argument("--keep", type=_positive_int, default=None, help="afterwards keep only the K newest versions")
+    tokenizer = export.add_mutually_exclusive_group()
+    tokenizer.add_argument("--tokenizer-in-graph", dest="tokenizer_in_graph", action="store_true", default=True,
+                           help="raw text in: the tokenizer is part of the SavedModel (the default; a bert_gru export "
+                           "then needs a server that registers TensorFlow Text's ops)")
+    tokenizer.add_argument("--no-tokenizer", dest="tokenizer_in_graph", action="store_false",
+                           help="bert_gru: token ids in (int32 token_ids), core TensorFlow ops only, for TF Serving "
+                           "builds without TensorFlow Text; clients tokenize with keras_sentiment.client.BertTokenIds "
+                           "from the tokenizer saved in VERSION/assets.extra/tokenizer/")
 
     predict = commands.add_parser("predict", help="print P(positive) and the label for each text",
                                   description="Score texts given as arguments, or one per line on stdin.",
@@ -202,13 +210,17 @@ def run_evaluate(args):
 
 
 def run_export(args):
-    from keras_sentiment.export import export_serving_model, prune_versions
+    from keras_sentiment.export import export_serving_model, ops_outside_core_tensorflow, prune_versions
     from keras_sentiment.inference import load_run, read_run_config
 
     encoder, model = load_run(args.run_dir)
     export_dir = args.export_dir or read_run_config(args.run_dir)["export_dir"]
-    path = export_serving_model(model, encoder, export_dir, args.version)
-    print(f"SavedModel: {path}")
+    path = export_serving_model(model, encoder, export_dir, args.version, tokenizer_in_graph=args.tokenizer_in_graph)
+    print(f"SavedModel: {path}" + ("  (input: token_ids; tokenizer for clients in assets.extra/tokenizer/)"
+                                   if not args.tokenizer_in_graph else ""))
+    custom = ops_outside_core_tensorflow(path)
+    print(f"Ops beyond core TensorFlow: {', '.join(custom)} (the server must register them: docs/DEPLOY.md)" if custom
+          else "Ops beyond core TensorFlow: none (any TF Serving build loads it)")
     if args.keep:
         removed = prune_versions(export_dir, args.keep)
         if removed:

@@ -5,16 +5,29 @@ Signature `serving_default`: input `text` (`tf.string`, `[None]`); outputs `prob
 The vectorizer (vocabulary and standardization) is traced into the graph, so the export loads
 with plain `tf.saved_model.load` in a process that never imports `keras_sentiment`, and TF
 Serving consumes it unchanged.
+
+A BERT export's word-piece tokenizer uses TensorFlow Text ops, which a server must register.
+`tokenizer_in_graph=False` (`export --no-tokenizer`) leaves it out: the signature's input is
+`token_ids` (int32 `[None, None]`, `[CLS] ... [SEP]`, 0-padded) and the export carries the
+tokenizer in `assets.extra/tokenizer/` for `keras_sentiment.client.BertTokenIds` to run on the
+client. `ops_outside_core_tensorflow` lists what an export needs beyond core TensorFlow.
 """
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from keras_sentiment.errors import KerasSentimentError
+
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+TOKEN_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="token_ids")  # [batch, seq_len]
+CLIENT_TOKENIZER_DIR = Path("assets.extra") / "tokenizer"  # TF Serving ignores assets.extra/
 
 
 def make_text_scorer(encoder, model):
@@ -44,8 +57,10 @@ def existing_versions(export_dir):
     return sorted(int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def export_serving_model(model, encoder, export_dir, version=None):
+def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True):
     """Write the end-to-end model to `<export_dir>/<version>/`; returns that path.
+
+    `tokenizer_in_graph=False` (BERT encoders only): token ids in instead of text, see above.
 
     The version is written to a hidden temporary directory beside it and renamed into place
     in one step, so a server polling `export_dir` never sees a half-written version.
@@ -59,26 +74,40 @@ def export_serving_model(model, encoder, export_dir, version=None):
     final = export_dir / str(version)
     if final.exists():
         raise FileExistsError(f"{final} already exists; versions are never overwritten")
+    if not tokenizer_in_graph and not hasattr(encoder, "save_for_clients"):
+        raise KerasSentimentError("--no-tokenizer is for bert_gru exports: a recurrent export's vectorizer uses core "
+                                  "TensorFlow ops only, so every TF Serving build loads it with the text in the graph")
     export_dir.mkdir(parents=True, exist_ok=True)
     tmp = export_dir / f".tmp-{version}-{os.getpid()}"
-    score = make_text_scorer(encoder, model)
-
-    def serve(text):
-        logits = score(text)  # [batch]
-        return {"probability": tf.sigmoid(logits), "label": tf.cast(logits > 0, tf.int32), "logits": logits}
-
-    encoder(tf.constant([""]))  # builds the encoder's layers: ExportArchive tracks built layers only
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for layer in encoder.layers:
-        archive.track(layer)
-    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[TEXT_SPEC])
+    if tokenizer_in_graph:
+        score = make_text_scorer(encoder, model)
+        encoder(tf.constant([""]))  # builds the encoder's layers: ExportArchive tracks built layers only
+        for layer in encoder.layers:
+            archive.track(layer)
+        archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text)), input_signature=[TEXT_SPEC])
+    else:
+        archive.add_endpoint(name="serving_default", fn=lambda token_ids: serving_outputs(model(token_ids, training=False)[:, 0]),
+                             input_signature=[TOKEN_IDS_SPEC])
     try:
         archive.write_out(str(tmp), verbose=False)
+        if not tokenizer_in_graph:
+            encoder.save_for_clients(tmp / CLIENT_TOKENIZER_DIR)
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def serving_outputs(logits):
+    """The signature's outputs from logits `[batch]`."""
+    return {"probability": tf.sigmoid(logits), "label": tf.cast(logits > 0, tf.int32), "logits": logits}
+
+
+def takes_token_ids(saved_model_dir):
+    """Whether an export was written with `--no-tokenizer` (token ids in, tokenizer for clients beside)."""
+    return (Path(saved_model_dir) / CLIENT_TOKENIZER_DIR).is_dir()
 
 
 def prune_versions(export_dir, keep):
@@ -96,3 +125,43 @@ def prune_versions(export_dir, keep):
         os.rename(export_dir / str(version), doomed)
         shutil.rmtree(doomed, ignore_errors=True)
     return removed
+
+
+def ops_used(saved_model_dir):
+    """Every op type in a SavedModel's graphs: the graph's nodes and those of its function library."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    ops = set()
+    for meta_graph in saved_model.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+# Run in a fresh interpreter that imports tensorflow alone: this process may have registered
+# TensorFlow Text's ops already, which would hide them.
+_UNREGISTERED_IN_CORE = """
+import json, sys
+import tensorflow
+from tensorflow.python.framework import op_def_registry
+print(json.dumps([name for name in json.load(sys.stdin) if op_def_registry.get(name) is None]))
+"""
+
+
+def ops_outside_core_tensorflow(saved_model_dir):
+    """The op types of a SavedModel that core TensorFlow does not register (sorted), e.g. TensorFlow Text's.
+
+    A server (TF Serving, or `tf.saved_model.load` without `import tensorflow_text`) must
+    register these to load the model; an empty list means any TensorFlow build of a recent
+    enough version loads it.
+
+    Example:
+    >>> ops_outside_core_tensorflow("saved_models/imdb_bilstm/1")  # doctest: +SKIP
+    []
+    """
+    result = subprocess.run([sys.executable, "-c", _UNREGISTERED_IN_CORE], input=json.dumps(sorted(ops_used(saved_model_dir))),
+                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])

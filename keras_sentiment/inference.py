@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.export import existing_versions, make_text_scorer
+from keras_sentiment.export import existing_versions, make_text_scorer, takes_token_ids
 
 BEST_CHECKPOINT = "best.keras"
 
@@ -41,6 +41,16 @@ def load_scorer(path):
         )
     register_text_ops()
     signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    if takes_token_ids(saved_model):  # exported with --no-tokenizer: tokenize here, as a client would
+        from keras_sentiment.client import BertTokenIds
+
+        tokenize = BertTokenIds(saved_model)
+
+        def score_token_ids(texts):
+            ids = tokenize(list(tf.convert_to_tensor(texts, tf.string).numpy()))
+            return signature(token_ids=tf.constant(ids, tf.int32) if ids else tf.zeros([0, 2], tf.int32))["logits"]
+
+        return score_token_ids
     return lambda texts: signature(text=tf.convert_to_tensor(texts, tf.string))["logits"]
 
 

@@ -52,9 +52,15 @@ class LoadedVersion:
         from google.protobuf import json_format
         from tensorflow.core.protobuf import saved_model_pb2
 
+        from keras_sentiment.export import takes_token_ids
         from keras_sentiment.inference import register_text_ops
 
         self.path, self.version = Path(path), int(Path(path).name)
+        if takes_token_ids(path):
+            raise KerasSentimentError(
+                f"{path} takes token ids (exported with --no-tokenizer, for servers without TensorFlow Text): serve it "
+                "with TF Serving and send ids from keras_sentiment.client.BertTokenIds, or export the run again "
+                "without --no-tokenizer for `serve`")
         register_text_ops()
         self.signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
         proto = saved_model_pb2.SavedModel()

@@ -23,6 +23,8 @@ from keras_sentiment.bert import (  # noqa: E402
 from keras_sentiment.data import make_batches  # noqa: E402
 from keras_sentiment.errors import KerasSentimentError  # noqa: E402
 from keras_sentiment.export import export_serving_model, make_text_scorer  # noqa: E402
+from keras_sentiment.inference import load_scorer  # noqa: E402
+from keras_sentiment.serving import LoadedVersion  # noqa: E402
 
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + sorted(set(FILLER + POSITIVE + NEGATIVE))
 
@@ -175,3 +177,47 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
     assert from_run.returncode == 0 and from_export.returncode == 0, from_run.stderr[-2000:] + from_export.stderr[-2000:]
     p_run, p_export = (json.loads(r.stdout.strip().splitlines()[-1])["probability"] for r in (from_run, from_export))
     assert p_run == pytest.approx(p_export, abs=1e-5)
+    # A token-id export of the same run: no TF Text op, and `predict` tokenizes for it.
+    from test_cli import run_cli
+
+    exported = run_cli("export", run_dir, "--export-dir", tmp_path / "ids", "--no-tokenizer")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "input: token_ids" in exported.stdout and "Ops beyond core TensorFlow: none" in exported.stdout
+    from_ids = run_script("predict", "--model", tmp_path / "ids", "--json", "a good film")
+    assert json.loads(from_ids.stdout.strip().splitlines()[-1])["probability"] == pytest.approx(p_export, abs=1e-5)
+
+
+# === Exports for servers without TensorFlow Text (`export --no-tokenizer`) ===
+
+ODD_TEXTS = ["", "   ", "Café déjà vu, NAÏVE façade!", "don't... won't?! (really)", "Great 👍🏽 film 🎬",
+             "好电影，很好看", "مرحبا بالعالم", "tab\tand\nnewline\r\n", "nul\x00 and bell\x07 and zero\u200bwidth",
+             "soft\u00adhyphen ﬁne ligature Ⅻ", "x" * 150 + " long", "a " * 600, "ŞİMDİ İstanbul ǅ ß ẞ"]
+
+
+def test_client_token_ids_are_the_in_graph_tokenizer_ids(tmp_path):
+    tokenizer, _ = load_bert(None, backbone=False)  # the real 30,522-piece MiniLM vocabulary
+    encoder = BertTextEncoder(tokenizer, max_length=64)
+    encoder.save_for_clients(tmp_path / "tokenizer")
+    in_graph = tf.function(encoder)(tf.constant(ODD_TEXTS)).numpy().tolist()  # the TF Text ops an export runs
+    from keras_sentiment.client import BertTokenIds
+
+    assert BertTokenIds(tmp_path / "tokenizer")(ODD_TEXTS) == in_graph
+    assert BertTokenIds(tmp_path / "tokenizer")([]) == []
+
+
+def test_no_tokenizer_export_needs_only_core_ops_and_scores_like_the_text_export(tmp_path):
+    from keras_sentiment.export import ops_outside_core_tensorflow
+
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=2), hidden_dim=8)
+    text_export = export_serving_model(model, encoder, tmp_path / "text")
+    ids_export = export_serving_model(model, encoder, tmp_path / "ids", tokenizer_in_graph=False)
+    text_ops = ops_outside_core_tensorflow(text_export)
+    assert any("Wordpiece" in op for op in text_ops), text_ops  # TF Text's tokenizer, which TF Serving must register
+    assert ops_outside_core_tensorflow(ids_export) == []
+    signature = tf.saved_model.load(str(ids_export)).signatures["serving_default"]
+    assert list(signature.structured_input_signature[1]) == ["token_ids"]
+    texts = ["a good film", "", "awful, boring plot " * 30]
+    np.testing.assert_allclose(load_scorer(ids_export)(tf.constant(texts)).numpy(),
+                               load_scorer(text_export)(tf.constant(texts)).numpy(), atol=1e-5)
+    with pytest.raises(KerasSentimentError, match="takes token ids"):
+        LoadedVersion(ids_export)  # `serve` names the fix instead of failing on the first request

@@ -103,3 +103,13 @@ def test_prune_versions_keeps_the_newest(tmp_path):
     assert prune_versions(tmp_path, keep=2) == [1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["5", "7", "notes"]
     assert prune_versions(tmp_path, keep=2) == []
+
+
+def test_recurrent_exports_need_no_custom_op_and_refuse_no_tokenizer(served_base, trained_parts, tmp_path):
+    from keras_sentiment.errors import KerasSentimentError
+    from keras_sentiment.export import ops_outside_core_tensorflow, ops_used
+
+    assert "LookupTableFindV2" in ops_used(served_base / "1")  # the vectorizer is in the graph
+    assert ops_outside_core_tensorflow(served_base / "1") == []
+    with pytest.raises(KerasSentimentError, match="recurrent export"):
+        export_serving_model(trained_parts[1], trained_parts[0], tmp_path, tokenizer_in_graph=False)

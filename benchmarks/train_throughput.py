@@ -62,7 +62,7 @@ class Ours:
                              hidden_dim=REFERENCE["hidden_dim"], num_layers=REFERENCE["num_layers"],
                              pooling=REFERENCE["pooling"])
         self.model = build_model("bilstm", config)
-        compile_model(self.model, REFERENCE["learning_rate"])  # as `train` compiles
+        compile_model(self.model, keras.optimizers.Adam(REFERENCE["learning_rate"], clipnorm=1.0))  # as `train` compiles
         if options.jit_compile:
             self.model.jit_compile = True  # Keras leaves XLA off on CPU-only machines
 

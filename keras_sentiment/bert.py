@@ -1,4 +1,4 @@
-"""Frozen pretrained BERT encoder + bidirectional GRU head, on keras-hub.
+"""Pretrained BERT encoder (frozen, or its top layers fine-tuned) + bidirectional GRU head, on keras-hub.
 
 `--bert-preset` accepts a keras-hub preset name (`bert_base_en_uncased`) or an `hf://` handle
 when online, or a local directory in keras-hub or Hugging Face format (`config.json`,
@@ -149,14 +149,15 @@ def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25)
     return keras.Model([features, mask], logits, name=HEAD_NAME)
 
 
-def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25):
-    """Token ids `[batch, seq_len]` -> frozen BERT -> GRU head -> logits `[batch, 1]`.
+def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainable_layers="0"):
+    """Token ids `[batch, seq_len]` -> BERT (frozen, or its top layers fine-tuned) -> GRU head -> logits `[batch, 1]`.
 
     Args:
-        backbone: a `keras_hub.models.BertBackbone`; it is frozen here.
+        backbone: a `keras_hub.models.BertBackbone`; frozen here but for `trainable_layers`.
         hidden_dim: GRU units per direction.
         num_layers: bidirectional GRU layers.
         dropout: between GRU layers and on the final state.
+        trainable_layers: "0" (frozen), "N" (the top N transformer layers train) or "all".
 
     Example:
     >>> import keras_hub
@@ -165,7 +166,7 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25):
     >>> build_bert_gru(backbone, hidden_dim=2)(tf.constant([[2, 5, 3, 0]])).shape
     TensorShape([1, 1])
     """
-    backbone.trainable = False
+    unfreeze_top_layers(backbone, trainable_layers)
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
     padding_mask = keras.ops.not_equal(token_ids, 0)  # [batch, seq_len]
     encoded = backbone(
@@ -177,6 +178,39 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25):
     )["sequence_output"]  # [batch, seq_len, bert_dim]
     head = build_bert_gru_head(backbone.hidden_dim, hidden_dim, num_layers, dropout)
     return keras.Model(token_ids, head([encoded, padding_mask]), name="bert_gru")
+
+
+def unfreeze_top_layers(backbone, trainable_layers="0"):
+    """Freeze the backbone but for its top `trainable_layers` transformer layers ("all": every layer
+    and the embeddings; the pooler stays frozen, the head never reads it). Returns the unfrozen layers."""
+    total = len(backbone.transformer_layers)
+    if trainable_layers == "all":
+        unfrozen = [layer for layer in backbone.layers if layer.name != "pooled_dense"]
+    else:
+        count = int(trainable_layers)
+        if count > total:
+            raise KerasSentimentError(f"--trainable-layers {count}: the encoder has {total} transformer layers "
+                                      "(give at most that many, or all)")
+        unfrozen = backbone.transformer_layers[total - count :]
+    backbone.trainable = bool(unfrozen)
+    for layer in backbone.layers:
+        layer.trainable = layer in unfrozen
+    return unfrozen
+
+
+def make_optimizer(settings, model, total_steps):
+    """Adam at `--learning-rate` for the head; the unfrozen encoder layers at `--encoder-learning-rate`,
+    warmed up and decayed over `total_steps` (`keras_sentiment.optimizers.EncoderAwareAdam`)."""
+    from keras_sentiment.optimizers import EncoderAwareAdam
+
+    try:
+        backbone = model.get_layer(BACKBONE_NAME)
+    except ValueError:  # the head alone (--cache-encoder): nothing of the encoder trains
+        backbone = None
+    prefixes = [f"{layer.name}/" for layer in backbone.layers if layer.trainable] if backbone and backbone.trainable else []
+    if not prefixes:
+        return keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0)
+    return EncoderAwareAdam(settings.learning_rate, prefixes, settings.encoder_learning_rate, total_steps, clipnorm=1.0)
 
 
 def encoder_features(model):
@@ -204,7 +238,7 @@ def build_encoder(settings, train_texts, run_dir):
 def build_classifier(settings, encoder, word_vectors=None):
     """Frozen encoder + GRU head; BERT brings its own word-piece embeddings (`word_vectors` unused)."""
     _, backbone = load_bert(settings.bert_preset)
-    return build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout)
+    return build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout, settings.trainable_layers)
 
 
 def load_encoder(run_dir, config):

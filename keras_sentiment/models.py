@@ -246,3 +246,8 @@ def load_embedding_matrix(path, vocabulary, embedding_dim, seed=0):
     except OSError as error:
         raise KerasSentimentError(f"cannot read embeddings file {path}: {error.strerror}") from None
     return matrix, len(found)
+
+
+def make_optimizer(settings, model, total_steps):
+    """Adam at `--learning-rate`, gradients clipped to norm 1.0 (`total_steps`: unused, no schedule)."""
+    return keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0)

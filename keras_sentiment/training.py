@@ -145,12 +145,14 @@ def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
     """
     train_batches = EpochBatches(splits.train, encoder, settings.batch_size, settings.max_length, seed=settings.seed)
     valid_batches = make_batches(splits.valid, encoder, settings.batch_size, settings.max_length)
+    builder = architecture_module(settings.arch)
+    total_steps = settings.epochs * train_batches.per_epoch
     with (strategy or tf.distribute.get_strategy()).scope():
-        compile_model(model, settings.learning_rate)
+        compile_model(model, builder.make_optimizer(settings, model, total_steps))
         model.summary()
-        plan = architecture_module(settings.arch).fit_plan(model, train_batches, valid_batches, run_dir, settings)
+        plan = builder.fit_plan(model, train_batches, valid_batches, run_dir, settings)
         if plan.fit_model is not model:
-            compile_model(plan.fit_model, settings.learning_rate)
+            compile_model(plan.fit_model, builder.make_optimizer(settings, plan.fit_model, total_steps))
     checkpoint = run_dir / (BEST_CHECKPOINT if plan.finish is None else "best_part.keras")
     if backup is not None and training_is_over(backup, settings.epochs):
         print(f"Training had finished (epoch {backup['epoch']}); going on from its best checkpoint", flush=True)
@@ -212,9 +214,11 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     size = splits.sizes["train"] + splits.sizes["valid"]
     print(f"Refit: a fresh model on train + valid ({size:,} examples) for {epochs} epochs", flush=True)
     keras.utils.set_random_seed(settings.seed)
+    builder = architecture_module(settings.arch)
+    approximate_steps = epochs * -(-size // settings.batch_size)  # length buckets add a few partial batches
     with (strategy or tf.distribute.get_strategy()).scope():
-        model = architecture_module(settings.arch).build_classifier(settings, encoder, settings.record.get("word_vectors"))
-        compile_model(model, settings.learning_rate)
+        model = builder.build_classifier(settings, encoder, settings.record.get("word_vectors"))
+        compile_model(model, builder.make_optimizer(settings, model, approximate_steps))
     batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
     with fitting_under(model, strategy):
         model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, callbacks=[
@@ -273,9 +277,9 @@ def write_config(run_dir, settings):
     write_json_atomically(Path(run_dir) / "config.json", settings.to_json())
 
 
-def compile_model(model, learning_rate):
+def compile_model(model, optimizer):
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+        optimizer=optimizer,
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
     )

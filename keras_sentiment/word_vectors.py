@@ -1,7 +1,8 @@
 """Word vectors for the embedding layer: `--embeddings none | auto | PATH`.
 
 `auto` trains skip-gram word2vec (gensim) on the **training split's text only** (never the valid
-or test text, never a label), plus the lines of `--embeddings-text` when given, and writes the
+or test text, never a label), plus the lines of `--embeddings-text` when given (`imdb`: IMDB's
+25,000 training reviews, text only, from the data dir: SST-2's recipe uses them), and writes the
 vectors in GloVe format to a cache: `<cache dir>/word_vectors/<key>.txt`, where the key hashes
 the standardized texts and every word2vec parameter. A second run on the same text reuses the
 file. Words are standardized and split exactly as the run's `TextVectorization` does
@@ -20,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from keras_sentiment.data import default_cache_dir
-from keras_sentiment.settings import AUTO_EMBEDDINGS, NO_EMBEDDINGS
+from keras_sentiment.settings import AUTO_EMBEDDINGS, IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS, NO_EMBEDDINGS_TEXT
 from keras_sentiment.vectorizer import standardize_review
 
 # Skip-gram as measured in docs/RESULTS.md (+2.2 points of IMDB valid accuracy over random
@@ -39,8 +40,44 @@ def word_vectors_for(settings, train_texts):
         return None
     if settings.embeddings != AUTO_EMBEDDINGS:
         return settings.embeddings
-    documents = list(tokenized_documents(train_texts.map(lambda text, label: text), settings.embeddings_text))
+    documents = list(tokenized_documents(train_texts.map(lambda text, label: text), embeddings_text_file(settings)))
     return train_word2vec_cached(documents, settings.embedding_dim, settings.seed)
+
+
+def embeddings_text_file(settings):
+    """The file of extra word2vec text: `--embeddings-text` itself, IMDB's reviews for `imdb`, or None."""
+    if settings.embeddings_text in (None, NO_EMBEDDINGS_TEXT):
+        return None
+    if settings.embeddings_text == IMDB_EMBEDDINGS_TEXT:
+        return imdb_training_reviews_file(settings.data_dir, settings.data_source)
+    return settings.embeddings_text
+
+
+def imdb_training_reviews_file(data_dir=None, data_source="auto"):
+    """IMDB's 25,000 training reviews, one per line (text only, never a label), written once to the cache.
+
+    The order is fixed (the train/valid split of seed 1234, train first), so the word2vec cache
+    key, which hashes the documents in order, is the same for every run.
+    """
+    from keras_sentiment.data import load_imdb
+    from keras_sentiment.errors import DataNotFoundError, KerasSentimentError
+
+    path = default_cache_dir() / "embeddings_text" / "imdb_train_reviews.txt"
+    if path.is_file():
+        return path
+    try:
+        splits = load_imdb(data_dir, source=data_source, seed=1234)
+    except DataNotFoundError as error:
+        raise KerasSentimentError(f"--embeddings-text imdb (the word-vector text of SST-2's best recipe) needs IMDB: "
+                                  f"{error}; or pass --embeddings-text none") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for split in (splits.train, splits.valid):
+            for text, _ in split.as_numpy_iterator():
+                handle.write(" ".join(text.decode("utf-8").split()) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def tokenized_documents(texts, extra_text_file=None, batch_size=1024):

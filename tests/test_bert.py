@@ -76,6 +76,68 @@ def test_bert_gru_learns_a_separable_task():
         np.testing.assert_array_equal(before, after.numpy())
 
 
+def trainable_encoder_paths(trainable_layers):
+    model = build_bert_gru(tiny_backbone(), hidden_dim=4, trainable_layers=trainable_layers)
+    assert any(w.path.startswith("bi_gru_") for w in model.trainable_weights)  # the head always trains
+    return {w.path for w in model.get_layer("bert_backbone").trainable_weights}
+
+
+def test_trainable_layers_unfreeze_the_top_of_the_encoder():
+    assert trainable_encoder_paths("0") == set()
+    top = trainable_encoder_paths("1")
+    assert top and all(p.startswith("transformer_layer_1/") for p in top)  # the top one of 2
+    everything = trainable_encoder_paths("all")
+    assert {p.split("/")[0] for p in everything} == {"token_embedding", "position_embedding", "segment_embedding",
+                                                     "embeddings_layer_norm", "transformer_layer_0", "transformer_layer_1"}
+    # (the pooler stays frozen: the head never reads it)
+    with pytest.raises(KerasSentimentError, match="has 2 transformer layers"):
+        build_bert_gru(tiny_backbone(), hidden_dim=4, trainable_layers="3")
+
+
+def test_unfrozen_encoder_weights_train_at_their_own_scheduled_rate():
+    from types import SimpleNamespace
+
+    from keras_sentiment.bert import make_optimizer
+    from keras_sentiment.optimizers import EncoderAwareAdam
+
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=5), hidden_dim=8, trainable_layers="1")
+    settings = SimpleNamespace(learning_rate=1e-3, encoder_learning_rate=5e-5)
+    optimizer = make_optimizer(settings, model, total_steps=100)
+    assert isinstance(optimizer, EncoderAwareAdam)
+    assert [round(float(optimizer.encoder_scale(s)), 5) for s in (1, 10, 55, 100)] == [0.005, 0.05, 0.025, 0.0]
+    model.compile(optimizer, keras.losses.BinaryCrossentropy(from_logits=True))
+    before = {w.path: w.numpy().copy() for w in model.weights}
+    texts, labels = zip(*make_examples(32, seed=1))
+    model.train_on_batch(encoder(tf.constant(texts)), np.array(labels, "float32")[:, None])
+    moved = {w.path: np.abs(w.numpy() - before[w.path]).max() for w in model.weights}
+    # Adam's first step moves a weight by about its rate: head 1e-3, encoder 5e-5 x warm-up 1/10.
+    assert 0.5e-3 < max(v for p, v in moved.items() if p.startswith("bi_gru_")) < 1.5e-3
+    top = [v for p, v in moved.items() if p.startswith("transformer_layer_1/")]
+    assert 2e-6 < max(top) < 8e-6, max(top)
+    assert all(v == 0 for p, v in moved.items() if p.startswith(("transformer_layer_0/", "token_embedding/")))
+    # A frozen encoder (or the head alone) gets the plain Adam of the recurrent models.
+    assert type(make_optimizer(settings, build_bert_gru(tiny_backbone(), hidden_dim=4), 100)) is keras.optimizers.Adam
+
+
+def test_fine_tuned_bert_gru_learns_and_moves_its_encoder():
+    from types import SimpleNamespace
+
+    from keras_sentiment.bert import make_optimizer
+
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=6), hidden_dim=16, dropout=0.1, trainable_layers="all")
+    texts, labels = zip(*make_examples(600, seed=1))
+    test_texts, test_labels = zip(*make_examples(200, seed=2))
+    train = make_batches(tf.data.Dataset.from_tensor_slices((list(texts), list(labels))), encoder, 32, 32, shuffle=True, seed=0)
+    settings = SimpleNamespace(learning_rate=5e-3, encoder_learning_rate=1e-3)
+    model.compile(make_optimizer(settings, model, total_steps=6 * 19), keras.losses.BinaryCrossentropy(from_logits=True))
+    embeddings_before = model.get_layer("bert_backbone").get_layer("token_embedding").weights[0].numpy().copy()
+    model.fit(train, epochs=6, verbose=0)
+    logits = make_text_scorer(encoder, model)(tf.constant(test_texts)).numpy()
+    assert np.mean((logits > 0) == np.array(test_labels)) >= 0.95
+    embeddings_after = model.get_layer("bert_backbone").get_layer("token_embedding").weights[0].numpy()
+    assert np.abs(embeddings_after - embeddings_before).max() > 1e-4  # the encoder itself was fine-tuned
+
+
 def test_padding_never_changes_a_prediction():
     encoder, model = tiny_encoder(max_length=64), build_bert_gru(tiny_backbone(seed=3), hidden_dim=8)
     short = "a good film"

@@ -60,6 +60,9 @@ def test_architecture_defaults_sit_between_the_dataset_and_the_recipe():
     ({"embeddings": "missing.txt"}, "no such file missing.txt"),
     ({"recipe": "seed", "embeddings_text": "x.txt"}, "feeds the word vectors that --embeddings auto trains"),
     ({"arch": "transformer"}, "--arch transformer: choose one of"),
+    ({"arch": "lstm", "trainable_layers": "2"}, "--trainable-layers applies to --arch bert_gru, not lstm"),
+    ({"arch": "bert_gru", "trainable_layers": "top"}, "--trainable-layers top: give 0, a number of layers, or all"),
+    ({"arch": "bert_gru", "trainable_layers": "2", "cache_encoder": True}, "use one or the other"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
     with pytest.raises(KerasSentimentError, match=message.replace("(", r"\(").replace(".", r"\.")):

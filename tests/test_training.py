@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_examples, write_sst2
+from conftest import make_examples, write_aclimdb, write_sst2
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_ONLY_WORD = "zyzzyva"  # appears only in the test split's text
@@ -36,6 +36,7 @@ def runs(tmp_path_factory):
     `again` (reuses the vectors)."""
     tmp = tmp_path_factory.mktemp("training")
     folder = write_sst2(tmp / "data", num_train=600, num_dev=80)
+    write_aclimdb(tmp / "data")  # SST-2's best recipe adds IMDB's training reviews to the word2vec text
     dev = (folder / "dev.tsv").read_text().splitlines()
     (folder / "dev.tsv").write_text("\n".join([dev[0]] + [f"{TEST_ONLY_WORD} {line}" for line in dev[1:]]) + "\n")
     small = ["--dataset", "sst2", "--data-dir", tmp / "data", "--embeddings", "auto", "--embedding-dim", 16, "--hidden-dim", 8,
@@ -57,10 +58,10 @@ def config_of(run_dir):
 def test_the_log_starts_with_every_value_in_force_and_its_source(runs):
     log = runs["refit"]
     assert log.index("Settings (recipe best") < log.index("Epoch 1/3")
-    assert "pooling           = max                      (recipe best)" in log
-    assert "hidden_dim        = 8                        (flag)" in log
-    assert "num_layers        = 2                        (arch bilstm)" in log
-    assert "max_length        = 64                       (dataset sst2)" in log
+    assert re.search(r"pooling += max +\(recipe best\)", log)
+    assert re.search(r"hidden_dim += 8 +\(flag\)", log)
+    assert re.search(r"num_layers += 2 +\(arch bilstm\)", log)
+    assert re.search(r"max_length += 64 +\(dataset sst2\)", log)
 
 
 def test_config_records_the_resolved_settings_and_the_real_vocabulary(runs):
@@ -79,7 +80,11 @@ def test_auto_word_vectors_come_from_the_training_text_only_and_are_cached(runs)
     words = {line.split(" ", 1)[0] for line in vectors_file.read_text().splitlines()}
     assert TEST_ONLY_WORD not in words and {"good", "awful", "film"} <= words
     assert all(len(line.split(" ")) == 17 for line in vectors_file.read_text().splitlines())  # word + 16 values
-    assert "Word vectors: skip-gram word2vec, 16-d" in runs["refit"]
+    # SST-2's training phrases and IMDB's 80 generated training reviews (the recipe's --embeddings-text imdb)
+    num_train = int(re.search(r"Data: sst2 from .*'train': (\d+)", runs["refit"])[1])
+    texts = re.search(r"Word vectors: skip-gram word2vec, 16-d, on ([\d,]+) texts", runs["refit"])[1]
+    assert int(texts.replace(",", "")) == num_train + 80
+    assert (runs["cache"] / "embeddings_text" / "imdb_train_reviews.txt").read_text().count("\n") == 80
     found = [line for line in runs["refit"].splitlines() if line.startswith("Embeddings: ")]
     assert found and f"found in {vectors_file}" in found[0]
     # The second run trains nothing: same training text, same parameters.
@@ -126,9 +131,10 @@ def test_refit_trains_a_fresh_model_on_train_and_valid_for_the_chosen_epochs(run
 def test_every_epoch_shows_a_progress_total(runs):
     assert "Unknown" not in runs["refit"] and "Unknown" not in runs["again"]
     plain = re.sub(r"\x1b\[[0-9;]*m", "", runs["again"]).replace("\r", "\n")
-    # The bar's last update of an epoch: "steps/total ... val_loss: ..."; 570 sentences in batches of 16.
+    # The bar's last update of an epoch: "steps/total ... val_loss: ..."; the training phrases in batches of 16.
+    num_train = int(re.search(r"Data: sst2 from .*'train': (\d+)", plain)[1])
     ends = re.findall(r"^\s*(\d+)/(\d+) .* val_loss: ", plain, flags=re.MULTILINE)
-    assert ends and all(done == total and int(total) >= 36 for done, total in ends), ends
+    assert ends and all(done == total and int(total) >= -(-num_train // 16) for done, total in ends), (ends, num_train)
 
 
 def test_evaluate_export_and_predict_read_the_run_dirs_settings(runs, tmp_path):

@@ -203,24 +203,55 @@ def make_optimizer(settings, model, total_steps):
     warmed up and decayed over `total_steps` (`keras_sentiment.optimizers.EncoderAwareAdam`)."""
     from keras_sentiment.optimizers import EncoderAwareAdam
 
-    try:
-        backbone = model.get_layer(BACKBONE_NAME)
-    except ValueError:  # the head alone (--cache-encoder): nothing of the encoder trains
-        backbone = None
-    prefixes = [f"{layer.name}/" for layer in backbone.layers if layer.trainable] if backbone and backbone.trainable else []
+    prefixes = [f"{layer.name}/" for layer in trainable_encoder_layers(model)]
     if not prefixes:
         return keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0)
     return EncoderAwareAdam(settings.learning_rate, prefixes, settings.encoder_learning_rate, total_steps, clipnorm=1.0)
 
 
-def encoder_features(model):
-    """A function `(ids, labels) -> ((sequence_output, padding_mask), labels)` using the frozen encoder."""
+def trainable_encoder_layers(model):
+    """The encoder's layers that train: inside the backbone of a whole model, or the transformer
+    layers of the part `fit` trains over cached lower-layer features."""
+    names = [layer.name for layer in model.layers]
+    candidates = model.get_layer(BACKBONE_NAME).layers if BACKBONE_NAME in names else model.layers
+    return [layer for layer in candidates if layer.trainable and layer.weights and layer.name != HEAD_NAME]
+
+
+def split_at_the_frozen_part(model):
+    """`(features, trained)`: a function of token ids giving what the frozen lower part of the encoder
+    outputs, and the model over those features that holds everything that trains.
+
+    Frozen encoder: the features are the encoder's output and `trained` is the GRU head. Top N
+    layers fine-tuned: the features are the output of the last frozen transformer layer (or of
+    the embeddings, when every transformer layer trains) and `trained` is those N layers + the
+    head, sharing their weights with `model`.
+    """
+    backbone, head = model.get_layer(BACKBONE_NAME), model.get_layer(HEAD_NAME)
+    unfrozen = [layer for layer in backbone.transformer_layers if layer.trainable]
+    if not backbone.trainable or not unfrozen:
+        return encoder_features(model), head
+    first = backbone.transformer_layers.index(unfrozen[0])
+    below = backbone.transformer_layers[first - 1] if first else backbone.get_layer("embeddings_dropout")
+    lower = keras.Model(backbone.inputs, below.output, name="bert_frozen_part")
+    states = keras.Input(shape=(None, backbone.hidden_dim), name="frozen_states")  # [batch, seq_len, bert_dim]
+    mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")  # [batch, seq_len]
+    x = states
+    for layer in unfrozen:
+        x = layer(x, padding_mask=mask)  # [batch, seq_len, bert_dim]
+    trained = keras.Model([states, mask], head([x, mask]), name="bert_gru_trained_part")
+    return encoder_features(model, lower), trained
+
+
+def encoder_features(model, part=None):
+    """A function `(ids, labels) -> ((states, padding_mask), labels)`: the frozen encoder's output, or
+    that of `part` (a model over the backbone's inputs: its frozen lower layers)."""
     backbone = model.get_layer(BACKBONE_NAME)
 
     def features(token_ids, labels):
         padding_mask = tf.not_equal(token_ids, 0)
         inputs = {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": tf.cast(padding_mask, tf.int32)}
-        return (backbone(inputs, training=False)["sequence_output"], padding_mask), labels
+        states = backbone(inputs, training=False)["sequence_output"] if part is None else part(inputs, training=False)
+        return (states, padding_mask), labels
 
     return features
 
@@ -246,7 +277,8 @@ def load_encoder(run_dir, config):
 
 
 def fit_plan(model, train_batches, valid_batches, run_dir, settings):
-    """With `cache_encoder`, train only the head on encoder outputs computed once (epoch 1) and cached on disk.
+    """With `cache_encoder`, compute the frozen part of the encoder once (epoch 1), cache its outputs on
+    disk, and train only the rest (the head, plus the top `--trainable-layers`) on them.
 
     The cache holds the first epoch's batches: later epochs shuffle the order of batches (fixed
     by the seed and the epoch), not their contents. It is rebuilt by a resumed run and removed
@@ -257,19 +289,18 @@ def fit_plan(model, train_batches, valid_batches, run_dir, settings):
     cache_dir = Path(run_dir) / "encoder_cache"
     shutil.rmtree(cache_dir, ignore_errors=True)  # a stale or half-written cache would be read back silently
     cache_dir.mkdir(parents=True)
-    features = encoder_features(model)
+    features, trained = split_at_the_frozen_part(model)
     cached_train = train_batches.epoch(0).map(features).cache(str(cache_dir / "train"))
     valid_data = valid_batches.map(features).cache(str(cache_dir / "valid")).prefetch(2)
-    head = model.get_layer(HEAD_NAME)
 
     def train_epoch(epoch):
         return cached_train.shuffle(32, seed=epoch_order_seed(settings.seed, epoch), reshuffle_each_iteration=False)
 
-    def finish(head_checkpoint):
-        head.set_weights(keras.models.load_model(head_checkpoint, compile=False).get_weights())
+    def finish(trained_checkpoint):
+        trained.set_weights(keras.models.load_model(trained_checkpoint, compile=False).get_weights())
         report_and_remove_encoder_cache(run_dir)
 
-    return FitPlan(head, train_epoch, valid_data, finish)
+    return FitPlan(trained, train_epoch, valid_data, finish)
 
 
 def report_and_remove_encoder_cache(run_dir):

@@ -166,7 +166,8 @@ SETTINGS = (
             "unfrozen encoder weights (10% warm-up, then linear decay to 0; decoupled weight decay 0.01, as AdamW); "
             "the head keeps --learning-rate", minimum=0, none_means="not used"),
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
-            "run dir) and train only the head in later epochs"),
+            "run dir) and train only the head in later epochs (with --trainable-layers N: the frozen lower layers' "
+            "outputs, and the top N layers train too)"),
     Setting("backup_every", int, 100, "also back up the training state every N training steps, not only at epoch "
             "ends, so `train --resume RUN_DIR` after a crash loses at most N steps; 0: epoch ends only", minimum=0),
     Setting("strategy", str, "auto", "tf.distribute strategy: auto = multi_worker when TF_CONFIG names several "
@@ -345,9 +346,9 @@ def validate(settings):
     trainable = settings.values.get("trainable_layers")
     if trainable is not None and trainable != "all" and not (trainable.isdigit()):
         raise KerasSentimentError(f"--trainable-layers {trainable}: give 0, a number of layers, or all")
-    if settings.cache_encoder and trainable not in (None, "0"):
-        raise KerasSentimentError(f"--cache-encoder caches the frozen encoder's outputs, which --trainable-layers "
-                                  f"{trainable} trains: use one or the other")
+    if settings.cache_encoder and trainable == "all":
+        raise KerasSentimentError("--cache-encoder caches what the frozen part of the encoder outputs; with "
+                                  "--trainable-layers all nothing is frozen: give a number of layers, or no cache")
     embeddings = settings.embeddings
     if embeddings not in (NO_EMBEDDINGS, AUTO_EMBEDDINGS) and not Path(embeddings).is_file():
         raise KerasSentimentError(f"--embeddings: no such file {embeddings} (or use none or auto)")

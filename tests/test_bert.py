@@ -138,6 +138,42 @@ def test_fine_tuned_bert_gru_learns_and_moves_its_encoder():
     assert np.abs(embeddings_after - embeddings_before).max() > 1e-4  # the encoder itself was fine-tuned
 
 
+def test_cache_encoder_with_fine_tuned_top_layers_trains_them_over_cached_lower_states(tmp_path):
+    from types import SimpleNamespace
+
+    from keras_sentiment.bert import fit_plan, make_optimizer
+    from keras_sentiment.data import EpochBatches
+
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=7), hidden_dim=16, dropout=0.1, trainable_layers="1")
+    texts, labels = zip(*make_examples(1200, seed=1))  # as the frozen test: random lower layers need it
+    test_texts, test_labels = zip(*make_examples(200, seed=2))
+    train = EpochBatches(tf.data.Dataset.from_tensor_slices((list(texts), list(labels))), encoder, 32, 32, seed=0)
+    valid = make_batches(tf.data.Dataset.from_tensor_slices((list(test_texts), list(test_labels))), encoder, 32, 32)
+    settings = SimpleNamespace(cache_encoder=True, seed=0, learning_rate=5e-3, encoder_learning_rate=1e-3)
+    plan = fit_plan(model, train, valid, tmp_path, settings)
+    trained = {w.path for w in plan.fit_model.trainable_weights}
+    assert any(p.startswith("transformer_layer_1/") for p in trained)  # the top layer trains over the cache
+    assert not any(p.startswith(("transformer_layer_0/", "token_embedding/")) for p in trained)  # never recomputed
+    (states, mask), _ = next(iter(plan.valid_data))
+    ids = next(iter(valid))[0]
+    np.testing.assert_allclose(plan.fit_model([states, mask]).numpy(), model(ids).numpy(), atol=1e-5)  # same function
+
+    lower_before = [w.numpy().copy() for w in model.get_layer("bert_backbone").get_layer("transformer_layer_0").weights]
+    top_before = [w.numpy().copy() for w in model.get_layer("bert_backbone").get_layer("transformer_layer_1").weights]
+    plan.fit_model.compile(make_optimizer(settings, plan.fit_model, 8 * train.per_epoch),
+                           keras.losses.BinaryCrossentropy(from_logits=True))
+    history = plan.fit_model.fit(plan.train_epoch(0).repeat(), epochs=8, steps_per_epoch=train.per_epoch, verbose=0)
+    plan.fit_model.save(tmp_path / "best_part.keras")
+    (tmp_path / "history.csv").write_text("epoch,epoch_seconds\n" + "".join(f"{e},1.0\n" for e in range(8)))
+    plan.finish(tmp_path / "best_part.keras")  # into the whole model, which now predicts as trained
+    logits = make_text_scorer(encoder, model)(tf.constant(test_texts)).numpy()
+    assert np.mean((logits > 0) == np.array(test_labels)) >= 0.95, history.history
+    lower_after = model.get_layer("bert_backbone").get_layer("transformer_layer_0").weights
+    assert all(np.array_equal(b, a.numpy()) for b, a in zip(lower_before, lower_after))
+    top_after = model.get_layer("bert_backbone").get_layer("transformer_layer_1").weights
+    assert any(np.abs(b - a.numpy()).max() > 1e-5 for b, a in zip(top_before, top_after))
+
+
 def test_padding_never_changes_a_prediction():
     encoder, model = tiny_encoder(max_length=64), build_bert_gru(tiny_backbone(seed=3), hidden_dim=8)
     short = "a good film"

@@ -290,27 +290,38 @@ def fit_plan(model, train_batches, valid_batches, run_dir, settings):
     shutil.rmtree(cache_dir, ignore_errors=True)  # a stale or half-written cache would be read back silently
     cache_dir.mkdir(parents=True)
     features, trained = split_at_the_frozen_part(model)
-    cached_train = train_batches.epoch(0).map(features).cache(str(cache_dir / "train"))
-    valid_data = valid_batches.map(features).cache(str(cache_dir / "valid")).prefetch(2)
+    stored, restored = cast_states(settings.cache_dtype), cast_states("float32")
+    cached_train = train_batches.epoch(0).map(features).map(stored).cache(str(cache_dir / "train")).map(restored)
+    valid_data = valid_batches.map(features).map(stored).cache(str(cache_dir / "valid")).map(restored).prefetch(2)
 
     def train_epoch(epoch):
         return cached_train.shuffle(32, seed=epoch_order_seed(settings.seed, epoch), reshuffle_each_iteration=False)
 
     def finish(trained_checkpoint):
         trained.set_weights(keras.models.load_model(trained_checkpoint, compile=False).get_weights())
-        report_and_remove_encoder_cache(run_dir)
+        report_and_remove_encoder_cache(run_dir, settings.cache_dtype)
 
     return FitPlan(trained, train_epoch, valid_data, finish)
 
 
-def report_and_remove_encoder_cache(run_dir):
-    """Write `encoder_cache.json` (size, epoch times, speed-up), then delete the cache: only disk space now."""
+def cast_states(dtype):
+    """`((states, mask), labels)` with the states in `dtype`: what the cache stores, and what the head reads."""
+
+    def cast(inputs, labels):
+        states, mask = inputs
+        return (tf.cast(states, dtype), mask), labels
+
+    return cast
+
+
+def report_and_remove_encoder_cache(run_dir, dtype="float32"):
+    """Write `encoder_cache.json` (size, dtype, epoch times, speed-up), then delete the cache: only disk space now."""
     run_dir = Path(run_dir)
     with open(run_dir / "history.csv", newline="") as handle:
         epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(handle)]
     cache_dir = run_dir / "encoder_cache"
     size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file())
-    report = {"cache_dir": str(cache_dir), "bytes": size, "epoch_seconds": epoch_seconds}
+    report = {"cache_dir": str(cache_dir), "bytes": size, "dtype": dtype, "epoch_seconds": epoch_seconds}
     if len(epoch_seconds) > 1:
         later = sorted(epoch_seconds[1:])[len(epoch_seconds[1:]) // 2]
         report["speedup_after_first_epoch"] = epoch_seconds[0] / later

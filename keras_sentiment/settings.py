@@ -69,8 +69,8 @@ class Architecture:
 RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
 # Settings that only some architectures use: word vectors feed a learned embedding (recurrent);
 # the preset and the cache belong to the frozen BERT encoder.
-OPTIONAL = frozenset({"embeddings", "embeddings_text", "bert_preset", "cache_encoder", "trainable_layers",
-                      "encoder_learning_rate"})
+OPTIONAL = frozenset({"embeddings", "embeddings_text", "bert_preset", "cache_encoder", "cache_dtype",
+                      "trainable_layers", "encoder_learning_rate"})
 _WORD_VECTORS = frozenset({"embeddings", "embeddings_text"})
 ARCHITECTURES = {
     "rnn": Architecture("rnn", RECURRENT, optional=_WORD_VECTORS),
@@ -82,9 +82,9 @@ ARCHITECTURES = {
     # BERT takes [CLS] + 510 word pieces + [SEP]; the seed design's head: 2 BiGRU layers, dropout 0.25.
     "bert_gru": Architecture(
         "bert_gru", BERT, {"num_layers": 2, "dropout": 0.25, "max_length": 512, "trainable_layers": "0",
-                           "encoder_learning_rate": 5e-5},
+                           "encoder_learning_rate": 5e-5, "cache_dtype": "float32"},
         fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
-        optional=frozenset({"bert_preset", "cache_encoder", "trainable_layers", "encoder_learning_rate"}),
+        optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate"}),
     ),
 }
 
@@ -168,6 +168,9 @@ SETTINGS = (
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
             "run dir) and train only the head in later epochs (with --trainable-layers N: the frozen lower layers' "
             "outputs, and the top N layers train too)"),
+    Setting("cache_dtype", str, None, "bert_gru --cache-encoder: precision of the cached encoder states on disk; "
+            "float16 halves the cache (the head still trains in float32)", choices=("float32", "float16"),
+            none_means="not used"),
     Setting("backup_every", int, 100, "also back up the training state every N training steps, not only at epoch "
             "ends, so `train --resume RUN_DIR` after a crash loses at most N steps; 0: epoch ends only", minimum=0),
     Setting("strategy", str, "auto", "tf.distribute strategy: auto = multi_worker when TF_CONFIG names several "

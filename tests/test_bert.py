@@ -149,7 +149,7 @@ def test_cache_encoder_with_fine_tuned_top_layers_trains_them_over_cached_lower_
     test_texts, test_labels = zip(*make_examples(200, seed=2))
     train = EpochBatches(tf.data.Dataset.from_tensor_slices((list(texts), list(labels))), encoder, 32, 32, seed=0)
     valid = make_batches(tf.data.Dataset.from_tensor_slices((list(test_texts), list(test_labels))), encoder, 32, 32)
-    settings = SimpleNamespace(cache_encoder=True, seed=0, learning_rate=5e-3, encoder_learning_rate=1e-3)
+    settings = SimpleNamespace(cache_encoder=True, cache_dtype="float32", seed=0, learning_rate=5e-3, encoder_learning_rate=1e-3)
     plan = fit_plan(model, train, valid, tmp_path, settings)
     trained = {w.path for w in plan.fit_model.trainable_weights}
     assert any(p.startswith("transformer_layer_1/") for p in trained)  # the top layer trains over the cache
@@ -172,6 +172,28 @@ def test_cache_encoder_with_fine_tuned_top_layers_trains_them_over_cached_lower_
     assert all(np.array_equal(b, a.numpy()) for b, a in zip(lower_before, lower_after))
     top_after = model.get_layer("bert_backbone").get_layer("transformer_layer_1").weights
     assert any(np.abs(b - a.numpy()).max() > 1e-5 for b, a in zip(top_before, top_after))
+
+
+def test_a_float16_encoder_cache_halves_the_disk_and_feeds_the_head_float32(tmp_path):
+    from types import SimpleNamespace
+
+    from keras_sentiment.bert import fit_plan
+    from keras_sentiment.data import EpochBatches
+
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=8), hidden_dim=4)
+    texts, labels = zip(*make_examples(200, seed=1))
+    dataset = tf.data.Dataset.from_tensor_slices((list(texts), list(labels)))
+    states, sizes = {}, {}
+    for dtype in ("float32", "float16"):
+        settings = SimpleNamespace(cache_encoder=True, cache_dtype=dtype, seed=0)
+        plan = fit_plan(model, EpochBatches(dataset, encoder, 32, 32, seed=0), make_batches(dataset, encoder, 32, 32),
+                        tmp_path / dtype, settings)
+        states[dtype] = [x[0].numpy() for (x, _), _ in zip(plan.valid_data, range(100))]  # fills the valid cache
+        sizes[dtype] = sum(f.stat().st_size for f in (tmp_path / dtype / "encoder_cache").rglob("*") if f.is_file())
+    assert 0.45 < sizes["float16"] / sizes["float32"] < 0.6
+    for full, half in zip(states["float32"], states["float16"]):
+        assert half.dtype == np.float32
+        np.testing.assert_allclose(half, full, rtol=1e-3, atol=1e-3)  # float16 keeps ~3 significant digits
 
 
 def test_padding_never_changes_a_prediction():

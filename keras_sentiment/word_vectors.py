@@ -56,8 +56,9 @@ def embeddings_text_file(settings):
 def imdb_training_reviews_file(data_dir=None, data_source="auto"):
     """IMDB's 25,000 training reviews, one per line (text only, never a label), written once to the cache.
 
-    The order is fixed (the train/valid split of seed 1234, train first), so the word2vec cache
-    key, which hashes the documents in order, is the same for every run.
+    Sorted, so the file is the same whoever writes it: the train/valid split's shuffle order
+    depends on TensorFlow's global seed, which a training run sets to its own `--seed`, and
+    word2vec's cache key hashes the documents in order.
     """
     from keras_sentiment.data import load_imdb
     from keras_sentiment.errors import DataNotFoundError, KerasSentimentError
@@ -66,16 +67,16 @@ def imdb_training_reviews_file(data_dir=None, data_source="auto"):
     if path.is_file():
         return path
     try:
-        splits = load_imdb(data_dir, source=data_source, seed=1234)
+        splits = load_imdb(data_dir, source=data_source)
     except DataNotFoundError as error:
         raise KerasSentimentError(f"--embeddings-text imdb (the word-vector text of SST-2's best recipe) needs IMDB: "
                                   f"{error}; or pass --embeddings-text none") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    reviews = sorted(" ".join(text.decode("utf-8").split()) for split in (splits.train, splits.valid)
+                     for text, _ in split.as_numpy_iterator())
     with open(tmp, "w", encoding="utf-8") as handle:
-        for split in (splits.train, splits.valid):
-            for text, _ in split.as_numpy_iterator():
-                handle.write(" ".join(text.decode("utf-8").split()) + "\n")
+        handle.writelines(review + "\n" for review in reviews)
     os.replace(tmp, path)
     return path
 

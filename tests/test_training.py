@@ -187,3 +187,18 @@ def test_count_bucketed_batches_counts_one_partial_batch_per_bucket():
     assert count_bucketed_batches([1, 2, 3, 5, 9, 10, 50], [5, 10], 2) == 2 + 1 + 1
     assert count_bucketed_batches([4, 4, 4, 4], [5, 10], 2) == 2
     assert count_bucketed_batches([], [5, 10], 2) == 0
+
+
+def test_the_imdb_text_for_word_vectors_is_the_same_file_whatever_the_global_seed(tmp_path, monkeypatch):
+    import keras
+
+    from keras_sentiment.word_vectors import imdb_training_reviews_file
+
+    write_aclimdb(tmp_path / "data")
+    contents = []
+    for seed in (1, 2):  # a training run sets TensorFlow's global seed to its --seed first
+        monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(tmp_path / f"cache{seed}"))
+        keras.utils.set_random_seed(seed)
+        contents.append(imdb_training_reviews_file(tmp_path / "data").read_text(encoding="utf-8"))
+    lines = contents[0].splitlines()
+    assert contents[0] == contents[1] and len(lines) == 80 and lines == sorted(lines)  # the 80 training reviews

@@ -211,10 +211,12 @@ def make_optimizer(settings, model, total_steps):
 
 def trainable_encoder_layers(model):
     """The encoder's layers that train: inside the backbone of a whole model, or the transformer
-    layers of the part `fit` trains over cached lower-layer features."""
-    names = [layer.name for layer in model.layers]
-    candidates = model.get_layer(BACKBONE_NAME).layers if BACKBONE_NAME in names else model.layers
-    return [layer for layer in candidates if layer.trainable and layer.weights and layer.name != HEAD_NAME]
+    layers of the part `fit` trains over cached features (none in the GRU head alone)."""
+    if BACKBONE_NAME in [layer.name for layer in model.layers]:
+        candidates = model.get_layer(BACKBONE_NAME).layers
+    else:
+        candidates = [layer for layer in model.layers if layer.name.startswith("transformer_layer_")]
+    return [layer for layer in candidates if layer.trainable and layer.weights]
 
 
 def split_at_the_frozen_part(model):
@@ -273,6 +275,8 @@ def build_classifier(settings, encoder, word_vectors=None):
 
 
 def load_encoder(run_dir, config):
+    import keras_sentiment.optimizers  # noqa: F401  (best.keras may name EncoderAwareAdam: register it)
+
     return BertTextEncoder(load_bert_tokenizer(Path(run_dir) / "tokenizer"), config["max_length"])
 
 

@@ -34,7 +34,7 @@ from keras_sentiment.evaluation import classification_metrics, plot_confusion_ma
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
 from keras_sentiment.settings import architecture_module
-from keras_sentiment.word_vectors import word_vectors_for
+from keras_sentiment.word_vectors import resolve_embeddings_text, word_vectors_for
 
 # The model selected by early stopping on the valid split, kept beside a refit model.
 SELECTED_CHECKPOINT = "selected.keras"
@@ -127,6 +127,7 @@ def build(settings, splits, run_dir, strategy=None):
     vocabulary_size = getattr(encoder, "vocabulary_size", None)
     if vocabulary_size is not None and vocabulary_size != settings.vocab_size:
         settings = settings.replace(vocab_size=vocabulary_size, source=f"training text (asked {settings.vocab_size:,})")
+    settings = resolve_embeddings_text(settings)
     word_vectors = word_vectors_for(settings, splits.train)
     if word_vectors is not None:
         settings = settings.with_record(word_vectors=str(word_vectors))

@@ -44,6 +44,29 @@ def word_vectors_for(settings, train_texts):
     return train_word2vec_cached(documents, settings.embedding_dim, settings.seed)
 
 
+def resolve_embeddings_text(settings):
+    """Settings whose `--embeddings-text imdb` can be read: IMDB's reviews are found (or fetched).
+
+    Asked for with the flag, a missing IMDB is an error. Set by a recipe, it falls back to no
+    extra text, says so, and records the change, so SST-2 still trains where IMDB is absent.
+    """
+    from keras_sentiment.errors import KerasSentimentError
+    from keras_sentiment.settings import FLAG
+
+    if settings.embeddings != AUTO_EMBEDDINGS or settings.embeddings_text != IMDB_EMBEDDINGS_TEXT:
+        return settings
+    try:
+        imdb_training_reviews_file(settings.data_dir, settings.data_source)
+    except KerasSentimentError:
+        if settings.sources.get("embeddings_text") == FLAG:
+            raise
+        print(f"Word vectors: {settings.sources.get('embeddings_text')} adds IMDB's training reviews to "
+              "word2vec's text, but IMDB is not in the data dir (nor in TFDS, nor downloadable): training them on this "
+              "dataset's text only. Put aclImdb_v1.tar.gz in the data dir for the recipe's measured vectors.", flush=True)
+        return settings.replace(f"{settings.sources.get('embeddings_text')}; IMDB not available", embeddings_text=NO_EMBEDDINGS_TEXT)
+    return settings
+
+
 def embeddings_text_file(settings):
     """The file of extra word2vec text: `--embeddings-text` itself, IMDB's reviews for `imdb`, or None."""
     if settings.embeddings_text in (None, NO_EMBEDDINGS_TEXT):

@@ -115,8 +115,10 @@ def test_unfrozen_encoder_weights_train_at_their_own_scheduled_rate():
     top = [v for p, v in moved.items() if p.startswith("transformer_layer_1/")]
     assert 2e-6 < max(top) < 8e-6, max(top)
     assert all(v == 0 for p, v in moved.items() if p.startswith(("transformer_layer_0/", "token_embedding/")))
-    # A frozen encoder (or the head alone) gets the plain Adam of the recurrent models.
-    assert type(make_optimizer(settings, build_bert_gru(tiny_backbone(), hidden_dim=4), 100)) is keras.optimizers.Adam
+    # A frozen encoder, or the GRU head alone (what --cache-encoder trains), gets the plain Adam of the recurrent models.
+    frozen = build_bert_gru(tiny_backbone(), hidden_dim=4)
+    assert type(make_optimizer(settings, frozen, 100)) is keras.optimizers.Adam
+    assert type(make_optimizer(settings, frozen.get_layer("bert_gru_head"), 100)) is keras.optimizers.Adam
 
 
 def test_fine_tuned_bert_gru_learns_and_moves_its_encoder():

@@ -202,3 +202,16 @@ def test_the_imdb_text_for_word_vectors_is_the_same_file_whatever_the_global_see
         contents.append(imdb_training_reviews_file(tmp_path / "data").read_text(encoding="utf-8"))
     lines = contents[0].splitlines()
     assert contents[0] == contents[1] and len(lines) == 80 and lines == sorted(lines)  # the 80 training reviews
+
+
+def test_without_imdb_the_recipe_trains_sst2_vectors_on_its_own_text_and_the_flag_refuses(tmp_path):
+    write_sst2(tmp_path / "data", num_train=120, num_dev=20)
+    small = ["--dataset", "sst2", "--data-dir", tmp_path / "data", "--data-source", "local", "--epochs", 1,
+             "--embedding-dim", 8, "--hidden-dim", 4, "--max-train-samples", 60]
+    result = cli("train", *small, "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "export", cache=tmp_path / "c")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "IMDB is not in the data dir" in result.stdout
+    config = config_of(tmp_path / "run")
+    assert config["embeddings_text"] == "none" and config["sources"]["embeddings_text"] == "recipe best; IMDB not available"
+    refused = cli("train", *small, "--embeddings-text", "imdb", "--run-dir", tmp_path / "run2", cache=tmp_path / "c")
+    assert refused.returncode == 2 and "--embeddings-text imdb" in refused.stderr and "Traceback" not in refused.stderr

@@ -446,9 +446,7 @@ def split_sst2_by_sentence(phrases, labels, valid_fraction, seed):
     """
     root = root_sentence_of_each_phrase(phrases)
     roots = sorted(set(root))
-    num_valid = int(round(len(roots) * valid_fraction)) if len(roots) > 1 else 0
-    if len(roots) > 1:
-        num_valid = max(num_valid, 1)
+    num_valid = max(int(round(len(roots) * valid_fraction)), 1) if len(roots) > 1 else 0  # train keeps a sentence
     held_out = set(np.random.default_rng(seed).permutation(roots)[:num_valid].tolist())
     train = [i for i, r in enumerate(root) if r not in held_out]
     valid = sorted(held_out)

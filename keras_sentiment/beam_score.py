@@ -113,8 +113,8 @@ class ReadRows(beam.DoFn):
 
     def process(self, readable_file):
         path = readable_file.metadata.path
-        options = ScoreOptions(**{**asdict(self.options), "input_format": self.options.input_format
-                                  or INPUT_FORMATS[suffix_of(path)]})
+        input_format = detect_format(path, INPUT_FORMATS, "input", self.options.input_format)
+        options = ScoreOptions(**{**asdict(self.options), "input_format": input_format})
         with readable_file.open() as handle:
             try:
                 reader = InputReader(path, options, handle=handle)
@@ -141,11 +141,6 @@ def prediction_record(keyed_result):
     (row_id, source), result = keyed_result
     return json.dumps({"id": row_id, "source": source, "probability": float(sigmoid(result.inference)),
                        "label": int(result.inference > 0)}, ensure_ascii=False)
-
-
-def suffix_of(path):
-    name = path.rsplit("/", 1)[-1]
-    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
 # ------------------------------------------------------------------------------ the pipeline

@@ -83,6 +83,7 @@ def imdb_training_reviews_file(data_dir=None, data_source="auto"):
     depends on TensorFlow's global seed, which a training run sets to its own `--seed`, and
     word2vec's cache key hashes the documents in order.
     """
+    from keras_sentiment.backup import write_text_atomically
     from keras_sentiment.data import load_imdb
     from keras_sentiment.errors import DataNotFoundError, KerasSentimentError
 
@@ -95,12 +96,9 @@ def imdb_training_reviews_file(data_dir=None, data_source="auto"):
         raise KerasSentimentError(f"--embeddings-text imdb (the word-vector text of SST-2's best recipe) needs IMDB: "
                                   f"{error}; or pass --embeddings-text none") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     reviews = sorted(" ".join(text.decode("utf-8").split()) for split in (splits.train, splits.valid)
                      for text, _ in split.as_numpy_iterator())
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.writelines(review + "\n" for review in reviews)
-    os.replace(tmp, path)
+    write_text_atomically(path, "".join(review + "\n" for review in reviews))
     return path
 
 

@@ -72,7 +72,9 @@ def load_vectorizer(directory):
     """Rebuild a vectorizer saved by `save_vectorizer`; it maps every text to the same ids."""
     directory = Path(directory)
     config = json.loads((directory / VECTORIZER_CONFIG_FILE).read_text())
-    words = (directory / VOCABULARY_FILE).read_text(encoding="utf-8").splitlines()
+    # Split at "\n" only: words can hold other line breaks (IMDB has "it\x85", with U+0085 NEL, which
+    # the whitespace split keeps inside a word), and `splitlines` would cut them in two.
+    words = (directory / VOCABULARY_FILE).read_text(encoding="utf-8").split("\n")[:-1]
     return build_vectorizer(vocab_size=config["max_tokens"], vocabulary=words)
 
 
@@ -121,3 +123,9 @@ class TextEncoder:
 
     def __call__(self, texts):
         return encode_texts(self.vectorizer, texts, self.max_length)
+
+    def tokens(self, texts, token_ids):
+        """The word behind each id `[batch, seq_len]`, as the vectorizer saw it (lowercased, no
+        punctuation), also for out-of-vocabulary words; "" at padding and for an empty text's OOV id."""
+        words = tf.strings.split(standardize_review(texts))  # [batch, (words)]: the vectorizer's own split
+        return words.to_tensor(default_value="", shape=tf.shape(token_ids, out_type=tf.int64))

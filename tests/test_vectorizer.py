@@ -34,6 +34,15 @@ def test_save_and_load_give_identical_ids(tmp_path):
     assert reloaded.get_config()["max_tokens"] == 50
 
 
+def test_words_holding_other_line_breaks_survive_save_and_load(tmp_path):
+    # IMDB's vocabulary has "it\x85" (U+0085, NEL): the whitespace split keeps it in a word.
+    vectorizer = build_vectorizer(vocab_size=50)
+    vectorizer.adapt(tf.constant(["it\x85 was \x85 it\u2028s good \x0c"]))
+    assert "it\x85" in vectorizer.get_vocabulary()
+    save_vectorizer(vectorizer, tmp_path)
+    assert load_vectorizer(tmp_path).get_vocabulary() == vectorizer.get_vocabulary()
+
+
 def test_encode_truncates_pads_right_and_never_leaves_a_row_empty():
     vectorizer = build_vectorizer(vocabulary=["good", "bad"])
     ids = encode_texts(vectorizer, tf.constant(["good bad good bad good", "", "?!", "bad"]), max_length=3).numpy()

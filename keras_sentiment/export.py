@@ -2,6 +2,10 @@
 
 Signature `serving_default`: input `text` (`tf.string`, `[None]`); outputs `probability`
 (float32 `[None]`, P(positive)), `label` (int32 `[None]`) and `logits` (float32 `[None]`).
+Signature `explain`: input `text`; outputs `tokens` (string `[None, None]`, "" at padding),
+`attributions` (float32 `[None, None]`, Integrated Gradients, `keras_sentiment.explain`),
+`probability`, `logits` and `baseline_logits` (float32 `[None]`; the attributions of a text sum
+to about `logits - baseline_logits`).
 The vectorizer (vocabulary and standardization) is traced into the graph, so the export loads
 with plain `tf.saved_model.load` in a process that never imports `keras_sentiment`, and TF
 Serving consumes it unchanged.
@@ -24,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.explain import DEFAULT_STEPS, make_explainer
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 TOKEN_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="token_ids")  # [batch, seq_len]
@@ -57,10 +62,12 @@ def existing_versions(export_dir):
     return sorted(int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True):
+def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=None):
     """Write the end-to-end model to `<export_dir>/<version>/`; returns that path.
 
-    `tokenizer_in_graph=False` (BERT encoders only): token ids in instead of text, see above.
+    `tokenizer_in_graph=False` (BERT encoders only): token ids in instead of text, see above; such
+    an export has no `explain` signature. `explain_steps`: the Integrated Gradients steps of the
+    `explain` signature (default `keras_sentiment.explain.DEFAULT_STEPS`).
 
     The version is written to a hidden temporary directory beside it and renamed into place
     in one step, so a server polling `export_dir` never sees a half-written version.
@@ -87,6 +94,8 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         for layer in encoder.layers:
             archive.track(layer)
         archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text)), input_signature=[TEXT_SPEC])
+        explain = make_explainer(encoder, model, explain_steps or DEFAULT_STEPS)
+        archive.add_endpoint(name="explain", fn=explain, input_signature=[TEXT_SPEC])
     else:
         archive.add_endpoint(name="serving_default", fn=lambda token_ids: serving_outputs(model(token_ids, training=False)[:, 0]),
                              input_signature=[TOKEN_IDS_SPEC])

@@ -12,6 +12,7 @@ Example:
 TensorShape([1, 1])
 """
 
+import inspect
 from dataclasses import asdict, dataclass, fields, replace
 
 import keras
@@ -187,6 +188,43 @@ def build_classifier(settings, encoder, word_vectors=None):
 
 def load_encoder(run_dir, config):
     return TextEncoder(load_vectorizer(run_dir), config["max_length"])
+
+
+def embedding_path(model):
+    """The model split at its word embeddings (`EmbeddingPath`), for Integrated Gradients.
+
+    The layers after the embedding run in order with the text's padding mask given explicitly,
+    so embeddings that are not the table's rows (the attribution path's) are masked like them.
+    """
+    embedding = model.get_layer("embedding")
+    after = model.layers[model.layers.index(embedding) + 1 :]
+    takes_mask = ["mask" in inspect.signature(layer.call).parameters for layer in after]
+
+    def embed(token_ids):
+        return ops.take(embedding.embeddings, token_ids, axis=0)  # [batch, seq_len, emb_dim]
+
+    def logits(embeddings, token_ids):
+        x, mask = embeddings, ops.not_equal(token_ids, 0)  # mask: [batch, seq_len]
+        for layer, masked in zip(after, takes_mask):
+            output = layer(x, mask=mask, training=False) if masked else layer(x, training=False)
+            x, mask = output, layer.compute_mask(x, mask)  # None once the sequence is pooled
+        return x[:, 0]  # [batch]
+
+    return EmbeddingPath(embed, logits)
+
+
+@dataclass
+class EmbeddingPath:
+    """A model as two functions meeting at its token embeddings (`keras_sentiment.explain`).
+
+    Args:
+        embed: token ids `[batch, seq_len]` -> their embeddings `[batch, seq_len, dim]`.
+        logits: `(embeddings, token_ids)` -> logits `[batch]`: the rest of the model, with the
+            padding mask taken from `token_ids`; `logits(embed(ids), ids)` equals `model(ids)`.
+    """
+
+    embed: object
+    logits: object
 
 
 def fit_plan(model, train_batches, valid_batches, run_dir, settings):

@@ -52,8 +52,9 @@ class Architecture:
         module: implements the builder interface: `build_encoder(settings, train_texts, run_dir)`
             (the text encoder, saved into the run dir), `build_classifier(settings, encoder,
             word_vectors)` (token ids -> logit model), `load_encoder(run_dir, config)`,
-            `make_optimizer(settings, model, total_steps)` and `fit_plan(model, train_batches,
-            valid_batches, run_dir, settings)` (what `fit` trains).
+            `make_optimizer(settings, model, total_steps)`, `fit_plan(model, train_batches,
+            valid_batches, run_dir, settings)` (what `fit` trains) and `embedding_path(model)`
+            (the model split at its token embeddings, for `keras_sentiment.explain`).
         defaults: this architecture's own defaults (over the dataset's and the table's).
         fixed: settings it cannot change: name -> (the only value, why).
         optional: settings only some architectures accept (and only this one among them).

@@ -1,0 +1,179 @@
+"""Integrated Gradients: completeness, planted words found, padding-invariant, the same from the export."""
+
+import json
+import random
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import FILLER, NEGATIVE, POSITIVE, make_examples
+from keras_sentiment.explain import (DEFAULT_STEPS, TokenAttribution, explanations_from_outputs, format_explanation,
+                                     make_explainer, merge_word_pieces)
+from keras_sentiment.export import export_serving_model
+from keras_sentiment.models import ARCHITECTURES, ModelConfig, build_model, embedding_path
+from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+
+
+def completeness_errors(outputs):
+    """|sum of attributions - (logit - baseline logit)| / |logit - baseline logit|, per text."""
+    delta = outputs["logits"] - outputs["baseline_logits"]
+    return np.abs(outputs["attributions"].sum(axis=1) - delta) / np.abs(delta)
+
+
+def numpy_outputs(explain, texts):
+    return {name: value.numpy() for name, value in explain(tf.constant(texts)).items()}
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    vectorizer = build_vectorizer(vocab_size=64)
+    vectorizer.adapt(tf.constant([text for text, _ in make_examples(400, seed=99)]))
+    return TextEncoder(vectorizer, max_length=40)
+
+
+def trained(arch, encoder, pooling="last"):
+    """A small model of `arch` trained on the separable task, as a user would (dropout, Adam's default rate)."""
+    keras.utils.set_random_seed(0)
+    texts, labels = zip(*make_examples(600, seed=1))
+    model = build_model(arch, ModelConfig(vocab_size=64, embedding_dim=16, hidden_dim=16, dropout=0.2, pooling=pooling))
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(encoder(tf.constant(texts)), np.array(labels, "float32"), batch_size=32, epochs=4, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def bilstm(encoder):
+    return trained("bilstm", encoder, pooling="max")
+
+
+@pytest.fixture(scope="module")
+def explain(bilstm, encoder):
+    """The BiLSTM's explainer, traced once for the module's tests."""
+    return make_explainer(encoder, bilstm)
+
+
+def test_the_embedding_path_is_the_model(bilstm, encoder):
+    ids = encoder(tf.constant([text for text, _ in make_examples(8, seed=3)]))
+    path = embedding_path(bilstm)
+    np.testing.assert_allclose(path.logits(path.embed(ids), ids), bilstm(ids, training=False)[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_attributions_add_up_to_the_logit_difference_at_the_default_steps(arch, encoder):
+    model = trained(arch, encoder)
+    outputs = numpy_outputs(make_explainer(encoder, model), [text for text, _ in make_examples(24, seed=4)])
+    errors = completeness_errors(outputs)
+    assert errors.max() <= 0.05, f"{arch}: completeness off by up to {errors.max():.1%} at {DEFAULT_STEPS} steps"
+    # The attributions are not trivially spread: padding gets exactly 0, real tokens do not.
+    real = outputs["tokens"] != b""
+    assert np.all(outputs["attributions"][~real] == 0) and np.all(outputs["attributions"][real] != 0)
+
+
+def one_planted_word(rng):
+    """Filler words with exactly one sentiment word at a random place: (text, that word, its label)."""
+    label = rng.randint(0, 1)
+    word = rng.choice(POSITIVE if label else NEGATIVE)
+    words = [rng.choice(FILLER) for _ in range(rng.randint(4, 14))]
+    words.insert(rng.randint(0, len(words)), word)
+    return " ".join(words), word, label
+
+
+def test_the_planted_word_gets_the_largest_attribution(explain):
+    rng = random.Random(7)
+    texts, planted, labels = zip(*(one_planted_word(rng) for _ in range(100)))
+    outputs = numpy_outputs(explain, list(texts))
+    explanations = explanations_from_outputs(texts, outputs)
+    found = [e.top(1)[0].token == word for e, word in zip(explanations, planted)]
+    assert np.mean(found) >= 0.9, f"planted word on top in only {np.mean(found):.0%} of texts"
+    # ... and its sign is the label's.
+    signs = [next(t.attribution for t in e.tokens if t.token == word) > 0 for e, word in zip(explanations, planted)]
+    assert np.mean(np.array(signs) == np.array(labels, bool)) >= 0.9
+
+
+def test_padding_never_changes_a_texts_attributions(explain):
+    short = "a wonderful film with a boring ending"
+    alone = numpy_outputs(explain, [short])
+    beside_longer = numpy_outputs(explain, ["the plot " * 15, short, "bad"])  # padded to 30 tokens here
+    length = alone["tokens"].shape[1]
+    np.testing.assert_allclose(beside_longer["attributions"][1, :length], alone["attributions"][0], atol=1e-5)
+    assert np.all(beside_longer["attributions"][1, length:] == 0)
+    assert beside_longer["tokens"][1, :length].tolist() == alone["tokens"][0].tolist()
+
+
+def test_tokens_are_the_texts_words_out_of_vocabulary_ones_included(explain):
+    outputs = numpy_outputs(explain, ["Zyxx GREAT film!<br />", ""])
+    assert outputs["tokens"][0].tolist()[:3] == [b"zyxx", b"great", b"film"]
+    assert outputs["tokens"][1].tolist()[0] == b""  # an empty text: one OOV id, no word
+
+
+LOAD_EXPLAIN_WITHOUT_THE_PACKAGE = """
+import json, sys
+import tensorflow as tf
+explain = tf.saved_model.load(sys.argv[1]).signatures["explain"]
+out = explain(text=tf.constant(json.loads(sys.argv[2])))
+assert "keras_sentiment" not in sys.modules
+print(json.dumps({k: v.numpy().tolist() if v.dtype != tf.string else [[t.decode() for t in row] for row in v.numpy()]
+                  for k, v in out.items()}))
+"""
+
+
+def test_the_explain_signature_loads_without_the_package_and_equals_the_library(bilstm, encoder, explain, tmp_path):
+    path = export_serving_model(bilstm, encoder, tmp_path / "model")
+    texts = ["a wonderful film", "", "awful, boring plot " * 20]
+    result = subprocess.run([sys.executable, "-c", LOAD_EXPLAIN_WITHOUT_THE_PACKAGE, str(path), json.dumps(texts)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    library = numpy_outputs(explain, texts)
+    assert served["tokens"] == [[t.decode() for t in row] for row in library["tokens"]]
+    for name in ("attributions", "probability", "logits", "baseline_logits", "steps"):
+        np.testing.assert_allclose(served[name], library[name], atol=1e-5, err_msg=name)
+    # serving_default is unchanged beside it.
+    serving = tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(serving["logits"].numpy(), library["logits"], atol=1e-5)
+
+
+def test_word_pieces_merge_back_to_words():
+    pieces = [TokenAttribution(t, v) for t, v in
+              [("[CLS]", 0.5), ("un", -0.25), ("##watch", -0.5), ("##able", -0.25), ("film", 0.125), ("[SEP]", 0.1)]]
+    assert merge_word_pieces(pieces) == [TokenAttribution("unwatchable", -1.0), TokenAttribution("film", 0.125)]
+
+
+def test_terminal_output_colours_only_when_asked(explain):
+    outputs = numpy_outputs(explain, ["a wonderful film"])
+    explanation = explanations_from_outputs(["a wonderful film"], outputs)[0]
+    plain = format_explanation(explanation, colour=False)
+    assert "\033[" not in plain
+    assert [line.split("\t")[0].strip() for line in plain.splitlines()[1:4]] == ["a", "wonderful", "film"]
+    coloured = format_explanation(explanation, colour=True)
+    assert "\033[32m" in coloured and "wonderful" in coloured  # green: pushes towards positive
+
+
+# === bert_gru: word pieces ===
+
+
+def test_bert_gru_attributions_add_up_and_name_word_pieces(tmp_path):
+    pytest.importorskip("keras_hub", reason="bert extra not installed")
+    from test_bert import tiny_backbone, tiny_encoder
+
+    from keras_sentiment.bert import build_bert_gru, embedding_path as bert_embedding_path
+
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=5), hidden_dim=8)
+    ids = encoder(tf.constant(["a good film", "boring"]))
+    path = bert_embedding_path(model)
+    np.testing.assert_allclose(path.logits(path.embed(ids), ids), model(ids, training=False)[:, 0], atol=1e-5)
+
+    explain = make_explainer(encoder, model)
+    texts = ["a good film", "the awful boring plot was long", ""]
+    outputs = numpy_outputs(explain, texts)
+    assert completeness_errors(outputs).max() <= 0.05
+    assert outputs["tokens"][0].tolist()[:5] == [b"[CLS]", b"a", b"good", b"film", b"[SEP]"]
+    words = explanations_from_outputs(texts, outputs)[1]  # merged: no [CLS]/[SEP]
+    assert [t.token for t in words.tokens] == ["the", "awful", "boring", "plot", "was", "long"]
+    # Padding: the short text beside a longer one has the same attributions.
+    alone = numpy_outputs(explain, texts[:1])
+    np.testing.assert_allclose(outputs["attributions"][0, :5], alone["attributions"][0], atol=1e-5)

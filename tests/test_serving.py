@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_sentiment.client import ServingError, predict
+from keras_sentiment.explain import explain_texts
 from keras_sentiment.inference import load_scorer, predict_texts
 
 ODD_TEXTS = ["", "   \n\t ", "😀😀 great", "סרט נהדר وممتاز", "ctrl \x00\x01\x1b[31m good", "good " * 200_000]
@@ -26,13 +27,18 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def server(served_base, tmp_path_factory):
+    yield from start_server(served_base, tmp_path_factory)
+
+
+def start_server(served_base, tmp_path_factory, *flags):
+    """`keras-sentiment serve` on a copy of `served_base` (model name "tiny"): yields (url, base, process)."""
     base = tmp_path_factory.mktemp("serve") / "tiny"
     shutil.copytree(served_base, base)
     port = free_port()
     log = open(base.parent / "server.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_sentiment.cli", "serve", "--model-base", base, "--model-name", "tiny",
-         "--port", str(port), "--poll-seconds", "1"],
+         "--port", str(port), "--poll-seconds", "1", *flags],
         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -93,6 +99,44 @@ def test_row_and_columnar_predictions_match_the_model(server, served_base):
     assert status == 200 and columns["outputs"]["label"] == [1, 0]
     np.testing.assert_allclose(columns["outputs"]["probability"], expected, atol=1e-5)
     assert request("POST", url, "/v1/models/tiny:predict", {"inputs": texts})[1] == columns
+
+
+def test_explain_takes_predicts_request_shape_and_equals_the_exports_signature(server, served_base):
+    url, _, _ = server
+    texts = ["a great and wonderful film", "awful, boring, terrible"]
+    status, rows = request("POST", url, "/v1/models/tiny:explain", {"instances": texts})
+    assert status == 200
+    for row, expected in zip(rows["predictions"], explain_texts(served_base, texts)):
+        assert [t for t in row["tokens"] if t] == [t.token for t in expected.tokens]
+        np.testing.assert_allclose([a for t, a in zip(row["tokens"], row["attributions"]) if t],
+                                   [t.attribution for t in expected.tokens], atol=1e-5)
+        assert abs(row["probability"] - expected.probability) < 1e-5
+    # TF Serving's own way to reach a second signature gives the same answer.
+    assert request("POST", url, "/v1/models/tiny:predict", {"instances": texts, "signature_name": "explain"})[1] == rows
+    status, columns = request("POST", url, "/v1/models/tiny/versions/1:explain", {"inputs": {"text": texts}})
+    assert status == 200 and columns["outputs"]["tokens"] == [row["tokens"] for row in rows["predictions"]]
+    assert request("POST", url, "/v1/models/tiny:explain", {"instances": []}) == (200, {"predictions": []})
+    status, body = request("POST", url, "/v1/models/tiny:explain", {"instances": ["x"] * 33})
+    assert status == 400 and "limit is 32 per request (--max-explain-batch)" in body["error"]
+    status, body = request("POST", url, "/v1/models/tiny:explain", {"instances": ["x"], "signature_name": "serving_default"})
+    assert status == 400 and "not found in signature def" in body["error"]
+
+
+def test_the_demo_page_and_its_files_are_served(server):
+    url, _, _ = server
+    connection = http.client.HTTPConnection(url.split("//")[1], timeout=60)
+    for path, kind, content in [("/", "text/html", 'data-model="tiny"'), ("/demo/demo.js", "text/javascript", ":explain"),
+                                ("/demo/demo.css", "text/css", "--positive")]:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200 and response.getheader("content-type").startswith(kind), path
+        assert content in body and "http://" not in body and "https://" not in body, path  # nothing from the network
+    connection.request("GET", "/demo/../serving.py")
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 404
+    connection.close()
 
 
 def test_odd_but_valid_texts_get_predictions(server, served_base):

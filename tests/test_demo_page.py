@@ -1,0 +1,127 @@
+"""The demo page of `keras-sentiment serve`, driven in a real headless browser (Chromium + Selenium).
+
+`make setup` installs Debian's chromium and chromium-driver where they are missing; these tests
+are skipped, saying why, only when no browser could be installed.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from test_serving import free_port, request, start_server
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -e '.[dev]')")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+MAX_BATCH = 25  # the server's --max-batch here: the error test sends more
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="no browser: install Debian's chromium and chromium-driver (make setup does, where apt-get is allowed)")
+
+
+@pytest.fixture(scope="module")
+def server(served_base, tmp_path_factory):
+    yield from start_server(served_base, tmp_path_factory, "--max-batch", str(MAX_BATCH))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1200,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(server, browser):
+    """The page freshly loaded, once it shows the served version."""
+    url, _, _ = server
+    browser.get(url + "/")
+    WebDriverWait(browser, 30).until(EC.text_to_be_present_in_element((By.ID, "model-version"), "1"))
+    return browser
+
+
+def wait_for(browser, condition, timeout=60):
+    return WebDriverWait(browser, timeout).until(condition)
+
+
+def test_the_page_names_the_model_and_version_served(page):
+    assert page.find_element(By.ID, "model-name").text == "tiny"
+    assert page.find_element(By.ID, "model-version").text == "1"
+    assert "tiny" in page.title
+
+
+def test_a_typed_review_shows_the_probability_and_words_the_rest_api_gives(page, server):
+    url, _, _ = server
+    review = "A wonderful film, though the ending was boring."
+    page.find_element(By.ID, "text").send_keys(review)
+    page.find_element(By.ID, "explain-button").click()
+    wait_for(page, EC.visibility_of_element_located((By.ID, "result")))
+
+    status, answer = request("POST", url, "/v1/models/tiny:explain", {"instances": [review]})
+    assert status == 200
+    expected = answer["predictions"][0]
+    assert page.find_element(By.ID, "probability").text == f"{expected['probability']:.4f}"
+    assert page.find_element(By.ID, "label").text == ("positive" if expected["probability"] >= 0.5 else "negative")
+    spans = page.find_elements(By.CSS_SELECTOR, "#words .word")
+    words = [(t, a) for t, a in zip(expected["tokens"], expected["attributions"]) if t]
+    assert [span.text for span in spans] == [t for t, _ in words]
+    np.testing.assert_allclose([float(span.get_attribute("data-attribution")) for span in spans],
+                               [a for _, a in words], rtol=1e-6)
+    # Colour follows the sign: green for the most positive word, red for the most negative.
+    values = [a for _, a in words]
+    most_positive, most_negative = spans[int(np.argmax(values))], spans[int(np.argmin(values))]
+    assert "22, 163, 74" in most_positive.value_of_css_property("background-color")
+    assert "220, 38, 38" in most_negative.value_of_css_property("background-color")
+    assert most_positive.get_attribute("title").startswith("+")
+
+
+def test_twenty_pasted_lines_become_twenty_sortable_rows_and_a_csv(page, server):
+    url, _, _ = server
+    lines = [f"review {i}: {'a great film' if i % 2 else 'an awful, boring film'}" for i in range(20)]
+    page.find_element(By.ID, "tab-many").click()
+    page.find_element(By.ID, "lines").send_keys("\n".join(lines))
+    page.find_element(By.ID, "score-button").click()
+    wait_for(page, lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#table tbody tr")) == 20)
+
+    _, answer = request("POST", url, "/v1/models/tiny:predict", {"instances": lines})
+    shown = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+             for tr in page.find_elements(By.CSS_SELECTOR, "#table tbody tr")]
+    assert [row[1] for row in shown] == lines
+    assert [row[2] for row in shown] == [f"{p['probability']:.4f}" for p in answer["predictions"]]
+
+    page.find_element(By.CSS_SELECTOR, "th[data-key='probability']").click()  # sort by probability, ascending
+    ordered = [float(tr.find_elements(By.TAG_NAME, "td")[2].text)
+               for tr in page.find_elements(By.CSS_SELECTOR, "#table tbody tr")]
+    assert ordered == sorted(ordered) and ordered != [float(row[2]) for row in shown]
+    page.find_element(By.CSS_SELECTOR, "th[data-key='probability']").click()  # and reversed
+    reversed_order = [float(tr.find_elements(By.TAG_NAME, "td")[2].text)
+                      for tr in page.find_elements(By.CSS_SELECTOR, "#table tbody tr")]
+    assert reversed_order == sorted(ordered, reverse=True)
+
+    csv_text = page.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(document.getElementById('download').href).then(r => r.text()).then(done);")
+    csv_lines = csv_text.strip().split("\r\n")
+    assert csv_lines[0] == "line,text,probability,label" and len(csv_lines) == 21
+    assert csv_lines[1].startswith('1,"review 0: an awful, boring film",')  # quoted: it holds a comma
+
+
+def test_the_servers_error_is_shown_on_the_page(page):
+    page.find_element(By.ID, "tab-many").click()
+    page.find_element(By.ID, "lines").send_keys("\n".join(f"line {i}" for i in range(MAX_BATCH + 5)))
+    page.find_element(By.ID, "score-button").click()
+    error = wait_for(page, EC.visibility_of_element_located((By.ID, "error")))
+    assert f"holds {MAX_BATCH + 5} texts; the limit is {MAX_BATCH}" in error.text
+    assert "400" in error.text
+    assert not page.find_elements(By.CSS_SELECTOR, "#table tbody tr")

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 FULL_TEST = {"imdb": 25_000, "sst2": 872}
+ARCH_ORDER = ["rnn", "lstm", "stacked_lstm", "bilstm", "gru", "bigru", "bert_gru"]
 TITLES = {"imdb": "IMDB test (25,000 reviews)", "sst2": "SST-2 dev (872 sentences)"}
 
 
@@ -73,14 +74,19 @@ def main():
     runs += [r for r in (read_table(args.table) if args.table else []) if (r["dataset"], r["name"]) not in names]
     datasets = [d for d in FULL_TEST if any(r["dataset"] == d for r in runs)]
     figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
+    colours = {arch: f"C{i}" for i, arch in enumerate(ARCH_ORDER)}
     for axis, dataset in zip(axes[0], datasets):
         for run in (r for r in runs if r["dataset"] == dataset):
             subset = run["examples"] < FULL_TEST[dataset]
-            axis.scatter(run["minutes"], run["accuracy"], s=50, facecolors="none" if subset else "C0",
-                         edgecolors="C0")
+            colour = colours.get(run["arch"], "grey")
+            axis.scatter(run["minutes"], run["accuracy"], s=50, facecolors="none" if subset else colour,
+                         edgecolors=colour, label=run["arch"])
             label = run["name"].removeprefix(f"{dataset}_") + (f" ({run['examples']:,} test)" if subset else "")
             axis.annotate(label, (run["minutes"], run["accuracy"]), textcoords="offset points", xytext=(5, 4),
-                          fontsize=8)
+                          fontsize=7, color=colour)
+        handles = {h.get_label(): h for h in axis.collections}  # one legend entry per architecture
+        axis.legend([handles[a] for a in ARCH_ORDER if a in handles], [a for a in ARCH_ORDER if a in handles],
+                    fontsize=8, loc="lower right")
         axis.set_xscale("log")
         axis.set_xticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200) if t <= 2 * max(r["minutes"] for r in runs)])
         axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())

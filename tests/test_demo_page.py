@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from test_serving import free_port, request, start_server
+from test_serving import request, start_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -e '.[dev]')")
 from selenium.webdriver.common.by import By  # noqa: E402

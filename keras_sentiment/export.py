@@ -95,7 +95,8 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
             archive.track(layer)
         archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text)), input_signature=[TEXT_SPEC])
         explain = make_explainer(encoder, model, explain_steps or DEFAULT_STEPS)
-        archive.add_endpoint(name="explain", fn=explain, input_signature=[TEXT_SPEC])
+        explain.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
+        archive.add_endpoint(name="explain", fn=explain)
     else:
         archive.add_endpoint(name="serving_default", fn=lambda token_ids: serving_outputs(model(token_ids, training=False)[:, 0]),
                              input_signature=[TOKEN_IDS_SPEC])

@@ -219,6 +219,10 @@ BEST = {
     # vocabulary; with IMDB's 6 M, 95%.
     ("sst2", "bilstm"): {"hidden_dim": 128, "pooling": "max", "embeddings": AUTO_EMBEDDINGS,
                          "embeddings_text": IMDB_EMBEDDINGS_TEXT},
+    # SST-2 bert_gru (frozen MiniLM-L6, seed 1234): val_loss rises from epoch 2 while valid
+    # accuracy climbs, so val_loss kept epoch 1 (82.44%); val_accuracy with patience 3 kept epoch 5
+    # (85.63%, +22 of 689 sentences).
+    ("sst2", "bert_gru"): {"monitor": "val_accuracy", "patience": 3},
 }
 
 

@@ -299,10 +299,8 @@ def run_explain(args):
     texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
     explain = load_explainer(args.model, args.steps)
     colour = sys.stdout.isatty() and not args.json and "NO_COLOR" not in os.environ
-    for start in range(0, len(texts), args.batch_size):
-        for explanation in explain_in_batches(explain, texts[start : start + args.batch_size], args.batch_size,
-                                              merge_pieces=not args.word_pieces):
-            print(json.dumps(explanation.to_dict()) if args.json else format_explanation(explanation, colour), flush=True)
+    for explanation in explain_in_batches(explain, texts, args.batch_size, merge_pieces=not args.word_pieces):
+        print(json.dumps(explanation.to_dict()) if args.json else format_explanation(explanation, colour), flush=True)
     return 0
 
 

@@ -238,16 +238,12 @@ def load_explainer(path, steps=DEFAULT_STEPS):
     import tensorflow as tf
 
     from keras_sentiment.errors import KerasSentimentError
-    from keras_sentiment.inference import is_run_dir, load_run, register_text_ops, resolve_saved_model
+    from keras_sentiment.inference import is_run_dir, load_run, load_saved_model
 
     if is_run_dir(path):
         explain = make_explainer(*load_run(path), steps=steps)
         return lambda texts: to_numpy(explain(tf.constant(texts, tf.string)))
-    saved_model = resolve_saved_model(path)
-    if saved_model is None:
-        raise KerasSentimentError(f"{path}: neither a run directory nor a SavedModel (or export base)")
-    register_text_ops()
-    loaded = tf.saved_model.load(str(saved_model))
+    saved_model, loaded = load_saved_model(path)
     if "explain" not in loaded.signatures:
         raise KerasSentimentError(
             f"{saved_model} has no explain signature (exported before explanations existed, or with --no-tokenizer): "
@@ -262,13 +258,11 @@ def to_numpy(outputs):
 
 def explain_texts(path, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
     """`Explanation`s for `texts` from a run directory or SavedModel (see `load_explainer`)."""
-    explain = load_explainer(path, steps)
-    return explain_in_batches(explain, texts, batch_size, merge_pieces)
+    return list(explain_in_batches(load_explainer(path, steps), texts, batch_size, merge_pieces))
 
 
 def explain_in_batches(explain, texts, batch_size=8, merge_pieces=True):
-    explanations = []
+    """Yield the `Explanation` of each text, `batch_size` texts per call of `explain` (a `load_explainer` result)."""
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])
-        explanations += explanations_from_outputs(chunk, explain(chunk), merge_pieces)
-    return explanations
+        yield from explanations_from_outputs(chunk, explain(chunk), merge_pieces)

@@ -62,12 +62,12 @@ def existing_versions(export_dir):
     return sorted(int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=None):
+def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS):
     """Write the end-to-end model to `<export_dir>/<version>/`; returns that path.
 
     `tokenizer_in_graph=False` (BERT encoders only): token ids in instead of text, see above; such
     an export has no `explain` signature. `explain_steps`: the Integrated Gradients steps of the
-    `explain` signature (default `keras_sentiment.explain.DEFAULT_STEPS`).
+    `explain` signature.
 
     The version is written to a hidden temporary directory beside it and renamed into place
     in one step, so a server polling `export_dir` never sees a half-written version.
@@ -94,7 +94,7 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         for layer in encoder.layers:
             archive.track(layer)
         archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text)), input_signature=[TEXT_SPEC])
-        explain = make_explainer(encoder, model, explain_steps or DEFAULT_STEPS)
+        explain = make_explainer(encoder, model, explain_steps)
         explain.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
         archive.add_endpoint(name="explain", fn=explain)
     else:

@@ -33,14 +33,8 @@ def load_scorer(path):
     path = Path(path)
     if is_run_dir(path):
         return make_text_scorer(*load_run(path))
-    saved_model = resolve_saved_model(path)
-    if saved_model is None:
-        raise KerasSentimentError(
-            f"{path}: neither a run directory (config.json + {BEST_CHECKPOINT}) nor a SavedModel "
-            "(saved_model.pb, or integer version folders holding one)"
-        )
-    register_text_ops()
-    signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    saved_model, loaded = load_saved_model(path)
+    signature = loaded.signatures["serving_default"]
     if takes_token_ids(saved_model):  # exported with --no-tokenizer: tokenize here, as a client would
         from keras_sentiment.client import BertTokenIds
 
@@ -52,6 +46,19 @@ def load_scorer(path):
 
         return score_token_ids
     return lambda texts: signature(text=tf.convert_to_tensor(texts, tf.string))["logits"]
+
+
+def load_saved_model(path):
+    """`(version dir, loaded SavedModel)` of a SavedModel or export base (its latest version), with
+    TensorFlow Text's ops registered; a one-line error for anything else (run dirs are the caller's)."""
+    saved_model = resolve_saved_model(path)
+    if saved_model is None:
+        raise KerasSentimentError(
+            f"{path}: neither a run directory (config.json + {BEST_CHECKPOINT}) nor a SavedModel "
+            "(saved_model.pb, or integer version folders holding one)"
+        )
+    register_text_ops()
+    return saved_model, tf.saved_model.load(str(saved_model))
 
 
 def register_text_ops():

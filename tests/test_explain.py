@@ -208,4 +208,4 @@ def test_explain_on_a_model_without_the_signature_is_a_one_line_error(tmp_path, 
     from keras_sentiment.cli import main
 
     assert main(["explain", "--model", str(tmp_path), "text"]) == 2
-    assert "neither a run directory nor a SavedModel" in capsys.readouterr().err
+    assert "neither a run directory (config.json + best.keras) nor a SavedModel" in capsys.readouterr().err

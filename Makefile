@@ -26,9 +26,10 @@ setup: $(BIN)/.installed
 train: $(BIN)/.installed
 	$(BIN)/python scripts/train.py --arch $(ARCH) --dataset $(DATASET) $(DATA_FLAG) $(TRAIN_ARGS)
 
-## The default test suite (generated data only)
+## The default test suite (generated data only), one pytest worker per core (at most 4: each
+## holds a TensorFlow runtime, and most tests are single-threaded Python around small models)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --durations 15
 
 ## Slow tests on the real data (needs DATA_DIR or KERAS_SENTIMENT_DATA)
 test-slow: $(BIN)/.installed

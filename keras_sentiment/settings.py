@@ -355,8 +355,9 @@ def validate(settings):
     if trainable is not None and trainable != "all" and not (trainable.isdigit()):
         raise KerasSentimentError(f"--trainable-layers {trainable}: give 0, a number of layers, or all")
     if settings.cache_encoder and trainable == "all":
-        raise KerasSentimentError("--cache-encoder caches what the frozen part of the encoder outputs; with "
-                                  "--trainable-layers all nothing is frozen: give a number of layers, or no cache")
+        raise KerasSentimentError(f"--cache-encoder caches what the frozen part of the encoder outputs; with "
+                                  f"--trainable-layers all ({settings.sources['trainable_layers']}) nothing is frozen: "
+                                  "give --trainable-layers N (0: frozen), or no cache")
     embeddings = settings.embeddings
     if embeddings not in (NO_EMBEDDINGS, AUTO_EMBEDDINGS) and not Path(embeddings).is_file():
         raise KerasSentimentError(f"--embeddings: no such file {embeddings} (or use none or auto)")

@@ -33,7 +33,8 @@ def test_missing_and_empty_data_dirs(tmp_path, capsys):
     for data_dir in (tmp_path / "missing", empty):
         code, lines = run(capsys, "train", "--data-dir", data_dir, "--data-source", "local", "--run-dir", tmp_path / "run")
         assert_one_line_error(code, lines, "IMDB reviews not found", str(data_dir / "aclImdb_v1.tar.gz"), "--data-dir")
-    code, lines = run(capsys, "train", "--dataset", "sst2", "--data-dir", empty, "--data-source", "local")
+    code, lines = run(capsys, "train", "--dataset", "sst2", "--data-dir", empty, "--data-source", "local",
+                      "--run-dir", tmp_path / "run2")
     assert_one_line_error(code, lines, "SST-2 not found", str(empty / "SST-2"))
 
 

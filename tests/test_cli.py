@@ -139,7 +139,7 @@ def run_cli(*args):
     ],
 )
 def test_user_mistakes_get_a_message_not_a_traceback(script, args, message, tmp_path):
-    result = run_script(script, *[a.format(tmp=tmp_path) for a in args])
+    result = run_script(script, *[a.format(tmp=tmp_path) for a in args], cwd=tmp_path)  # a default run dir lands there
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 

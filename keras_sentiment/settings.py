@@ -219,10 +219,11 @@ BEST = {
     # vocabulary; with IMDB's 6 M, 95%.
     ("sst2", "bilstm"): {"hidden_dim": 128, "pooling": "max", "embeddings": AUTO_EMBEDDINGS,
                          "embeddings_text": IMDB_EMBEDDINGS_TEXT},
-    # SST-2 bert_gru (frozen MiniLM-L6, seed 1234): val_loss rises from epoch 2 while valid
+    # SST-2 bert_gru (MiniLM-L6, seed 1234). Frozen: val_loss rises from epoch 2 while valid
     # accuracy climbs, so val_loss kept epoch 1 (82.44%); val_accuracy with patience 3 kept epoch 5
-    # (85.63%, +22 of 689 sentences).
-    ("sst2", "bert_gru"): {"monitor": "val_accuracy", "patience": 3},
+    # (85.63%). Every layer fine-tuned (encoder 5e-5, warm-up, linear decay to 0 over 3 epochs):
+    # 87.08%, 87.66%, 88.97% at epochs 1-3 (+3.34 over frozen), val_loss again flat while accuracy rose.
+    ("sst2", "bert_gru"): {"trainable_layers": "all", "epochs": 3, "monitor": "val_accuracy"},
 }
 
 

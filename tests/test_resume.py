@@ -275,7 +275,7 @@ def test_an_encoder_cache_run_resumes_after_an_interruption(tmp_path, monkeypatc
 
     monkeypatch.setattr(backup.TrainingBackup, "save", save_then_interrupt_in_epoch_two)
     args = ["--arch", "bert_gru", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--bert-preset", preset,
-            "--cache-encoder", "--epochs", 3, "--hidden-dim", 8, "--batch-size", 16, "--learning-rate", 0.005,
+            "--trainable-layers", 0, "--cache-encoder", "--epochs", 3, "--hidden-dim", 8, "--batch-size", 16, "--learning-rate", 0.005,
             "--backup-every", 3, "--run-dir", run_dir, "--export-dir", tmp_path / "export"]
     assert main(["train", *map(str, args)]) == 130
     assert (run_dir / "best_part.keras").is_file() and len(read_history(run_dir)) == 1

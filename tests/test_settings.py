@@ -62,7 +62,8 @@ def test_architecture_defaults_sit_between_the_dataset_and_the_recipe():
     ({"arch": "transformer"}, "--arch transformer: choose one of"),
     ({"arch": "lstm", "trainable_layers": "2"}, "--trainable-layers applies to --arch bert_gru, not lstm"),
     ({"arch": "bert_gru", "trainable_layers": "top"}, "--trainable-layers top: give 0, a number of layers, or all"),
-    ({"arch": "bert_gru", "trainable_layers": "all", "cache_encoder": True}, "nothing is frozen"),
+    ({"arch": "bert_gru", "trainable_layers": "all", "cache_encoder": True}, "--trainable-layers all (flag) nothing is frozen"),
+    ({"arch": "bert_gru", "dataset": "sst2", "cache_encoder": True}, "--trainable-layers all (recipe best) nothing is frozen"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
     with pytest.raises(KerasSentimentError, match=message.replace("(", r"\(").replace(".", r"\.")):

@@ -1,6 +1,7 @@
 """The settings table: precedence of flag > recipe > arch > dataset > default, validation, help and README."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_architecture_defaults_sit_between_the_dataset_and_the_recipe():
     ({"arch": "bert_gru", "dataset": "sst2", "cache_encoder": True}, "--trainable-layers all (recipe best) nothing is frozen"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
-    with pytest.raises(KerasSentimentError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(KerasSentimentError, match=re.escape(message)):
         resolve(**flags)
 
 

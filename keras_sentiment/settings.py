@@ -304,6 +304,10 @@ def resolve_settings(explicit, stamp=None):
     apply(ARCHITECTURES[arch].defaults, f"arch {arch}")
     apply(recipe_values(values["recipe"], dataset, arch), f"recipe {values['recipe']}")
     apply(explicit, FLAG)
+    # The recipe's extra word2vec text belongs to its `--embeddings auto`: a flag that turns the
+    # vectors off, or names a file of them, takes the extra text away with them.
+    if values["embeddings"] != AUTO_EMBEDDINGS and sources["embeddings_text"].startswith("recipe"):
+        values["embeddings_text"], sources["embeddings_text"] = None, sources["embeddings"]
     stamp = stamp or datetime.now().strftime("%Y%m%d-%H%M%S")
     if values["run_dir"] is None:
         values["run_dir"] = f"runs/{dataset}_{arch}_{stamp}"

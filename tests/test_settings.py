@@ -51,6 +51,12 @@ def test_architecture_defaults_sit_between_the_dataset_and_the_recipe():
     assert (gru.max_length, gru.sources["max_length"], gru.num_layers, gru.hidden_dim) == (64, "dataset sst2", 1, 256)
 
 
+def test_turning_the_recipes_word_vectors_off_drops_their_extra_text_too():
+    plain = resolve(dataset="sst2", embeddings="none")
+    assert (plain.embeddings, plain.embeddings_text, plain.sources["embeddings_text"]) == ("none", None, "flag")
+    assert resolve(dataset="sst2").embeddings_text == S.IMDB_EMBEDDINGS_TEXT  # the recipe's, with its auto vectors
+
+
 @pytest.mark.parametrize("flags, message", [
     ({"epochs": 0}, "--epochs must be >= 1, got 0"),
     ({"dropout": 1.0}, "--dropout must be < 1.0"),

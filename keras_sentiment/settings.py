@@ -58,6 +58,8 @@ class Architecture:
         defaults: this architecture's own defaults (over the dataset's and the table's).
         fixed: settings it cannot change: name -> (the only value, why).
         optional: settings only some architectures accept (and only this one among them).
+        ignored: settings every architecture accepts but this one does not read: name -> why
+            (the training log says so beside the value).
     """
 
     name: str
@@ -65,6 +67,7 @@ class Architecture:
     defaults: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
     optional: frozenset = frozenset()
+    ignored: dict = field(default_factory=dict)
 
 
 RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
@@ -86,6 +89,8 @@ ARCHITECTURES = {
                            "encoder_learning_rate": 5e-5, "cache_dtype": "float32"},
         fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
         optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate"}),
+        ignored={"vocab_size": "the word-piece vocabulary is the checkpoint's",
+                 "embedding_dim": "the checkpoint's embeddings set the width"},
     ),
 }
 
@@ -276,9 +281,23 @@ class ResolvedSettings:
         return cls(values, sources, record)
 
     def describe(self):
-        """One line per setting, `name = value  (source)`, for the start of the training log."""
-        width = max(map(len, self.values))
-        return "\n".join(f"  {name:<{width}} = {self.values[name]!s:<24} ({self.sources[name]})" for name in self.values)
+        """One line per setting, `name = value  (source)`, for the start of the training log; a
+        setting this run does not read says so and why."""
+        width, unused = max(map(len, self.values)), self.unused()
+        return "\n".join(f"  {name:<{width}} = {self.values[name]!s:<24} ({self.sources[name]}"
+                         + (f"; not used: {unused[name]})" if name in unused else ")") for name in self.values)
+
+    def unused(self):
+        """name -> why, for the settings that have a value but that this run does not read."""
+        arch = ARCHITECTURES[self.arch]
+        unused = dict(arch.ignored)
+        for name in OPTIONAL - arch.optional:
+            unused[name] = "for --arch " + ", ".join(a.name for a in ARCHITECTURES.values() if name in a.optional)
+        if self.values.get("cache_dtype") is not None and not self.cache_encoder:
+            unused["cache_dtype"] = "no --cache-encoder"
+        if self.values.get("encoder_learning_rate") is not None and self.values.get("trainable_layers") == "0":
+            unused["encoder_learning_rate"] = "the encoder is frozen, --trainable-layers 0"
+        return unused
 
 
 def resolve_settings(explicit, stamp=None):

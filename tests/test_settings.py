@@ -107,3 +107,19 @@ def test_help_lists_every_setting_with_the_default_in_force():
     seed_sst2_gru = help_text("--recipe", "seed", "--dataset", "sst2", "--arch", "gru")
     assert "here 64, from dataset sst2" in seed_sst2_gru and "here 800" not in seed_sst2_gru
     assert "for --recipe seed --arch gru --dataset sst2" in seed_sst2_gru
+
+
+def test_the_training_log_marks_the_settings_a_run_does_not_read():
+    def unused_names(**flags):
+        return {line.split()[0] for line in resolve(**flags).describe().splitlines() if "not used:" in line}
+
+    frozen = resolve(arch="bert_gru", dataset="imdb")
+    assert frozen.trainable_layers == "0" and not frozen.cache_encoder
+    assert unused_names(arch="bert_gru", dataset="imdb") == {
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "encoder_learning_rate", "cache_dtype"}
+    assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text"}
+    assert unused_names(arch="bilstm", dataset="sst2") == {
+        "bert_preset", "trainable_layers", "encoder_learning_rate", "cache_encoder", "cache_dtype"}
+    line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")
+    assert line.endswith("(arch bert_gru; not used: no --cache-encoder)")

@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
 from keras_sentiment.bert import BertTextEncoder, build_bert_gru_head, load_bert  # noqa: E402
-from keras_sentiment.data import EpochBatches, epoch_order_seed, load_dataset, make_batches  # noqa: E402
+from keras_sentiment.data import EpochBatches, concatenate_epochs, epoch_order_seed, load_dataset, make_batches  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ def cache_features(data_dir, work_dir, batch_size, max_length, seed):
                 progress.add(1)
             print(f"features: {name}: {time.perf_counter() - started:.0f} s", flush=True)
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-        done.write_text(json.dumps({"bytes": size, "num_states": backbone.num_layers + 1}))
+        done.write_text(json.dumps({"bytes": size, "num_states": backbone.num_layers + 1,
+                                    "train_batches": train_batches.per_epoch}))
     return cached, json.loads(done.read_text())
 
 
@@ -162,9 +163,21 @@ def inputs_for(variant):
     return select
 
 
-def train_variant(name, variant, features, num_states, epochs, seed, work_dir):
+class EpochSeconds(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.perf_counter() - self._start, 1))
+
+
+def train_variant(name, variant, features, info, epochs, seed, work_dir):
     """Valid accuracy and loss per epoch; the best epoch's weights in `work_dir/NAME.weights.h5`."""
     keras.utils.set_random_seed(seed)
+    num_states, steps_per_epoch = info["num_states"], info["train_batches"]
     states = 1 if variant.dtype == "float32" else num_states
     if variant.dtype == "float32" and variant.states != "last":
         raise SystemExit(f"{name}: only the last layer is cached in float32")
@@ -180,15 +193,17 @@ def train_variant(name, variant, features, num_states, epochs, seed, work_dir):
         keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1, min_lr=1e-5, verbose=1),
         keras.callbacks.ModelCheckpoint(str(weights), monitor="val_accuracy", save_best_only=True, save_weights_only=True),
     ]
-    history = {"val_accuracy": [], "val_loss": [], "accuracy": [], "seconds": []}
-    for epoch in range(epochs):  # the training command's order: the first epoch's batches, reshuffled per epoch
-        started = time.perf_counter()
-        order = train.shuffle(32, seed=epoch_order_seed(seed, epoch), reshuffle_each_iteration=False).prefetch(2)
-        logs = model.fit(order, validation_data=valid, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
-                         shuffle=False, verbose=2).history
-        for key in ("val_accuracy", "val_loss", "accuracy"):
-            history[key].append(round(float(logs[key][-1]), 5))
-        history["seconds"].append(round(time.perf_counter() - started, 1))
+    timer = EpochSeconds()
+
+    def train_epoch(epoch):  # the training command's order: the first epoch's batches, reshuffled per epoch
+        return train.shuffle(32, seed=epoch_order_seed(seed, epoch), reshuffle_each_iteration=False)
+
+    # One fit over every epoch, so that ReduceLROnPlateau keeps its state from epoch to epoch.
+    logs = model.fit(concatenate_epochs(train_epoch, 0, epochs), steps_per_epoch=steps_per_epoch, epochs=epochs,
+                     validation_data=valid, callbacks=[timer, *callbacks], shuffle=False, verbose=2).history
+    history = {key: [round(float(v), 5) for v in logs[key]] for key in ("val_accuracy", "val_loss", "accuracy")}
+    history["epoch_learning_rate"] = [float(f"{v:.3g}") for v in logs["learning_rate"]]
+    history["seconds"] = timer.seconds
     best = max(range(epochs), key=lambda e: history["val_accuracy"][e])
     result = {"variant": name, **asdict(variant), "epochs": epochs, "best_epoch": best + 1,
               "best_val_accuracy": history["val_accuracy"][best], **history}
@@ -247,7 +262,7 @@ def main(argv=None):
         if any(r["variant"] == name and r["epochs"] == args.epochs for r in results):
             continue
         print(f"=== {name}: {VARIANTS[name]}", flush=True)
-        result, _ = train_variant(name, VARIANTS[name], features, info["num_states"], args.epochs, args.seed, work_dir)
+        result, _ = train_variant(name, VARIANTS[name], features, info, args.epochs, args.seed, work_dir)
         with open(results_file, "a") as handle:
             handle.write(json.dumps(result) + "\n")
         results.append(result)

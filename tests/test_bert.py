@@ -198,8 +198,69 @@ def test_a_float16_encoder_cache_halves_the_disk_and_feeds_the_head_float32(tmp_
         np.testing.assert_allclose(half, full, rtol=1e-3, atol=1e-3)  # float16 keeps ~3 significant digits
 
 
-def test_padding_never_changes_a_prediction():
-    encoder, model = tiny_encoder(max_length=64), build_bert_gru(tiny_backbone(seed=3), hidden_dim=8)
+def test_hidden_states_are_the_backbones_own_and_out_of_range_counts_are_refused():
+    from keras_sentiment.bert import BertHiddenStates
+
+    backbone = tiny_backbone(seed=5)
+    ids = tiny_encoder()(tf.constant(["a good film", "bad plot, boring and awful"]))
+    stacked = BertHiddenStates(backbone, 3)(ids).numpy()  # [batch, seq_len, 3, dim]: embeddings, layer 0, layer 1
+    mask = tf.cast(tf.not_equal(ids, 0), tf.int32)
+    last = backbone({"token_ids": ids, "segment_ids": tf.zeros_like(ids), "padding_mask": mask})["sequence_output"]
+    assert stacked.shape == (*ids.shape, 3, 32)
+    np.testing.assert_allclose(stacked[:, :, -1], last.numpy(), atol=1e-5)  # the written-out pass is keras-hub's
+    below_top = backbone.transformer_layers[1](tf.constant(stacked[:, :, 1]), padding_mask=mask).numpy()
+    np.testing.assert_allclose(below_top, stacked[:, :, 2], atol=1e-5)  # state 1 is what the top layer reads
+    assert np.abs(stacked[:, :, 0] - stacked[:, :, 1]).max() > 1e-3  # a layer apart, not a copy
+    with pytest.raises(KerasSentimentError, match="has 3 hidden states"):
+        BertHiddenStates(backbone, 4)
+
+
+def test_a_learned_mix_of_hidden_states_trains_from_the_cache_and_round_trips(tmp_path):
+    from types import SimpleNamespace
+
+    from keras_sentiment.bert import fit_plan
+
+    encoder = tiny_encoder()
+    model = build_bert_gru(tiny_backbone(seed=6), hidden_dim=16, dropout=0.1, encoder_states=3)
+    texts, labels = zip(*make_examples(1200, seed=1))
+    test_texts, test_labels = zip(*make_examples(200, seed=2))
+    from keras_sentiment.data import EpochBatches
+
+    train = EpochBatches(tf.data.Dataset.from_tensor_slices((list(texts), list(labels))), encoder, 32, 32, seed=0)
+    valid = make_batches(tf.data.Dataset.from_tensor_slices((list(test_texts), list(test_labels))), encoder, 32, 32)
+    settings = SimpleNamespace(cache_encoder=True, cache_dtype="float16", seed=0)
+    plan = fit_plan(model, train, valid, tmp_path, settings)
+    (states, mask), _ = next(iter(plan.valid_data))
+    assert states.shape[2:] == (3, 32)  # the cache holds every state the mix reads
+    np.testing.assert_allclose(plan.fit_model([states, mask]).numpy(), model(next(iter(valid))[0]).numpy(), atol=1e-2)
+    plan.fit_model.compile(keras.optimizers.Adam(5e-3), keras.losses.BinaryCrossentropy(from_logits=True))
+    plan.fit_model.fit(plan.train_epoch(0).repeat(), epochs=8, steps_per_epoch=train.per_epoch, verbose=0)
+    plan.fit_model.save(tmp_path / "best_part.keras")
+    (tmp_path / "history.csv").write_text("epoch,epoch_seconds\n" + "".join(f"{e},1.0\n" for e in range(8)))
+    plan.finish(tmp_path / "best_part.keras")
+    logits = make_text_scorer(encoder, model)(tf.constant(test_texts)).numpy()
+    assert np.mean((logits > 0) == np.array(test_labels)) >= 0.95
+    shares = model.get_layer("bert_gru_head").get_layer("scalar_mix").state_weights()
+    assert abs(sum(shares) - 1) < 1e-5 and max(shares) - min(shares) > 1e-3  # learned, no longer the plain mean
+    model.save(tmp_path / "best.keras")
+    reloaded = keras.models.load_model(tmp_path / "best.keras")
+    np.testing.assert_allclose(make_text_scorer(encoder, reloaded)(tf.constant(test_texts)).numpy(), logits, atol=1e-5)
+
+
+def test_the_mix_is_refused_with_a_cache_under_partly_fine_tuned_layers():
+    from keras_sentiment.settings import resolve_settings
+
+    with pytest.raises(KerasSentimentError, match="--encoder-states 3 is not supported"):
+        resolve_settings({"arch": "bert_gru", "trainable_layers": "1", "cache_encoder": True, "encoder_states": 3})
+    resolve_settings({"arch": "bert_gru", "trainable_layers": "0", "cache_encoder": True, "encoder_states": 3})
+    with pytest.raises(KerasSentimentError, match="--encoder-states applies to --arch bert_gru"):
+        resolve_settings({"arch": "bilstm", "encoder_states": 3})
+
+
+@pytest.mark.parametrize("encoder_states", [1, 3])
+def test_padding_never_changes_a_prediction(encoder_states):
+    encoder = tiny_encoder(max_length=64)
+    model = build_bert_gru(tiny_backbone(seed=3), hidden_dim=8, encoder_states=encoder_states)
     short = "a good film"
     alone = model(encoder(tf.constant([short])), training=False).numpy()[0]
     batch = encoder(tf.constant(["the plot " * 25, short, "bad " * 40]))  # short padded beside long texts

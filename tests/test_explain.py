@@ -158,13 +158,15 @@ def test_terminal_output_colours_only_when_asked(explain):
 # === bert_gru: word pieces ===
 
 
-def test_bert_gru_attributions_add_up_and_name_word_pieces(tmp_path):
+@pytest.mark.parametrize("encoder_states", [1, 3])  # 3: the head mixes every hidden state of the tiny encoder
+def test_bert_gru_attributions_add_up_and_name_word_pieces(tmp_path, encoder_states):
     pytest.importorskip("keras_hub", reason="bert extra not installed")
     from test_bert import tiny_backbone, tiny_encoder
 
     from keras_sentiment.bert import build_bert_gru, embedding_path as bert_embedding_path
 
-    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=5), hidden_dim=8)
+    encoder = tiny_encoder()
+    model = build_bert_gru(tiny_backbone(seed=5), hidden_dim=8, encoder_states=encoder_states)
     ids = encoder(tf.constant(["a good film", "boring"]))
     path = bert_embedding_path(model)
     np.testing.assert_allclose(path.logits(path.embed(ids), ids), model(ids, training=False)[:, 0], atol=1e-5)

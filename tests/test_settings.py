@@ -120,6 +120,6 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {
         "vocab_size", "embedding_dim", "embeddings", "embeddings_text"}
     assert unused_names(arch="bilstm", dataset="sst2") == {
-        "bert_preset", "trainable_layers", "encoder_learning_rate", "cache_encoder", "cache_dtype"}
+        "bert_preset", "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype"}
     line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")
     assert line.endswith("(arch bert_gru; not used: no --cache-encoder)")

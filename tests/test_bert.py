@@ -279,8 +279,9 @@ print(json.dumps(out["logits"].numpy().tolist()))
 """
 
 
-def test_export_round_trip_without_keras_sentiment_or_keras_hub(tmp_path):
-    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=4), hidden_dim=8)
+@pytest.mark.parametrize("encoder_states", [1, 3])
+def test_export_round_trip_without_keras_sentiment_or_keras_hub(tmp_path, encoder_states):
+    encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=4), hidden_dim=8, encoder_states=encoder_states)
     path = export_serving_model(model, encoder, tmp_path)
     texts = ["a good film", "", "awful, boring plot " * 30]
     result = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PACKAGES, str(path), json.dumps(texts)],

@@ -34,7 +34,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
-from keras_sentiment.bert import BertTextEncoder, build_bert_gru_head, load_bert  # noqa: E402
+from keras_sentiment.bert import BertHiddenStates, BertTextEncoder, build_bert_gru_head, load_bert  # noqa: E402
 from keras_sentiment.data import EpochBatches, concatenate_epochs, epoch_order_seed, load_dataset, make_batches  # noqa: E402
 
 
@@ -65,25 +65,6 @@ VARIANTS = {
 }
 
 
-class ScalarMix(keras.layers.Layer):
-    """`gamma * sum_k softmax(w)_k states[..., k, :]` over the top `count` of the stacked hidden states."""
-
-    def __init__(self, count, **kwargs):
-        super().__init__(**kwargs)
-        self.count = count
-
-    def build(self, input_shape):
-        self.mix_logits = self.add_weight(shape=(self.count,), initializer="zeros", name="mix_logits")
-        self.gamma = self.add_weight(shape=(), initializer="ones", name="gamma")
-
-    def call(self, states):  # [batch, seq_len, layers, dim]
-        weights = keras.ops.softmax(self.mix_logits)[:, None]  # [count, 1]
-        return self.gamma * keras.ops.sum(states[:, :, -self.count :, :] * weights, axis=2)  # [batch, seq_len, dim]
-
-    def get_config(self):
-        return {**super().get_config(), "count": self.count}
-
-
 # === Features: the encoder, once ===
 
 
@@ -103,7 +84,7 @@ def cache_features(data_dir, work_dir, batch_size, max_length, seed):
     if not done.exists():  # a half-written cache would be read back silently
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    states_of = every_hidden_state(backbone)
+    states_of = stacked_states(backbone)
     cached = {}
     for name, data in batches.items():
         cached[name] = data.map(states_of).cache(str(folder / name))
@@ -121,16 +102,13 @@ def cache_features(data_dir, work_dir, batch_size, max_length, seed):
     return cached, json.loads(done.read_text())
 
 
-def every_hidden_state(backbone):
+def stacked_states(backbone):
     """A function `(ids, labels) -> ((states16 [b, s, layers + 1, dim], last32 [b, s, dim], mask), labels)`."""
-    outputs = [backbone.get_layer("embeddings_dropout").output] + [layer.output for layer in backbone.transformer_layers]
-    stack = keras.Model(backbone.inputs, outputs, name="every_hidden_state")
+    every_state = BertHiddenStates(backbone, backbone.num_layers + 1)
 
     def states(token_ids, labels):
-        mask = tf.not_equal(token_ids, 0)  # [batch, seq_len]
-        hidden = stack({"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids),
-                        "padding_mask": tf.cast(mask, tf.int32)}, training=False)
-        return (tf.cast(tf.stack(hidden, axis=2), tf.float16), hidden[-1], mask), labels
+        stacked = every_state(token_ids, training=False)  # [batch, seq_len, layers + 1, dim]
+        return (tf.cast(stacked, tf.float16), stacked[:, :, -1], tf.not_equal(token_ids, 0)), labels
 
     return states
 
@@ -138,26 +116,31 @@ def every_hidden_state(backbone):
 # === Heads: one per variant ===
 
 
-def build_head(variant, num_states, bert_dim):
-    """States `[batch, seq_len, num_states, dim]` (or the last layer `[batch, seq_len, dim]`) + mask -> logit."""
-    states = keras.Input(shape=(None, num_states, bert_dim), name="states")  # [batch, seq_len, layers, dim]
-    mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")  # [batch, seq_len]
+def head_states(variant):
+    """`(state indices the head reads, how many it mixes)`: one state (mixes 1), or the top K (mixes K)."""
     kind, _, count = variant.states.partition(":")
+    if variant.dtype == "float32":
+        if kind != "last":
+            raise SystemExit(f"{variant}: only the last layer is cached in float32")
+        return None, 1
     if kind == "mix":
-        x = ScalarMix(int(count), name="scalar_mix")(states)
-    else:
-        index = num_states - 1 if kind == "last" else int(count)
-        x = keras.layers.Lambda(lambda s: s[:, :, index, :], name=f"state_{index}")(states)
-    head = build_bert_gru_head(bert_dim, variant.hidden_dim, 2, variant.dropout)
-    return keras.Model([states, mask], head([x, mask]), name="frozen_head")
+        return slice(-int(count), None), int(count)
+    return (-1 if kind == "last" else int(count)), 1
+
+
+def build_head(variant, bert_dim=384):
+    """The `bert_gru` head as the training command builds it (`--encoder-states K` for a mix of K)."""
+    _, mixed = head_states(variant)
+    return build_bert_gru_head(bert_dim, variant.hidden_dim, 2, variant.dropout, num_states=mixed)
 
 
 def inputs_for(variant):
-    """`((states16, last32, mask), labels)` -> `((states [b, s, layers, dim] float32, mask), labels)`."""
+    """`((states16, last32, mask), labels)` -> `((what the head reads, float32, mask), labels)`."""
+    index, _ = head_states(variant)
 
     def select(inputs, labels):
         states16, last32, mask = inputs
-        states = last32[:, :, None, :] if variant.dtype == "float32" else tf.cast(states16, tf.float32)
+        states = last32 if index is None else tf.cast(states16[:, :, index], tf.float32)
         return (states, mask), labels
 
     return select
@@ -177,11 +160,8 @@ class EpochSeconds(keras.callbacks.Callback):
 def train_variant(name, variant, features, info, epochs, seed, work_dir):
     """Valid accuracy and loss per epoch; the best epoch's weights in `work_dir/NAME.weights.h5`."""
     keras.utils.set_random_seed(seed)
-    num_states, steps_per_epoch = info["num_states"], info["train_batches"]
-    states = 1 if variant.dtype == "float32" else num_states
-    if variant.dtype == "float32" and variant.states != "last":
-        raise SystemExit(f"{name}: only the last layer is cached in float32")
-    model = build_head(replace(variant, states="last") if states == 1 else variant, states, 384)
+    steps_per_epoch = info["train_batches"]
+    model = build_head(variant)
     model.compile(optimizer=keras.optimizers.Adam(variant.learning_rate, clipnorm=1.0),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)])
@@ -210,16 +190,15 @@ def train_variant(name, variant, features, info, epochs, seed, work_dir):
     if variant.states.startswith("mix"):  # the mix the best epoch learned
         model.load_weights(str(weights))
         mix = model.get_layer("scalar_mix")
-        result["mix_weights"] = [round(float(w), 4) for w in keras.ops.softmax(mix.mix_logits)]
+        result["mix_weights"] = [round(w, 4) for w in mix.state_weights()]
         result["mix_gamma"] = round(float(mix.gamma), 4)
     return result, model
 
 
-def report_test(best, features, num_states, work_dir):
+def report_test(best, features, work_dir):
     """Test (GLUE dev) accuracy of the variant chosen on valid, with its best epoch's weights."""
     variant = Variant(**{k: best[k] for k in asdict(BASE)})
-    states = 1 if variant.dtype == "float32" else num_states
-    model = build_head(replace(variant, states="last") if states == 1 else variant, states, 384)
+    model = build_head(variant)
     model.load_weights(str(Path(work_dir) / f"{best['variant']}.weights.h5"))
     model.compile(loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)])
@@ -270,7 +249,7 @@ def main(argv=None):
     print(markdown_table(chosen), flush=True)
     if args.report_test and chosen:
         best = max(chosen, key=lambda r: r["best_val_accuracy"])
-        print(f"Test (chosen on valid): {json.dumps(report_test(best, features, info['num_states'], work_dir))}", flush=True)
+        print(f"Test (chosen on valid): {json.dumps(report_test(best, features, work_dir))}", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def append_table(path, runs):
     """Add runs (from run directories) to the table, replacing rows of the same dataset and name."""
     kept = [r for r in read_table(path) if (r["dataset"], r["name"]) not in {(n["dataset"], n["name"]) for n in runs}]
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, TABLE_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, TABLE_FIELDS, extrasaction="ignore", lineterminator="\n")  # as the file is kept
         writer.writeheader()
         for run in kept + [{**r, "minutes": round(r["minutes"], 1), "accuracy": round(r["accuracy"], 2),
                             "measured": date.today().isoformat()} for r in runs]:

@@ -35,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
 from keras_sentiment.bert import BertHiddenStates, BertTextEncoder, build_bert_gru_head, load_bert  # noqa: E402
+from keras_sentiment.training import EpochTimer, compile_model  # noqa: E402
 from keras_sentiment.data import EpochBatches, concatenate_epochs, epoch_order_seed, load_dataset, make_batches  # noqa: E402
 
 
@@ -146,25 +147,12 @@ def inputs_for(variant):
     return select
 
 
-class EpochSeconds(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(round(time.perf_counter() - self._start, 1))
-
-
 def train_variant(name, variant, features, info, epochs, seed, work_dir):
     """Valid accuracy and loss per epoch; the best epoch's weights in `work_dir/NAME.weights.h5`."""
     keras.utils.set_random_seed(seed)
     steps_per_epoch = info["train_batches"]
     model = build_head(variant)
-    model.compile(optimizer=keras.optimizers.Adam(variant.learning_rate, clipnorm=1.0),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)])
+    compile_model(model, keras.optimizers.Adam(variant.learning_rate, clipnorm=1.0))
     select = inputs_for(variant)
     train = features["train"].map(select)
     valid = features["valid"].map(select).prefetch(2)
@@ -173,17 +161,15 @@ def train_variant(name, variant, features, info, epochs, seed, work_dir):
         keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1, min_lr=1e-5, verbose=1),
         keras.callbacks.ModelCheckpoint(str(weights), monitor="val_accuracy", save_best_only=True, save_weights_only=True),
     ]
-    timer = EpochSeconds()
-
     def train_epoch(epoch):  # the training command's order: the first epoch's batches, reshuffled per epoch
         return train.shuffle(32, seed=epoch_order_seed(seed, epoch), reshuffle_each_iteration=False)
 
     # One fit over every epoch, so that ReduceLROnPlateau keeps its state from epoch to epoch.
     logs = model.fit(concatenate_epochs(train_epoch, 0, epochs), steps_per_epoch=steps_per_epoch, epochs=epochs,
-                     validation_data=valid, callbacks=[timer, *callbacks], shuffle=False, verbose=2).history
+                     validation_data=valid, callbacks=[EpochTimer(), *callbacks], shuffle=False, verbose=2).history
     history = {key: [round(float(v), 5) for v in logs[key]] for key in ("val_accuracy", "val_loss", "accuracy")}
     history["epoch_learning_rate"] = [float(f"{v:.3g}") for v in logs["learning_rate"]]
-    history["seconds"] = timer.seconds
+    history["seconds"] = [round(float(v), 1) for v in logs["epoch_seconds"]]
     best = max(range(epochs), key=lambda e: history["val_accuracy"][e])
     result = {"variant": name, **asdict(variant), "epochs": epochs, "best_epoch": best + 1,
               "best_val_accuracy": history["val_accuracy"][best], **history}
@@ -200,8 +186,7 @@ def report_test(best, features, work_dir):
     variant = Variant(**{k: best[k] for k in asdict(BASE)})
     model = build_head(variant)
     model.load_weights(str(Path(work_dir) / f"{best['variant']}.weights.h5"))
-    model.compile(loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)])
+    compile_model(model, "adam")  # the loss and metric of training; nothing trains here
     loss, accuracy = model.evaluate(features["test"].map(inputs_for(variant)), verbose=0)
     return {"variant": best["variant"], "test_accuracy": round(float(accuracy), 5), "test_loss": round(float(loss), 5)}
 

@@ -275,10 +275,15 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainab
     return keras.Model(token_ids, head([encoded, padding_mask]), name="bert_gru")
 
 
+def hidden_states_layer(model):
+    """The `BertHiddenStates` of a `bert_gru` model built with `encoder_states` > 1, else None."""
+    return next((layer for layer in model.layers if layer.name == STATES_NAME), None)
+
+
 def backbone_of(model):
     """The `BertBackbone` inside a `bert_gru` model (directly, or inside its `BertHiddenStates`)."""
-    names = [layer.name for layer in model.layers]
-    return model.get_layer(BACKBONE_NAME) if BACKBONE_NAME in names else model.get_layer(STATES_NAME).backbone
+    states = hidden_states_layer(model)
+    return model.get_layer(BACKBONE_NAME) if states is None else states.backbone
 
 
 def unfreeze_top_layers(backbone, trainable_layers="0"):
@@ -349,16 +354,15 @@ def encoder_features(model, part=None):
     """A function `(ids, labels) -> ((states, padding_mask), labels)`: what the frozen encoder gives the
     head (the last layer's states, or the stacked top K with `--encoder-states K`), or the output of
     `part` (a model over the backbone's inputs: its frozen lower layers)."""
-    names = [layer.name for layer in model.layers]
-    backbone = backbone_of(model)
+    backbone, mixed = backbone_of(model), hidden_states_layer(model)
 
     def features(token_ids, labels):
         padding_mask = tf.not_equal(token_ids, 0)
         inputs = {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": tf.cast(padding_mask, tf.int32)}
         if part is not None:
             states = part(inputs, training=False)
-        elif STATES_NAME in names:
-            states = model.get_layer(STATES_NAME)(token_ids, training=False)  # [batch, seq_len, K, bert_dim]
+        elif mixed is not None:
+            states = mixed(token_ids, training=False)  # [batch, seq_len, K, bert_dim]
         else:
             states = backbone(inputs, training=False)["sequence_output"]
         return (states, padding_mask), labels
@@ -398,7 +402,7 @@ def embedding_path(model):
     at inference (no dropout).
     """
     backbone, head = backbone_of(model), model.get_layer(HEAD_NAME)
-    count = model.get_layer(STATES_NAME).count if STATES_NAME in [layer.name for layer in model.layers] else 1
+    count = getattr(hidden_states_layer(model), "count", 1)
 
     def embed(token_ids):
         return backbone.token_embedding(token_ids)  # [batch, seq_len, bert_dim]

@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
 from keras_sentiment.bert import BertHiddenStates, BertTextEncoder, build_bert_gru_head, load_bert  # noqa: E402
-from keras_sentiment.training import EpochTimer, compile_model  # noqa: E402
+from keras_sentiment.training import EpochTimer, compile_model, learning_rate_halving  # noqa: E402
 from keras_sentiment.data import EpochBatches, concatenate_epochs, epoch_order_seed, load_dataset, make_batches  # noqa: E402
 
 
@@ -158,7 +158,7 @@ def train_variant(name, variant, features, info, epochs, seed, work_dir):
     valid = features["valid"].map(select).prefetch(2)
     weights = Path(work_dir) / f"{name}.weights.h5"
     callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=1, min_lr=1e-5, verbose=1),
+        learning_rate_halving("val_accuracy"),
         keras.callbacks.ModelCheckpoint(str(weights), monitor="val_accuracy", save_best_only=True, save_weights_only=True),
     ]
     def train_epoch(epoch):  # the training command's order: the first epoch's batches, reshuffled per epoch

@@ -293,7 +293,7 @@ def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=N
     """
     monitor = settings.monitor
     deciders = {
-        "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1, min_lr=1e-5, verbose=1),
+        "reduce_lr": learning_rate_halving(monitor),
         # No restore_best_weights: the best weights are read back from the checkpoint file, which
         # a resumed run has too (in-memory best weights die with the process).
         "early_stopping": keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, verbose=1),
@@ -308,6 +308,11 @@ def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=N
         backup_callback,  # last: it saves what the others decided at the epoch's end
     ]
     return callbacks, backup_callback
+
+
+def learning_rate_halving(monitor):
+    """Halve the learning rate after each epoch in which `monitor` did not improve (down to 1e-5)."""
+    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1, min_lr=1e-5, verbose=1)
 
 
 def best_epoch_of(history_csv, monitor="val_loss"):

@@ -38,14 +38,19 @@ from keras_sentiment.data import load_dataset, make_batches  # noqa: E402
 from keras_sentiment.settings import resolve_settings  # noqa: E402
 from keras_sentiment.training import compile_model  # noqa: E402
 
-IMDB_SIZES = {"train": 17_500, "valid": 7_500, "test": 25_000}  # the loader's split of IMDB's 25,000 + 25,000
+def bert_gru_settings(args, trainable_layers="0"):
+    """`train`'s resolved settings for bert_gru on IMDB (`--cache-encoder` unless every layer trains)."""
+    return resolve_settings({"arch": "bert_gru", "dataset": "imdb", "trainable_layers": trainable_layers,
+                             "cache_encoder": trainable_layers != "all", "batch_size": args.batch_size,
+                             "seed": args.seed}, stamp="cost")
 
 
-def sample_batches(data_dir, encoder, reviews, batch_size, max_length, seed):
-    """`reviews` training reviews drawn with `seed`, as a list of `(ids, labels)` length-bucketed batches."""
-    splits = load_dataset("imdb", data_dir, "auto", seed)
-    sample = splits.train.shuffle(IMDB_SIZES["train"], seed=seed).take(reviews)
-    return list(make_batches(sample, encoder, batch_size, max_length))
+def sample_batches(encoder, args):
+    """`(batches, split sizes)`: `--reviews` training reviews drawn with `--seed`, as a list of `(ids, labels)`
+    length-bucketed batches (the same for every `--trainable-layers`: the tokenizer and length do not change)."""
+    splits = load_dataset("imdb", args.data_dir, "auto", args.seed)
+    sample = splits.train.shuffle(splits.sizes["train"], seed=args.seed).take(args.reviews)
+    return list(make_batches(sample, encoder, args.batch_size, encoder.max_length)), splits.sizes
 
 
 def seconds_per_review(step, batches):
@@ -64,39 +69,32 @@ def forward(model):
     return lambda inputs, labels: call(inputs)
 
 
-def measure(trainable_layers, args):
+def measure(trainable_layers, encoder, batches, train_size, args):
     """Per-review seconds of the four passes for one `--trainable-layers` value."""
-    settings = resolve_settings({"arch": "bert_gru", "dataset": "imdb", "trainable_layers": trainable_layers,
-                                 "cache_encoder": trainable_layers != "all", "batch_size": args.batch_size,
-                                 "seed": args.seed}, stamp="cost")
+    settings = bert_gru_settings(args, trainable_layers)
     keras.utils.set_random_seed(settings.seed)
-    tokenizer, _ = bert.load_bert(settings.bert_preset, backbone=False)
-    encoder = bert.BertTextEncoder(tokenizer, settings.max_length)
-    batches = sample_batches(args.data_dir, encoder, args.reviews, settings.batch_size, settings.max_length, settings.seed)
     model = bert.build_classifier(settings, encoder)
-    total_steps = args.epochs * IMDB_SIZES["train"] // settings.batch_size
+    total_steps = args.epochs * train_size // settings.batch_size
+    model_forward = seconds_per_review(forward(model), batches)
     compile_model(model, bert.make_optimizer(settings, model, total_steps))
     if settings.cache_encoder:
         features, trained = bert.split_at_the_frozen_part(model)
         features = tf.function(features, reduce_retracing=True)  # as tf.data's map runs it in training
         compile_model(trained, bert.make_optimizer(settings, trained, total_steps))
         cached = [features(ids, labels) for ids, labels in batches]  # what epoch 1 writes to the cache
-        result = {
+        return {
             "frozen_forward": seconds_per_review(features, batches),
             "trained_step": seconds_per_review(lambda x, y: trained.train_on_batch(x, y), cached),
             "trained_forward": seconds_per_review(forward(trained), cached),
+            "model_forward": model_forward,
         }
-    else:
-        result = {"frozen_forward": 0.0, "trained_step": seconds_per_review(lambda x, y: model.train_on_batch(x, y), batches)}
-    result["model_forward"] = seconds_per_review(forward(model), batches)
-    if not settings.cache_encoder:
-        result["trained_forward"] = result["model_forward"]
-    return result
+    return {"frozen_forward": 0.0, "trained_step": seconds_per_review(lambda x, y: model.train_on_batch(x, y), batches),
+            "trained_forward": model_forward, "model_forward": model_forward}
 
 
-def project(per_review, epochs):
-    """Projected seconds of a whole run: `(first epoch, each later epoch, evaluation, total)`."""
-    train, valid, test = IMDB_SIZES["train"], IMDB_SIZES["valid"], IMDB_SIZES["test"]
+def project(per_review, epochs, sizes):
+    """Projected seconds of a whole run over splits of `sizes`: `(first epoch, each later epoch, evaluation, total)`."""
+    train, valid, test = sizes["train"], sizes["valid"], sizes["test"]
     first = train * (per_review["frozen_forward"] + per_review["trained_step"]) + valid * (
         per_review["frozen_forward"] + per_review["trained_forward"])
     later = train * per_review["trained_step"] + valid * per_review["trained_forward"]
@@ -117,14 +115,19 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the measurements and projections to this file")
     args = parser.parse_args(argv)
 
-    print(f"Machine: {machine()}; {args.reviews} IMDB training reviews, batch {args.batch_size}, max 512 word pieces", flush=True)
+    settings = bert_gru_settings(args)
+    encoder = bert.BertTextEncoder(bert.load_bert(settings.bert_preset, backbone=False)[0], settings.max_length)
+    batches, sizes = sample_batches(encoder, args)
+    longest = max(int(ids.shape[1]) for ids, _ in batches)
+    print(f"Machine: {machine()}; {args.reviews} IMDB training reviews, batch {args.batch_size}, "
+          f"up to {longest} word pieces; projected to {sizes}", flush=True)
     print("| --trainable-layers | frozen forward | trained step | trained forward | model forward | epoch 1 | later epoch | "
           f"evaluation | {args.epochs}-epoch run |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for trainable_layers in args.trainable_layers:
-        per_review = measure(trainable_layers, args)
-        first, later, evaluation, total = project(per_review, args.epochs)
+        per_review = measure(trainable_layers, encoder, batches, sizes["train"], args)
+        first, later, evaluation, total = project(per_review, args.epochs, sizes)
         rows.append({"trainable_layers": trainable_layers, "seconds_per_review": per_review,
                      "projected_seconds": {"epoch_1": first, "later_epoch": later, "evaluation": evaluation, "total": total}})
         ms = [f"{1000 * per_review[k]:.0f} ms" for k in ("frozen_forward", "trained_step", "trained_forward", "model_forward")]

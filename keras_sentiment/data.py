@@ -458,6 +458,14 @@ def split_sst2_by_sentence(phrases, labels, valid_fraction, seed):
     return dataset(train), dataset(valid), len(train), len(valid)
 
 
+def whole_text_indices(dataset_name, texts):
+    """Indices of the texts that are not a part of another: SST-2's sentences (its other training
+    phrases are cut from them), every IMDB review."""
+    if dataset_name == "sst2":
+        return [i for i, root in enumerate(root_sentence_of_each_phrase(texts)) if root == i]
+    return list(range(len(texts)))
+
+
 def _sst2_from_tsv(folder, seed):
     phrases, labels = read_glue_rows(folder / "train.tsv")
     test, num_test = read_glue_tsv(folder / "dev.tsv")

@@ -71,18 +71,19 @@ class Architecture:
 
 
 RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
-# Settings that only some architectures use: word vectors feed a learned embedding (recurrent);
-# the preset and the cache belong to the frozen BERT encoder.
-OPTIONAL = frozenset({"embeddings", "embeddings_text", "bert_preset", "cache_encoder", "cache_dtype",
+# Settings that only some architectures use: word vectors feed a learned embedding, and a teacher's
+# targets train a student (recurrent; BERT's encoder cache stores labels); the preset and the cache
+# belong to the BERT encoder.
+OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "bert_preset", "cache_encoder", "cache_dtype",
                       "trainable_layers", "encoder_learning_rate", "encoder_states"})
-_WORD_VECTORS = frozenset({"embeddings", "embeddings_text"})
+_RECURRENT_ONLY = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants"})
 ARCHITECTURES = {
-    "rnn": Architecture("rnn", RECURRENT, optional=_WORD_VECTORS),
-    "lstm": Architecture("lstm", RECURRENT, optional=_WORD_VECTORS),
-    "stacked_lstm": Architecture("stacked_lstm", RECURRENT, {"num_layers": 2}, optional=_WORD_VECTORS),
-    "bilstm": Architecture("bilstm", RECURRENT, {"num_layers": 2}, optional=_WORD_VECTORS),
-    "gru": Architecture("gru", RECURRENT, optional=_WORD_VECTORS),
-    "bigru": Architecture("bigru", RECURRENT, {"num_layers": 2}, optional=_WORD_VECTORS),
+    "rnn": Architecture("rnn", RECURRENT, optional=_RECURRENT_ONLY),
+    "lstm": Architecture("lstm", RECURRENT, optional=_RECURRENT_ONLY),
+    "stacked_lstm": Architecture("stacked_lstm", RECURRENT, {"num_layers": 2}, optional=_RECURRENT_ONLY),
+    "bilstm": Architecture("bilstm", RECURRENT, {"num_layers": 2}, optional=_RECURRENT_ONLY),
+    "gru": Architecture("gru", RECURRENT, optional=_RECURRENT_ONLY),
+    "bigru": Architecture("bigru", RECURRENT, {"num_layers": 2}, optional=_RECURRENT_ONLY),
     # BERT takes [CLS] + 510 word pieces + [SEP]; the seed design's head: 2 BiGRU layers, dropout 0.25,
     # reading the last layer (encoder_states 1). A float16 cache gave the head the same valid accuracy
     # as float32 at every epoch (SST-2, docs/RESULTS.md) for half the disk.
@@ -163,6 +164,12 @@ SETTINGS = (
     Setting("embeddings_text", str, None, "a text file of unlabelled in-domain text (one document per line) "
             "added to --embeddings auto's word2vec corpus; imdb = IMDB's 25,000 training reviews from the data dir "
             "(text only); none = nothing added", none_means="the training split's text only"),
+    Setting("teacher", str, None, "knowledge distillation: a trained model (run dir or export, e.g. a fine-tuned "
+            "bert_gru) whose probabilities on the training texts replace their labels as the targets; valid and test "
+            "keep their labels", none_means="the labels"),
+    Setting("teacher_variants", int, 0, "with --teacher: up to this many variants of each whole training text (words "
+            "dropped at random, or a random span of up to 5 words), labelled by the teacher alone, added to training",
+            minimum=0),
     Setting("refit", bool, False, "after early stopping picks the epoch count on the valid split, train a fresh "
             "model on train + valid for that many epochs and export that one"),
     Setting("bert_preset", str, None, "bert_gru encoder: a local checkpoint dir (keras-hub or Hugging Face "
@@ -382,6 +389,11 @@ def validate(settings):
         if settings.values[name] not in (None, False, NO_EMBEDDINGS):
             users = [a.name for a in ARCHITECTURES.values() if name in a.optional]
             raise KerasSentimentError(f"{BY_NAME[name].flag} applies to --arch {' or '.join(users)}, not {arch.name}")
+    teacher = settings.values.get("teacher")
+    if teacher is not None and not Path(teacher).exists():
+        raise KerasSentimentError(f"--teacher: no such run directory or export {teacher}")
+    if settings.values.get("teacher_variants") and teacher is None:
+        raise KerasSentimentError("--teacher-variants are labelled by a teacher: give --teacher too")
     trainable = settings.values.get("trainable_layers")
     if trainable is not None and trainable != "all" and not (trainable.isdigit()):
         raise KerasSentimentError(f"--trainable-layers {trainable}: give 0, a number of layers, or all")

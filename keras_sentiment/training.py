@@ -1,7 +1,7 @@
-"""Training: settings -> data -> encoder, word vectors, model -> fit -> (refit) -> evaluate -> export.
+"""Training: settings -> data -> encoder, word vectors, model -> (teacher's targets) -> fit -> (refit) -> evaluate -> export.
 
-`train(settings)` reads as its steps: `start_run`, `prepare_data`, `build`, `fit`, `refit`
-(with `--refit`), `evaluate`, then the export. `train(settings, resume=True)` runs the same
+`train(settings)` reads as its steps: `start_run`, `prepare_data`, `build`, `distil` (with
+`--teacher`), `fit`, `refit` (with `--refit`), `evaluate`, then the export. `train(settings, resume=True)` runs the same
 steps on a run directory a killed process left: `fit` continues from the last backup
 (`keras_sentiment.backup`: every `--backup-every` steps and each epoch end), a finished fit is
 not repeated. Everything goes into one run directory:
@@ -76,6 +76,8 @@ def train(settings, resume=False):
         splits = prepare_data(settings)
         strategy = distribution.strategy
         encoder, model, settings = build(settings, splits, run_dir, strategy)
+        if settings.teacher:
+            splits, settings = distil(settings, splits, run_dir)
         best_epoch = fit(settings, model, encoder, splits, run_dir, backup, strategy)
         if settings.refit and "refit_epochs" not in settings.record:
             refit(settings, encoder, splits, run_dir, best_epoch, strategy)
@@ -135,6 +137,18 @@ def build(settings, splits, run_dir, strategy=None):
     with (strategy or tf.distribute.get_strategy()).scope():
         model = builder.build_classifier(settings, encoder, word_vectors)
     return encoder, model, settings
+
+
+def distil(settings, splits, run_dir):
+    """The training split with `settings.teacher`'s probabilities as targets, and its variants
+    (`keras_sentiment.distill`); the encoder and word vectors were built from the texts as given."""
+    from keras_sentiment.distill import distil_training_split
+
+    splits, facts = distil_training_split(settings, splits)
+    settings = settings.with_record(**facts)
+    write_config(run_dir, settings)
+    print(f"Data with the teacher's targets: {splits.sizes}", flush=True)
+    return splits, settings
 
 
 def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
@@ -211,7 +225,7 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     if not (run_dir / SELECTED_CHECKPOINT).exists():  # a resumed run may have moved it already
         os.replace(run_dir / BEST_CHECKPOINT, run_dir / SELECTED_CHECKPOINT)
     learning_rates = learning_rates_of(run_dir / "history.csv")[:epochs]
-    combined = splits.train.concatenate(splits.valid)
+    combined = float_targets(splits.train).concatenate(float_targets(splits.valid))  # a teacher's are float
     size = splits.sizes["train"] + splits.sizes["valid"]
     print(f"Refit: a fresh model on train + valid ({size:,} examples) for {epochs} epochs", flush=True)
     keras.utils.set_random_seed(settings.seed)
@@ -269,6 +283,10 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
+def float_targets(dataset):
+    return dataset.map(lambda text, target: (text, tf.cast(target, tf.float32)))
+
+
 def load_best(run_dir):
     return keras.models.load_model(Path(run_dir) / BEST_CHECKPOINT, compile=False)
 
@@ -282,8 +300,17 @@ def compile_model(model, optimizer):
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
+        metrics=[TargetAccuracy(name="accuracy", threshold=0.0)],
     )
+
+
+@keras.saving.register_keras_serializable(package="keras_sentiment")
+class TargetAccuracy(keras.metrics.BinaryAccuracy):
+    """Accuracy against targets rounded at 0.5: the labels themselves, or with `--teacher` the
+    teacher's decisions (soft targets would never equal a 0/1 prediction)."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(keras.ops.cast(keras.ops.greater(y_true, 0.5), self.dtype), y_pred, sample_weight)
 
 
 def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=None):

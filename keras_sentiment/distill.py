@@ -1,0 +1,144 @@
+"""Knowledge distillation: a trained teacher's probabilities become the training targets.
+
+With `--teacher MODEL` (a run dir or an export), `distil_training_split` replaces each training
+label by the teacher's P(positive) on that text (binary cross-entropy against these soft targets
+is Hinton et al.'s distillation loss at temperature 1), and with `--teacher-variants N` adds N
+variants of each whole training text that only the teacher labels: Tang et al. (2019, "Distilling
+task-specific knowledge from BERT into simple neural networks") found such unlabelled variants
+are where a BiLSTM student gains most. The valid and test splits keep their labels, so early
+stopping and the reported metrics mean what they mean without a teacher.
+
+Contracts:
+* Variants are made from a text alone (seeded by its own hash), so every run, whatever its seed,
+  gets the same variants of the same text, and the teacher scores each distinct text once: its
+  logits are cached per teacher (`<cache>/teacher_logits/<teacher fingerprint>.json`).
+* Variants use the text's own words in their order (words dropped, or a span kept), never a word
+  from another text, and none equals a training text.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_sentiment.backup import write_json_atomically
+from keras_sentiment.data import Splits, default_cache_dir, whole_text_indices
+from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
+
+# Tang et al.'s masking and n-gram sampling, with dropping for masking: the student's vocabulary
+# and the teacher's word pieces then see the same text.
+DROP_PROBABILITY = 0.1
+SPAN_PROBABILITY = 0.25
+LONGEST_SPAN = 5
+SCORING_BATCH = 128
+
+
+def distil_training_split(settings, splits):
+    """`splits` with the training split's targets from `settings.teacher` (and its variants added).
+
+    Returns `(splits, facts)`: the new training split holds `(text, float32 target)` in a seeded
+    order (variants spread among the originals); `facts` are for `config.json`.
+    """
+    texts, labels = texts_and_labels(splits.train)
+    variants = make_variants(texts, whole_text_indices(settings.dataset, texts), settings.teacher_variants)
+    print(f"Teacher {settings.teacher}: scoring {len(texts):,} training texts and {len(variants):,} variants", flush=True)
+    fingerprint = teacher_fingerprint(settings.teacher)
+    logits = cached_teacher_logits(settings.teacher, fingerprint, texts + variants)
+    targets = sigmoid(logits).astype("float32")
+    agreement = float(np.mean((targets[: len(texts)] > 0.5) == (labels == 1))) if texts else 0.0
+    print(f"Teacher agrees with {agreement:.2%} of the training labels", flush=True)
+    order = np.random.default_rng(settings.seed).permutation(len(targets))
+    all_texts = np.array(texts + variants, dtype=object)[order]
+    train = tf.data.Dataset.from_tensor_slices((tf.constant(list(all_texts), tf.string, shape=[len(order)]),
+                                                tf.constant(targets[order], tf.float32, shape=[len(order)])))
+    sizes = {**splits.sizes, "train": len(order)}
+    facts = {"teacher_fingerprint": fingerprint, "teacher_label_agreement": round(agreement, 6),
+             "teacher_variants_made": len(variants), "labelled_train_examples": len(texts)}
+    return Splits(train, splits.valid, splits.test, sizes=sizes, source=splits.source), facts
+
+
+def texts_and_labels(dataset):
+    """A `(text, label)` dataset as a list of strings and an int array, in order."""
+    texts, labels = [], []
+    for batch_texts, batch_labels in dataset.batch(4096).as_numpy_iterator():
+        texts.extend(t.decode("utf-8") for t in batch_texts)
+        labels.append(batch_labels)
+    return texts, np.concatenate(labels) if labels else np.zeros([0], "int32")
+
+
+# === Variants ===
+
+
+def make_variants(texts, indices, copies):
+    """Up to `copies` distinct variants of each `texts[i]`, `i` in `indices`; none equals any of `texts`."""
+    if copies == 0:
+        return []
+    known, variants = set(texts), []
+    for i in indices:
+        for variant in variants_of(texts[i], copies):
+            if variant not in known:
+                known.add(variant)
+                variants.append(variant)
+    return variants
+
+
+def variants_of(text, copies):
+    """`copies` random variants of one text (with repeats), seeded by the text: words dropped at
+    random, then, a quarter of the time, a random span of 1-5 of the remaining words kept."""
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little"))
+    words, variants = text.split(), []
+    for _ in range(copies):
+        kept = [w for w in words if rng.random() >= DROP_PROBABILITY]
+        if rng.random() < SPAN_PROBABILITY and kept:
+            length = int(rng.integers(1, LONGEST_SPAN + 1))
+            start = int(rng.integers(0, max(len(kept) - length, 0) + 1))
+            kept = kept[start:start + length]
+        if kept:
+            variants.append(" ".join(kept))
+    return variants
+
+
+# === The teacher's logits ===
+
+
+def teacher_fingerprint(path):
+    """A hash of the teacher's weights and graph: its files (best.keras and config.json of a run
+    dir; every file of a SavedModel), so a retrained teacher at the same path is a new teacher."""
+    path = Path(path)
+    files = [path / "best.keras", path / "config.json"] if is_run_dir(path) else \
+        sorted(p for p in resolve_saved_model(path).rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def cached_teacher_logits(path, fingerprint, texts):
+    """The teacher's logits for `texts` (float32, in order); texts it scored before come from the cache."""
+    cache_file = default_cache_dir() / "teacher_logits" / f"{fingerprint}.json"
+    cached = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    missing = sorted({t for t in texts if t not in cached})
+    if missing:
+        print(f"Scoring {len(missing):,} texts with the teacher ({len(texts) - len(missing):,} cached)", flush=True)
+        cached.update(zip(missing, score_in_length_order(load_scorer(path), missing).tolist()))
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(cache_file, cached)
+    return np.array([cached[t] for t in texts], "float32")
+
+
+def score_in_length_order(scorer, texts, batch_size=SCORING_BATCH):
+    """`scorer`'s logits for `texts`, in their order; batches hold similar lengths (little padding)."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    logits = np.zeros([len(texts)], "float32")
+    progress = keras.utils.Progbar(len(texts), unit_name="text")
+    for start in range(0, len(texts), batch_size):
+        chosen = order[start:start + batch_size]
+        logits[chosen] = np.asarray(scorer(tf.constant([texts[i] for i in chosen], tf.string))).reshape([-1])
+        progress.add(len(chosen))
+    return logits

@@ -1,0 +1,104 @@
+"""Knowledge distillation (`--teacher`): the student learns the teacher's decisions, not the labels;
+variants are made of a text's own words; the teacher scores each text once."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_sst2
+from keras_sentiment.data import SST2_VALID_FRACTION, read_glue_rows, split_sst2_by_sentence, whole_text_indices
+from keras_sentiment.distill import make_variants, score_in_length_order, variants_of
+from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.settings import resolve_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cache):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache))
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+
+
+def is_subsequence(words, of):
+    remaining = iter(of)
+    return all(word in remaining for word in words)
+
+
+def test_variants_are_the_texts_own_words_in_order_new_and_the_same_in_every_run():
+    texts = ["a truly great and moving film about love", "dull , flat and far too long", "great", "truly great"]
+    variants = make_variants(texts, [0, 1], copies=6)
+    assert variants == make_variants(texts, [0, 1], copies=6)  # seeded by the text, not by a global seed
+    assert variants_of(texts[0], 6) != variants_of(texts[1], 6)
+    assert 0 < len(variants) <= 12 and len(set(variants)) == len(variants)
+    assert not set(variants) & set(texts)
+    for variant in variants:
+        assert any(is_subsequence(variant.split(), text.split()) for text in texts[:2]), variant
+    assert make_variants(texts, [0, 1], copies=0) == []
+
+
+def test_the_whole_texts_of_sst2_are_its_sentences_and_of_imdb_every_review():
+    phrases = ["a truly great film", "truly great", "great", "a dull film", "dull", "film"]
+    assert whole_text_indices("sst2", phrases) == [0, 3]
+    assert whole_text_indices("imdb", phrases) == list(range(6))
+
+
+def test_teacher_logits_come_back_in_the_texts_order_whatever_the_batching():
+    texts = ["x" * n for n in (5, 1, 9, 3, 7, 2)]
+
+    def scorer(batch):
+        return np.array([len(t) for t in batch.numpy()], "float32")
+
+    np.testing.assert_array_equal(score_in_length_order(scorer, texts, batch_size=4), [5, 1, 9, 3, 7, 2])
+
+
+def test_a_missing_teacher_or_variants_without_one_are_one_line_errors(tmp_path):
+    with pytest.raises(KerasSentimentError, match="--teacher: no such"):
+        resolve_settings({"teacher": str(tmp_path / "nowhere")})
+    with pytest.raises(KerasSentimentError, match="give --teacher too"):
+        resolve_settings({"teacher_variants": 3})
+    with pytest.raises(KerasSentimentError, match="--teacher applies to --arch"):
+        resolve_settings({"arch": "bert_gru", "teacher": str(tmp_path)})
+
+
+def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
+    """A teacher trained on true labels; the student's training labels all flipped (valid's kept, so
+    early stopping still means something). Trained on its labels the student would call the test
+    set backwards; with the teacher's targets it gets it right."""
+    true_data, flipped_data, cache = tmp_path / "true", tmp_path / "flipped", tmp_path / "cache"
+    write_sst2(true_data, num_train=400, num_dev=80)
+    folder = write_sst2(flipped_data, num_train=400, num_dev=80)
+    phrases, labels = read_glue_rows(folder / "train.tsv")
+    _, valid, _, _ = split_sst2_by_sentence(phrases, labels, SST2_VALID_FRACTION, seed=1234)  # the run's own split
+    valid_texts = {text.decode() for text, _ in valid.as_numpy_iterator()}
+    flipped_rows = [f"{text}\t{label if text in valid_texts else 1 - label}" for text, label in zip(phrases, labels)]
+    header = "sentence\tlabel"
+    (folder / "train.tsv").write_text("\n".join([header, *flipped_rows]) + "\n")
+    small = ["train", "--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--hidden-dim", 8, "--embedding-dim", 16,
+             "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 4, "--monitor", "val_accuracy"]
+    teacher = cli(*small, "--data-dir", true_data, "--run-dir", tmp_path / "teacher", "--export-dir", tmp_path / "t_export",
+                  cache=cache)
+    assert teacher.returncode == 0, teacher.stdout[-3000:] + teacher.stderr[-3000:]
+    student_args = [*small, "--data-dir", flipped_data, "--teacher", tmp_path / "teacher",
+                    "--teacher-variants", 3]
+    student = cli(*student_args, "--run-dir", tmp_path / "student", "--export-dir", tmp_path / "s_export", cache=cache)
+    assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-3000:]
+
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["teacher_label_agreement"] < 0.1  # it disagrees with the flipped labels
+    assert config["teacher_variants_made"] > 0 and config["teacher"] == str(tmp_path / "teacher")
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # true labels; trained on its own it would be near 0
+
+    # A second student with the same teacher scores nothing anew.
+    again = cli(*student_args, "--epochs", 1, "--run-dir", tmp_path / "again", "--export-dir", tmp_path / "a_export",
+                cache=cache)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Scoring" not in again.stdout and "Scoring" in student.stdout
+    assert len(list((cache / "teacher_logits").glob("*.json"))) == 1
+

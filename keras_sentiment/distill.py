@@ -43,8 +43,10 @@ def distil_training_split(settings, splits):
     order (variants spread among the originals); `facts` are for `config.json`.
     """
     texts, labels = texts_and_labels(splits.train)
-    variants = make_variants(texts, whole_text_indices(settings.dataset, texts), settings.teacher_variants)
-    print(f"Teacher {settings.teacher}: scoring {len(texts):,} training texts and {len(variants):,} variants", flush=True)
+    whole = whole_text_indices(settings.dataset, texts)
+    variants = make_variants(texts, whole, settings.teacher_variants)
+    print(f"Teacher {settings.teacher}: targets for {len(texts):,} training texts and {len(variants):,} variants of "
+          f"{len(whole):,} whole texts", flush=True)
     fingerprint = teacher_fingerprint(settings.teacher)
     logits = cached_teacher_logits(settings.teacher, fingerprint, texts + variants)
     targets = sigmoid(logits).astype("float32")

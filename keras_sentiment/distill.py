@@ -127,7 +127,7 @@ def cached_teacher_logits(path, fingerprint, texts):
     cached = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     missing = sorted({t for t in texts if t not in cached})
     if missing:
-        print(f"Scoring {len(missing):,} texts with the teacher ({len(texts) - len(missing):,} cached)", flush=True)
+        print(f"Scoring {len(missing):,} texts with the teacher ({len(set(texts)) - len(missing):,} cached)", flush=True)
         cached.update(zip(missing, score_in_length_order(load_scorer(path), missing).tolist()))
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(cache_file, cached)

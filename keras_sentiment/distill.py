@@ -5,7 +5,8 @@ label by the teacher's P(positive) on that text (binary cross-entropy against th
 is Hinton et al.'s distillation loss at temperature 1), and with `--teacher-variants N` adds N
 variants of each whole training text that only the teacher labels: Tang et al. (2019, "Distilling
 task-specific knowledge from BERT into simple neural networks") found such unlabelled variants
-are where a BiLSTM student gains most. The valid and test splits keep their labels, so early
+are where a BiLSTM student gains most. `--teacher-text FILE` (or `imdb`) adds the sentences of
+unlabelled text, also labelled by the teacher alone. The valid and test splits keep their labels, so early
 stopping and the reported metrics mean what they mean without a teacher.
 
 Contracts:
@@ -18,6 +19,7 @@ Contracts:
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -27,6 +29,7 @@ import tensorflow as tf
 from keras_sentiment.backup import write_json_atomically
 from keras_sentiment.data import Splits, default_cache_dir, whole_text_indices
 from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
+from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT
 
 # Tang et al.'s masking and n-gram sampling, with dropping for masking: the student's vocabulary
 # and the teacher's word pieces then see the same text.
@@ -45,8 +48,10 @@ def distil_training_split(settings, splits):
     texts, labels = texts_and_labels(splits.train)
     whole = whole_text_indices(settings.dataset, texts)
     variants = make_variants(texts, whole, settings.teacher_variants)
-    print(f"Teacher {settings.teacher}: targets for {len(texts):,} training texts and {len(variants):,} variants of "
-          f"{len(whole):,} whole texts", flush=True)
+    unlabelled = unlabelled_sentences(settings, known=set(texts) | set(variants))
+    print(f"Teacher {settings.teacher}: targets for {len(texts):,} training texts, {len(variants):,} variants of "
+          f"{len(whole):,} whole texts and {len(unlabelled):,} unlabelled sentences", flush=True)
+    variants = variants + unlabelled  # labelled by the teacher alone, like the variants
     fingerprint = teacher_fingerprint(settings.teacher)
     logits = cached_teacher_logits(settings.teacher, fingerprint, texts + variants)
     targets = sigmoid(logits).astype("float32")
@@ -58,7 +63,8 @@ def distil_training_split(settings, splits):
                                                 tf.constant(targets[order], tf.float32, shape=[len(order)])))
     sizes = {**splits.sizes, "train": len(order)}
     facts = {"teacher_fingerprint": fingerprint, "teacher_label_agreement": round(agreement, 6),
-             "teacher_variants_made": len(variants), "labelled_train_examples": len(texts)}
+             "teacher_variants_made": len(variants) - len(unlabelled), "teacher_text_sentences_used": len(unlabelled),
+             "labelled_train_examples": len(texts)}
     return Splits(train, splits.valid, splits.test, sizes=sizes, source=splits.source), facts
 
 
@@ -101,6 +107,40 @@ def variants_of(text, copies):
         if kept:
             variants.append(" ".join(kept))
     return variants
+
+
+# === Unlabelled text ===
+
+
+def unlabelled_sentences(settings, known=()):
+    """The sentences of `--teacher-text` (`imdb`: IMDB's training reviews) in SST's tokenization,
+    at most `--teacher-text-sentences` of them, chosen by hash (the same ones in every run), none in `known`."""
+    if settings.teacher_text is None:
+        return []
+    from keras_sentiment.word_vectors import imdb_training_reviews_file
+
+    path = settings.teacher_text
+    if path == IMDB_EMBEDDINGS_TEXT:
+        path = imdb_training_reviews_file(settings.data_dir, settings.data_source)
+    with open(path, encoding="utf-8") as lines:
+        sentences = {s for line in lines for s in split_sentences(line) if s not in known}
+    chosen = sorted(sentences, key=lambda s: hashlib.sha256(s.encode("utf-8")).digest())
+    return chosen[: settings.teacher_text_sentences] if settings.teacher_text_sentences else chosen
+
+
+def split_sentences(document):
+    """A document's sentences of 3-60 tokens, lowercased and split as SST's are ("it 's", "do n't", "good .")."""
+    sentences = []
+    for sentence in SENTENCE_END.split(document.replace("<br />", "\n").lower()):
+        sentence = re.sub(r"n't\b", " n't", sentence)
+        sentence = re.sub(r"'(s|re|ve|ll|d|m)\b", r" '\1", sentence)
+        words = re.sub(r"([^\w\s'])", r" \1 ", sentence).split()
+        if 3 <= len(words) <= 60:
+            sentences.append(" ".join(words))
+    return sentences
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 # === The teacher's logits ===

@@ -74,9 +74,11 @@ RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
 # Settings that only some architectures use: word vectors feed a learned embedding, and a teacher's
 # targets train a student (recurrent; BERT's encoder cache stores labels); the preset and the cache
 # belong to the BERT encoder.
-OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "bert_preset", "cache_encoder", "cache_dtype",
+OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
+                      "teacher_text_sentences", "bert_preset", "cache_encoder", "cache_dtype",
                       "trainable_layers", "encoder_learning_rate", "encoder_states"})
-_RECURRENT_ONLY = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants"})
+_RECURRENT_ONLY = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
+                             "teacher_text_sentences"})
 ARCHITECTURES = {
     "rnn": Architecture("rnn", RECURRENT, optional=_RECURRENT_ONLY),
     "lstm": Architecture("lstm", RECURRENT, optional=_RECURRENT_ONLY),
@@ -170,6 +172,11 @@ SETTINGS = (
     Setting("teacher_variants", int, 0, "with --teacher: up to this many variants of each whole training text (words "
             "dropped at random, or a random span of up to 5 words), labelled by the teacher alone, added to training",
             minimum=0),
+    Setting("teacher_text", str, None, "with --teacher: a file of unlabelled text (one document per line) cut into "
+            "sentences that only the teacher labels, added to training; imdb = IMDB's 25,000 training reviews from the "
+            "data dir (text only)", none_means="none"),
+    Setting("teacher_text_sentences", int, None, "with --teacher-text: most sentences taken from it (chosen by hash: "
+            "the same ones in every run)", minimum=1, none_means="all"),
     Setting("refit", bool, False, "after early stopping picks the epoch count on the valid split, train a fresh "
             "model on train + valid for that many epochs and export that one"),
     Setting("bert_preset", str, None, "bert_gru encoder: a local checkpoint dir (keras-hub or Hugging Face "
@@ -392,8 +399,12 @@ def validate(settings):
     teacher = settings.values.get("teacher")
     if teacher is not None and not Path(teacher).exists():
         raise KerasSentimentError(f"--teacher: no such run directory or export {teacher}")
-    if settings.values.get("teacher_variants") and teacher is None:
-        raise KerasSentimentError("--teacher-variants are labelled by a teacher: give --teacher too")
+    for name in ("teacher_variants", "teacher_text", "teacher_text_sentences"):
+        if settings.values.get(name) and teacher is None:
+            raise KerasSentimentError(f"{BY_NAME[name].flag}: the teacher labels these; give --teacher too")
+    teacher_text = settings.values.get("teacher_text")
+    if teacher_text not in (None, IMDB_EMBEDDINGS_TEXT) and not Path(teacher_text).is_file():
+        raise KerasSentimentError(f"--teacher-text: no such file {teacher_text}")
     trainable = settings.values.get("trainable_layers")
     if trainable is not None and trainable != "all" and not (trainable.isdigit()):
         raise KerasSentimentError(f"--trainable-layers {trainable}: give 0, a number of layers, or all")

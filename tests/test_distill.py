@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_sst2
+from conftest import make_examples, write_sst2
 from keras_sentiment.data import SST2_VALID_FRACTION, read_glue_rows, split_sst2_by_sentence, whole_text_indices
-from keras_sentiment.distill import make_variants, score_in_length_order, variants_of
+from keras_sentiment.distill import make_variants, score_in_length_order, split_sentences, variants_of
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.settings import resolve_settings
 
@@ -42,6 +42,11 @@ def test_variants_are_the_texts_own_words_in_order_new_and_the_same_in_every_run
     assert make_variants(texts, [0, 1], copies=0) == []
 
 
+def test_unlabelled_documents_become_sentences_tokenized_as_sst_tokenizes():
+    review = "I didn't like it. The plot's a mess!<br /><br />Too long? Yes.   Awful acting, really bad."
+    assert split_sentences(review) == ["i did n't like it .", "the plot 's a mess !", "too long ?", "awful acting , really bad ."]
+
+
 def test_the_whole_texts_of_sst2_are_its_sentences_and_of_imdb_every_review():
     phrases = ["a truly great film", "truly great", "great", "a dull film", "dull", "film"]
     assert whole_text_indices("sst2", phrases) == [0, 3]
@@ -62,6 +67,8 @@ def test_a_missing_teacher_or_variants_without_one_are_one_line_errors(tmp_path)
         resolve_settings({"teacher": str(tmp_path / "nowhere")})
     with pytest.raises(KerasSentimentError, match="give --teacher too"):
         resolve_settings({"teacher_variants": 3})
+    with pytest.raises(KerasSentimentError, match="--teacher-text: no such file"):
+        resolve_settings({"teacher": str(tmp_path), "teacher_text": str(tmp_path / "none.txt")})
     with pytest.raises(KerasSentimentError, match="--teacher applies to --arch"):
         resolve_settings({"arch": "bert_gru", "teacher": str(tmp_path)})
 
@@ -86,12 +93,15 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
     assert teacher.returncode == 0, teacher.stdout[-3000:] + teacher.stderr[-3000:]
     student_args = [*small, "--data-dir", flipped_data, "--teacher", tmp_path / "teacher",
                     "--teacher-variants", 3]
-    student = cli(*student_args, "--run-dir", tmp_path / "student", "--export-dir", tmp_path / "s_export", cache=cache)
+    unlabelled = tmp_path / "unlabelled.txt"  # reviews with no labels: only the teacher can label their sentences
+    unlabelled.write_text("\n".join(text for text, _ in make_examples(100, seed=7)) + "\n")
+    student = cli(*student_args, "--teacher-text", unlabelled, "--teacher-text-sentences", 50, "--run-dir", tmp_path / "student", "--export-dir", tmp_path / "s_export", cache=cache)
     assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-3000:]
 
     config = json.loads((tmp_path / "student" / "config.json").read_text())
     assert config["teacher_label_agreement"] < 0.1  # it disagrees with the flipped labels
     assert config["teacher_variants_made"] > 0 and config["teacher"] == str(tmp_path / "teacher")
+    assert config["teacher_text_sentences_used"] == 50
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # true labels; trained on its own it would be near 0
 

@@ -116,10 +116,12 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     frozen = resolve(arch="bert_gru", dataset="imdb")
     assert frozen.trainable_layers == "0" and not frozen.cache_encoder
     assert unused_names(arch="bert_gru", dataset="imdb") == {
-        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "encoder_learning_rate",
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
+        "teacher_text_sentences", "encoder_learning_rate",
         "cache_dtype"}
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {
-        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants"}
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
+        "teacher_text_sentences"}
     assert unused_names(arch="bilstm", dataset="sst2") == {
         "bert_preset", "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype"}
     line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")

@@ -2,19 +2,20 @@
 
 With `--teacher MODEL` (a run dir or an export), `distil_training_split` replaces each training
 label by the teacher's P(positive) on that text (binary cross-entropy against these soft targets
-is Hinton et al.'s distillation loss at temperature 1), and with `--teacher-variants N` adds N
-variants of each whole training text that only the teacher labels: Tang et al. (2019, "Distilling
-task-specific knowledge from BERT into simple neural networks") found such unlabelled variants
-are where a BiLSTM student gains most. `--teacher-text FILE` (or `imdb`) adds the sentences of
-unlabelled text, also labelled by the teacher alone. The valid and test splits keep their labels, so early
-stopping and the reported metrics mean what they mean without a teacher.
+is Hinton et al.'s distillation loss at temperature 1). Texts that only the teacher labels can be
+added: `--teacher-variants N` variants of each whole training text (Tang et al. 2019, "Distilling
+task-specific knowledge from BERT into simple neural networks", found such variants are where a
+BiLSTM student gains most), and `--teacher-text FILE|imdb`, the sentences of unlabelled text. The
+valid and test splits keep their labels, so early stopping and the reported metrics mean what
+they mean without a teacher.
 
 Contracts:
-* Variants are made from a text alone (seeded by its own hash), so every run, whatever its seed,
-  gets the same variants of the same text, and the teacher scores each distinct text once: its
-  logits are cached per teacher (`<cache>/teacher_logits/<teacher fingerprint>.json`).
+* Variants are made from a text alone (seeded by its own hash), and unlabelled sentences are
+  chosen by their hash, so every run, whatever its seed, gets the same ones, and the teacher
+  scores each distinct text once: its logits are cached per teacher
+  (`<cache>/teacher_logits/<teacher fingerprint>.json`).
 * Variants use the text's own words in their order (words dropped, or a span kept), never a word
-  from another text, and none equals a training text.
+  from another text; no variant or unlabelled sentence equals a training text.
 """
 
 import hashlib
@@ -40,10 +41,10 @@ SCORING_BATCH = 128
 
 
 def distil_training_split(settings, splits):
-    """`splits` with the training split's targets from `settings.teacher` (and its variants added).
+    """`splits` with the training split's targets from `settings.teacher`, and the texts only it labels added.
 
     Returns `(splits, facts)`: the new training split holds `(text, float32 target)` in a seeded
-    order (variants spread among the originals); `facts` are for `config.json`.
+    order (the teacher-only texts spread among the originals); `facts` are for `config.json`.
     """
     texts, labels = texts_and_labels(splits.train)
     whole = whole_text_indices(settings.dataset, texts)
@@ -51,19 +52,18 @@ def distil_training_split(settings, splits):
     unlabelled = unlabelled_sentences(settings, known=set(texts) | set(variants))
     print(f"Teacher {settings.teacher}: targets for {len(texts):,} training texts, {len(variants):,} variants of "
           f"{len(whole):,} whole texts and {len(unlabelled):,} unlabelled sentences", flush=True)
-    variants = variants + unlabelled  # labelled by the teacher alone, like the variants
     fingerprint = teacher_fingerprint(settings.teacher)
-    logits = cached_teacher_logits(settings.teacher, fingerprint, texts + variants)
+    logits = cached_teacher_logits(settings.teacher, fingerprint, texts + variants + unlabelled)
     targets = sigmoid(logits).astype("float32")
     agreement = float(np.mean((targets[: len(texts)] > 0.5) == (labels == 1))) if texts else 0.0
     print(f"Teacher agrees with {agreement:.2%} of the training labels", flush=True)
     order = np.random.default_rng(settings.seed).permutation(len(targets))
-    all_texts = np.array(texts + variants, dtype=object)[order]
+    all_texts = np.array(texts + variants + unlabelled, dtype=object)[order]
     train = tf.data.Dataset.from_tensor_slices((tf.constant(list(all_texts), tf.string, shape=[len(order)]),
                                                 tf.constant(targets[order], tf.float32, shape=[len(order)])))
     sizes = {**splits.sizes, "train": len(order)}
     facts = {"teacher_fingerprint": fingerprint, "teacher_label_agreement": round(agreement, 6),
-             "teacher_variants_made": len(variants) - len(unlabelled), "teacher_text_sentences_used": len(unlabelled),
+             "teacher_variants_made": len(variants), "teacher_text_sentences_used": len(unlabelled),
              "labelled_train_examples": len(texts)}
     return Splits(train, splits.valid, splits.test, sizes=sizes, source=splits.source), facts
 

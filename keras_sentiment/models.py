@@ -55,6 +55,16 @@ class ModelConfig:
 
 
 @keras.saving.register_keras_serializable(package="keras_sentiment")
+class TargetAccuracy(keras.metrics.BinaryAccuracy):
+    """Accuracy against targets rounded at 0.5: a distilled student's (`--teacher`) targets are the
+    teacher's probabilities, which would never equal a 0/1 prediction. Defined here, beside the
+    recurrent layers, so that loading a student's checkpoint (which records its metric) finds it."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(ops.cast(ops.greater(y_true, 0.5), self.dtype), y_pred, sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="keras_sentiment")
 class MaskedPooling(layers.Layer):
     """Max or mean over the real time steps: `[batch, seq_len, dim]` -> `[batch, dim]`.
 

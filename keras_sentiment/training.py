@@ -33,6 +33,7 @@ from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
+from keras_sentiment.models import TargetAccuracy
 from keras_sentiment.settings import architecture_module
 from keras_sentiment.word_vectors import resolve_embeddings_text, word_vectors_for
 
@@ -163,7 +164,7 @@ def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
     builder = architecture_module(settings.arch)
     total_steps = settings.epochs * train_batches.per_epoch
     with (strategy or tf.distribute.get_strategy()).scope():
-        compile_model(model, builder.make_optimizer(settings, model, total_steps))
+        compile_model(model, builder.make_optimizer(settings, model, total_steps), soft_targets=bool(settings.teacher))
         model.summary()
         plan = builder.fit_plan(model, train_batches, valid_batches, run_dir, settings)
         if plan.fit_model is not model:
@@ -233,7 +234,7 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     approximate_steps = epochs * -(-size // settings.batch_size)  # length buckets add a few partial batches
     with (strategy or tf.distribute.get_strategy()).scope():
         model = builder.build_classifier(settings, encoder, settings.record.get("word_vectors"))
-        compile_model(model, builder.make_optimizer(settings, model, approximate_steps))
+        compile_model(model, builder.make_optimizer(settings, model, approximate_steps), soft_targets=bool(settings.teacher))
     batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
     with fitting_under(model, strategy):
         model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, callbacks=[
@@ -296,21 +297,13 @@ def write_config(run_dir, settings):
     write_json_atomically(Path(run_dir) / "config.json", settings.to_json())
 
 
-def compile_model(model, optimizer):
+def compile_model(model, optimizer, soft_targets=False):
+    """Our loss and accuracy; `soft_targets` (a teacher's probabilities) rounds the targets for the accuracy."""
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[TargetAccuracy(name="accuracy", threshold=0.0)],
+        metrics=[(TargetAccuracy if soft_targets else keras.metrics.BinaryAccuracy)(name="accuracy", threshold=0.0)],
     )
-
-
-@keras.saving.register_keras_serializable(package="keras_sentiment")
-class TargetAccuracy(keras.metrics.BinaryAccuracy):
-    """Accuracy against targets rounded at 0.5: the labels themselves, or with `--teacher` the
-    teacher's decisions (soft targets would never equal a 0/1 prediction)."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(keras.ops.cast(keras.ops.greater(y_true, 0.5), self.dtype), y_pred, sample_weight)
 
 
 def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=None):

@@ -105,6 +105,13 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # true labels; trained on its own it would be near 0
 
+    # The student's run dir loads in a fresh process (its checkpoint records the soft-target accuracy).
+    predicted = subprocess.run([sys.executable, str(ROOT / "scripts" / "predict.py"), "--model", tmp_path / "student",
+                                "--json", "a great and wonderful film"], capture_output=True, text=True, cwd=ROOT,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert json.loads(predicted.stdout.splitlines()[-1])["label"] == 1, predicted.stdout
+
     # A second student with the same teacher scores nothing anew.
     again = cli(*student_args, "--epochs", 1, "--run-dir", tmp_path / "again", "--export-dir", tmp_path / "a_export",
                 cache=cache)

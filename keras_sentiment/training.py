@@ -141,8 +141,8 @@ def build(settings, splits, run_dir, strategy=None):
 
 
 def distil(settings, splits, run_dir):
-    """The training split with `settings.teacher`'s probabilities as targets, and its variants
-    (`keras_sentiment.distill`); the encoder and word vectors were built from the texts as given."""
+    """The training split with `settings.teacher`'s probabilities as targets, plus the texts only it
+    labels (`keras_sentiment.distill`); the encoder and word vectors were built from the texts as given."""
     from keras_sentiment.distill import distil_training_split
 
     splits, facts = distil_training_split(settings, splits)

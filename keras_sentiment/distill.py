@@ -19,6 +19,7 @@ Contracts:
 """
 
 import hashlib
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -30,7 +31,7 @@ import tensorflow as tf
 from keras_sentiment.backup import write_json_atomically
 from keras_sentiment.data import Splits, default_cache_dir, whole_text_indices
 from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
-from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT
+from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT
 
 # Tang et al.'s masking and n-gram sampling, with dropping for masking: the student's vocabulary
 # and the teacher's word pieces then see the same text.
@@ -40,8 +41,8 @@ LONGEST_SPAN = 5
 SCORING_BATCH = 128
 
 
-def distil_training_split(settings, splits):
-    """`splits` with the training split's targets from `settings.teacher`, and the texts only it labels added.
+def distil_training_split(settings, splits, teacher):
+    """`splits` with the training split's targets from `teacher` (a run dir or export), and the texts only it labels added.
 
     Returns `(splits, facts)`: the new training split holds `(text, float32 target)` in a seeded
     order (the teacher-only texts spread among the originals); `facts` are for `config.json`.
@@ -50,10 +51,10 @@ def distil_training_split(settings, splits):
     whole = whole_text_indices(settings.dataset, texts)
     variants = make_variants(texts, whole, settings.teacher_variants)
     unlabelled = unlabelled_sentences(settings, known=set(texts) | set(variants))
-    print(f"Teacher {settings.teacher}: targets for {len(texts):,} training texts, {len(variants):,} variants of "
+    print(f"Teacher {teacher}: targets for {len(texts):,} training texts, {len(variants):,} variants of "
           f"{len(whole):,} whole texts and {len(unlabelled):,} unlabelled sentences", flush=True)
-    fingerprint = teacher_fingerprint(settings.teacher)
-    logits = cached_teacher_logits(settings.teacher, fingerprint, texts + variants + unlabelled)
+    fingerprint = teacher_fingerprint(teacher)
+    logits = cached_teacher_logits(teacher, fingerprint, texts + variants + unlabelled)
     targets = sigmoid(logits).astype("float32")
     agreement = float(np.mean((targets[: len(texts)] > 0.5) == (labels == 1))) if texts else 0.0
     print(f"Teacher agrees with {agreement:.2%} of the training labels", flush=True)
@@ -62,7 +63,7 @@ def distil_training_split(settings, splits):
     train = tf.data.Dataset.from_tensor_slices((tf.constant(list(all_texts), tf.string, shape=[len(order)]),
                                                 tf.constant(targets[order], tf.float32, shape=[len(order)])))
     sizes = {**splits.sizes, "train": len(order)}
-    facts = {"teacher_fingerprint": fingerprint, "teacher_label_agreement": round(agreement, 6),
+    facts = {"teacher_model": str(teacher), "teacher_fingerprint": fingerprint, "teacher_label_agreement": round(agreement, 6),
              "teacher_variants_made": len(variants), "teacher_text_sentences_used": len(unlabelled),
              "labelled_train_examples": len(texts)}
     return Splits(train, splits.valid, splits.test, sizes=sizes, source=splits.source), facts
@@ -75,6 +76,74 @@ def texts_and_labels(dataset):
         texts.extend(t.decode("utf-8") for t in batch_texts)
         labels.append(batch_labels)
     return texts, np.concatenate(labels) if labels else np.zeros([0], "int32")
+
+
+# === The automatic teacher ===
+
+
+def train_or_reuse_auto_teacher(settings, splits):
+    """`--teacher auto`: the run dir of the dataset's `best` bert_gru trained on this run's training split.
+
+    The teacher trains once per (training split, teacher settings), into
+    `<cache>/teachers/<dataset>_bert_gru_<key>/`: later students on the same split (a resumed run,
+    another architecture) reuse it, and a teacher whose training was interrupted continues from
+    its backup. It holds out the student's own valid split, so neither trains on a valid text.
+    Returns None, after saying why, where the recipe asked for a teacher that cannot be trained
+    here (no BERT extra, no checkpoint); asked for with the flag, that is an error.
+    """
+    from keras_sentiment.backup import read_backup_state
+    from keras_sentiment.errors import KerasSentimentError
+    from keras_sentiment.settings import FLAG, settings_of_run
+    from keras_sentiment.training import train
+
+    try:
+        teacher_settings = auto_teacher_settings(settings, splits)
+    except KerasSentimentError as error:
+        if settings.sources.get("teacher") == FLAG:
+            raise
+        print(f"--teacher: {settings.sources.get('teacher')} distils from a bert_gru, which cannot be trained here "
+              f"({error}): training on the labels", flush=True)
+        return None
+    run_dir = Path(teacher_settings.run_dir)
+    state = read_backup_state(run_dir) if (run_dir / "config.json").is_file() else None
+    if state and state.get("exported"):
+        print(f"Teacher: the bert_gru trained on this training split before, {run_dir}", flush=True)
+        return run_dir
+    if state:
+        print(f"Teacher: continuing the bert_gru that was training on this split, {run_dir}", flush=True)
+        train(settings_of_run(run_dir), resume=True)
+    else:
+        print(f"Teacher: training the {settings.dataset} recipe's bert_gru on this run's training split into {run_dir} "
+              "(once; later runs on this split reuse it)", flush=True)
+        train(teacher_settings)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(settings.seed)  # the student starts as it would with the teacher already there
+    print(f"Teacher trained; back to the {settings.arch} student", flush=True)
+    return run_dir
+
+
+def auto_teacher_settings(settings, splits):
+    """The automatic teacher's settings: `bert_gru`, recipe best, this run's data, seed and subsets;
+    its run dir is named by a hash of those settings and of the training split's texts and labels."""
+    from keras_sentiment.bert import resolve_bert_preset
+    from keras_sentiment.errors import KerasSentimentError
+    from keras_sentiment.settings import resolve_settings
+
+    if importlib.util.find_spec("keras_hub") is None:
+        raise KerasSentimentError("bert_gru needs keras-hub: pip install 'keras-sentiment[bert]'")
+    resolve_bert_preset(settings.bert_preset)  # a one-line error now, not after the student's set-up
+    shared = ("dataset", "data_dir", "data_source", "seed", "max_train_samples", "max_eval_samples", "bert_preset")
+    explicit = {"arch": "bert_gru", "recipe": "best", **{name: settings.values[name] for name in shared
+                                                         if settings.values[name] is not None}}
+    teacher = resolve_settings(explicit, stamp="teacher")
+    digest = hashlib.sha256()
+    kept = {k: v for k, v in teacher.values.items() if k not in ("run_dir", "export_dir", "data_dir", "data_source")}
+    digest.update(json.dumps(kept, sort_keys=True).encode())
+    texts, labels = texts_and_labels(splits.train)
+    for text, label in zip(texts, labels.tolist()):
+        digest.update(f"{label}\t{text}\n".encode("utf-8"))
+    run_dir = default_cache_dir() / "teachers" / f"{settings.dataset}_bert_gru_{digest.hexdigest()[:16]}"
+    return teacher.replace("--teacher auto", run_dir=str(run_dir), export_dir=str(run_dir / "export"))
 
 
 # === Variants ===
@@ -115,7 +184,7 @@ def variants_of(text, copies):
 def unlabelled_sentences(settings, known=()):
     """The sentences of `--teacher-text` (`imdb`: IMDB's training reviews) in SST's tokenization,
     at most `--teacher-text-sentences` of them, chosen by hash (the same ones in every run), none in `known`."""
-    if settings.teacher_text is None:
+    if settings.teacher_text in (None, NO_EMBEDDINGS_TEXT):
         return []
     from keras_sentiment.word_vectors import imdb_training_reviews_file
 

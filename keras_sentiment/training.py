@@ -1,7 +1,7 @@
-"""Training: settings -> data -> encoder, word vectors, model -> (teacher's targets) -> fit -> (refit) -> evaluate -> export.
+"""Training: settings -> data -> (teacher) -> encoder, word vectors, model -> (teacher's targets) -> fit -> (refit) -> evaluate -> export.
 
-`train(settings)` reads as its steps: `start_run`, `prepare_data`, `build`, `distil` (with
-`--teacher`), `fit`, `refit` (with `--refit`), `evaluate`, then the export. `train(settings, resume=True)` runs the same
+`train(settings)` reads as its steps: `start_run`, `prepare_data`, `find_teacher` (with `--teacher`;
+for `auto` it trains a bert_gru, itself by `train`, once per training split), `build`, `distil`, `fit`, `refit` (with `--refit`), `evaluate`, then the export. `train(settings, resume=True)` runs the same
 steps on a run directory a killed process left: `fit` continues from the last backup
 (`keras_sentiment.backup`: every `--backup-every` steps and each epoch end), a finished fit is
 not repeated. Everything goes into one run directory:
@@ -34,8 +34,8 @@ from keras_sentiment.evaluation import classification_metrics, plot_confusion_ma
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
 from keras_sentiment.models import TargetAccuracy
-from keras_sentiment.settings import architecture_module
-from keras_sentiment.word_vectors import resolve_embeddings_text, word_vectors_for
+from keras_sentiment.settings import AUTO_TEACHER, architecture_module
+from keras_sentiment.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
 
 # The model selected by early stopping on the valid split, kept beside a refit model.
 SELECTED_CHECKPOINT = "selected.keras"
@@ -75,10 +75,11 @@ def train(settings, resume=False):
         run_dir = start_run(settings, resume)
         print(f"Strategy: {distribution.describe()}", flush=True)
         splits = prepare_data(settings)
+        teacher, settings = find_teacher(settings, splits)
         strategy = distribution.strategy
         encoder, model, settings = build(settings, splits, run_dir, strategy)
-        if settings.teacher:
-            splits, settings = distil(settings, splits, run_dir)
+        if teacher:
+            splits, settings = distil(settings, splits, run_dir, teacher)
         best_epoch = fit(settings, model, encoder, splits, run_dir, backup, strategy)
         if settings.refit and "refit_epochs" not in settings.record:
             refit(settings, encoder, splits, run_dir, best_epoch, strategy)
@@ -140,12 +141,28 @@ def build(settings, splits, run_dir, strategy=None):
     return encoder, model, settings
 
 
-def distil(settings, splits, run_dir):
-    """The training split with `settings.teacher`'s probabilities as targets, plus the texts only it
-    labels (`keras_sentiment.distill`); the encoder and word vectors were built from the texts as given."""
+def find_teacher(settings, splits):
+    """`(teacher, settings)`: the `--teacher` model to distil from (for `auto`, trained now or found
+    trained before: `keras_sentiment.distill`), or None; the settings record a recipe's teacher that
+    could not be had. Before `build`, so that the student starts the same either way."""
+    if settings.teacher != AUTO_TEACHER:
+        return settings.teacher, settings
+    from keras_sentiment.distill import train_or_reuse_auto_teacher
+
+    teacher = train_or_reuse_auto_teacher(settings, splits)
+    if teacher is None:
+        settings = settings.replace(f"{settings.sources['teacher']}; no BERT here", teacher=None, teacher_variants=0,
+                                    teacher_text=None, teacher_text_sentences=None)
+    return teacher, settings
+
+
+def distil(settings, splits, run_dir, teacher):
+    """The training split with `teacher`'s probabilities as targets, plus the texts only it labels
+    (`keras_sentiment.distill`); the encoder and word vectors were built from the texts as given."""
     from keras_sentiment.distill import distil_training_split
 
-    splits, facts = distil_training_split(settings, splits)
+    settings = resolve_imdb_text(settings, "teacher_text", "the sentences the teacher labels", "the recipe's measured student")
+    splits, facts = distil_training_split(settings, splits, teacher)
     settings = settings.with_record(**facts)
     write_config(run_dir, settings)
     print(f"Data with the teacher's targets: {splits.sizes}", flush=True)

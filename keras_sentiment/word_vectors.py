@@ -45,25 +45,33 @@ def word_vectors_for(settings, train_texts):
 
 
 def resolve_embeddings_text(settings):
-    """Settings whose `--embeddings-text imdb` can be read: IMDB's reviews are found (or fetched).
+    """Settings whose `--embeddings-text imdb` can be read (see `resolve_imdb_text`)."""
+    if settings.embeddings != AUTO_EMBEDDINGS:
+        return settings
+    return resolve_imdb_text(settings, "embeddings_text", "word2vec's text", "the recipe's measured vectors")
+
+
+def resolve_imdb_text(settings, name, use, result):
+    """Settings whose `name` (`embeddings_text` or `teacher_text`), if `imdb`, can be read: IMDB's
+    reviews are found (or fetched).
 
     Asked for with the flag, a missing IMDB is an error. Set by a recipe, it falls back to no
     extra text, says so, and records the change, so SST-2 still trains where IMDB is absent.
     """
     from keras_sentiment.errors import KerasSentimentError
-    from keras_sentiment.settings import FLAG
+    from keras_sentiment.settings import BY_NAME, FLAG
 
-    if settings.embeddings != AUTO_EMBEDDINGS or settings.embeddings_text != IMDB_EMBEDDINGS_TEXT:
+    if settings.values.get(name) != IMDB_EMBEDDINGS_TEXT:
         return settings
     try:
         imdb_training_reviews_file(settings.data_dir, settings.data_source)
     except KerasSentimentError:
-        if settings.sources.get("embeddings_text") == FLAG:
+        if settings.sources.get(name) == FLAG:
             raise
-        print(f"Word vectors: {settings.sources.get('embeddings_text')} adds IMDB's training reviews to "
-              "word2vec's text, but IMDB is not in the data dir (nor in TFDS, nor downloadable): training them on this "
-              "dataset's text only. Put aclImdb_v1.tar.gz in the data dir for the recipe's measured vectors.", flush=True)
-        return settings.replace(f"{settings.sources.get('embeddings_text')}; IMDB not available", embeddings_text=NO_EMBEDDINGS_TEXT)
+        print(f"{BY_NAME[name].flag}: {settings.sources.get(name)} adds IMDB's training reviews to {use}, but IMDB is "
+              f"not in the data dir (nor in TFDS, nor downloadable): going without. Put aclImdb_v1.tar.gz in the data dir "
+              f"for {result}.", flush=True)
+        return settings.replace(f"{settings.sources.get(name)}; IMDB not available", **{name: NO_EMBEDDINGS_TEXT})
     return settings
 
 

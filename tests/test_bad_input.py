@@ -100,7 +100,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_and_the_r
     monkeypatch.setattr(keras.Model, "save", save_until_the_disk_fills)
     args = ["--dataset", "sst2", "--data-dir", tmp_path / "data", "--run-dir", run_dir, "--export-dir", tmp_path / "export",
             "--hidden-dim", 4, "--embedding-dim", 4, "--batch-size", 16, "--epochs", 3, "--learning-rate", 0.01,
-            "--backup-every", 5]
+            "--backup-every", 5, "--teacher", "none"]
     code, lines = run(capsys, "train", *args)
     assert_one_line_error(code, lines, f"{run_dir / 'best.keras'}: cannot write (No space left on device)",
                           f"keras-sentiment train --resume {run_dir}")

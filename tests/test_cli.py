@@ -165,7 +165,7 @@ def test_max_pooled_run_reloads_in_a_fresh_process_and_matches_its_export(tmp_pa
 
     write_sst2(tmp_path / "data", num_train=120, num_dev=20)
     result = run_script("train", "--arch", "bilstm", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--epochs", 1,
-                        "--pooling", "max", "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
+                        "--teacher", "none", "--pooling", "max", "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
                         "--export-dir", tmp_path / "export")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["pooling"] == "max"

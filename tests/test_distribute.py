@@ -16,7 +16,7 @@ from conftest import write_sst2
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--dataset", "sst2", "--embedding-dim", 8, "--hidden-dim", 8, "--batch-size", 32, "--learning-rate", 0.01,
-         "--dropout", 0.1, "--epochs", 3, "--backup-every", 0]
+         "--dropout", 0.1, "--epochs", 3, "--backup-every", 0, "--teacher", "none"]
 
 
 def environment(cache, **extra):

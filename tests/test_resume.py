@@ -28,7 +28,7 @@ EPOCHS = 3
 # `--embeddings auto`): the two runs started together would each train them, and gensim's worker
 # threads make the two sets differ, so the runs would start from different embeddings.
 SMALL = ["--dataset", "sst2", "--embedding-dim", 8, "--hidden-dim", 8, "--batch-size", 16, "--learning-rate", 0.005,
-         "--dropout", 0.0, "--epochs", EPOCHS, "--backup-every", 10, "--embeddings", "none"]
+         "--dropout", 0.0, "--epochs", EPOCHS, "--backup-every", 10, "--embeddings", "none", "--teacher", "none"]
 
 # Runs the CLI with os.replace patched: the N-th time a file named SUFFIX is about to be renamed
 # into place, its partial file is cut in half (a torn write) and the process kills itself.

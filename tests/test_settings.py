@@ -57,7 +57,23 @@ def test_turning_the_recipes_word_vectors_off_drops_their_extra_text_too():
     assert resolve(dataset="sst2").embeddings_text == S.IMDB_EMBEDDINGS_TEXT  # the recipe's, with its auto vectors
 
 
+def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_none_drops_all_of_it():
+    s = resolve(dataset="sst2")
+    assert (s.teacher, s.teacher_variants, s.teacher_text, s.teacher_text_sentences) == ("auto", 8, "imdb", 100_000)
+    assert s.sources["teacher"] == "recipe best"
+    plain = resolve(dataset="sst2", teacher="none")
+    assert (plain.teacher, plain.teacher_variants, plain.teacher_text, plain.teacher_text_sentences) == (None, 0, None, None)
+    assert plain.sources["teacher_variants"] == "flag"
+    no_text = resolve(dataset="sst2", teacher_text="none")  # the teacher stays, the IMDB sentences go
+    assert (no_text.teacher, no_text.teacher_variants, no_text.teacher_text) == ("auto", 8, "none")
+    assert resolve(dataset="sst2", bert_preset="/some/checkpoint").bert_preset == "/some/checkpoint"  # the teacher's
+    assert resolve(dataset="sst2", recipe="seed").teacher is None and resolve(dataset="imdb").teacher is None
+
+
 @pytest.mark.parametrize("flags, message", [
+    ({"dataset": "imdb", "teacher": "auto"}, "--teacher auto: no bert_gru recipe has been measured on imdb"),
+    ({"dataset": "sst2", "teacher": "none", "bert_preset": "/x"}, "--bert-preset applies to --arch bert_gru, not bilstm"),
+    ({"dataset": "sst2", "teacher": "none", "teacher_variants": 3}, "--teacher-variants: the teacher labels these"),
     ({"epochs": 0}, "--epochs must be >= 1, got 0"),
     ({"dropout": 1.0}, "--dropout must be < 1.0"),
     ({"vocab_size": 2}, "--vocab-size must be >= 3"),
@@ -122,7 +138,8 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {
         "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
         "teacher_text_sentences"}
-    assert unused_names(arch="bilstm", dataset="sst2") == {
-        "bert_preset", "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype"}
+    assert unused_names(arch="bilstm", dataset="sst2") == {  # its recipe's teacher is a bert_gru: --bert-preset is read
+        "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype"}
+    assert "bert_preset" in unused_names(arch="bilstm", dataset="sst2", teacher="none")
     line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")
     assert line.endswith("(arch bert_gru; not used: no --cache-encoder)")

@@ -40,7 +40,7 @@ def runs(tmp_path_factory):
     dev = (folder / "dev.tsv").read_text().splitlines()
     (folder / "dev.tsv").write_text("\n".join([dev[0]] + [f"{TEST_ONLY_WORD} {line}" for line in dev[1:]]) + "\n")
     small = ["--dataset", "sst2", "--data-dir", tmp / "data", "--embeddings", "auto", "--embedding-dim", 16, "--hidden-dim", 8,
-             "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1]
+             "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--teacher", "none"]
     cache = tmp / "cache"
     refit = cli("train", *small, "--epochs", 3, "--refit", "--run-dir", tmp / "refit", "--export-dir", tmp / "export_refit",
                 cache=cache)
@@ -207,7 +207,7 @@ def test_the_imdb_text_for_word_vectors_is_the_same_file_whatever_the_global_see
 def test_without_imdb_the_recipe_trains_sst2_vectors_on_its_own_text_and_the_flag_refuses(tmp_path):
     write_sst2(tmp_path / "data", num_train=120, num_dev=20)
     small = ["--dataset", "sst2", "--data-dir", tmp_path / "data", "--data-source", "local", "--epochs", 1,
-             "--embedding-dim", 8, "--hidden-dim", 4, "--max-train-samples", 60]
+             "--embedding-dim", 8, "--hidden-dim", 4, "--max-train-samples", 60, "--teacher", "none"]
     result = cli("train", *small, "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "export", cache=tmp_path / "c")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "IMDB is not in the data dir" in result.stdout

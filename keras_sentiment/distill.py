@@ -108,17 +108,17 @@ def train_or_reuse_auto_teacher(settings, splits):
     state = read_backup_state(run_dir) if (run_dir / "config.json").is_file() else None
     if state and state.get("exported"):
         print(f"Teacher: the bert_gru trained on this training split before, {run_dir}", flush=True)
-        return run_dir
-    if state:
-        print(f"Teacher: continuing the bert_gru that was training on this split, {run_dir}", flush=True)
-        train(settings_of_run(run_dir), resume=True)
     else:
-        print(f"Teacher: training the {settings.dataset} recipe's bert_gru on this run's training split into {run_dir} "
-              "(once; later runs on this split reuse it)", flush=True)
-        train(teacher_settings)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(settings.seed)  # the student starts as it would with the teacher already there
-    print(f"Teacher trained; back to the {settings.arch} student", flush=True)
+        if state:
+            print(f"Teacher: continuing the bert_gru that was training on this split, {run_dir}", flush=True)
+            train(settings_of_run(run_dir), resume=True)
+        else:
+            print(f"Teacher: training the {settings.dataset} recipe's bert_gru on this run's training split into "
+                  f"{run_dir} (once; later runs on this split reuse it)", flush=True)
+            train(teacher_settings)
+        keras.backend.clear_session()
+        print(f"Teacher trained; back to the {settings.arch} student", flush=True)
+    keras.utils.set_random_seed(settings.seed)  # the same student whether its teacher was trained now or found
     return run_dir
 
 

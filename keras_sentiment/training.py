@@ -1,10 +1,11 @@
 """Training: settings -> data -> (teacher) -> encoder, word vectors, model -> (teacher's targets) -> fit -> (refit) -> evaluate -> export.
 
-`train(settings)` reads as its steps: `start_run`, `prepare_data`, `find_teacher` (with `--teacher`;
-for `auto` it trains a bert_gru, itself by `train`, once per training split), `build`, `distil`, `fit`, `refit` (with `--refit`), `evaluate`, then the export. `train(settings, resume=True)` runs the same
-steps on a run directory a killed process left: `fit` continues from the last backup
-(`keras_sentiment.backup`: every `--backup-every` steps and each epoch end), a finished fit is
-not repeated. Everything goes into one run directory:
+`train(settings)` reads as its steps: `start_run`, `prepare_data`, `find_teacher` (with
+`--teacher`; for `auto` it trains a bert_gru, itself by `train`, once per training split),
+`build`, `distil`, `fit`, `refit` (with `--refit`), `evaluate`, then the export.
+`train(settings, resume=True)` runs the same steps on a run directory a killed process left:
+`fit` continues from the last backup (`keras_sentiment.backup`: every `--backup-every` steps and
+each epoch end), a finished fit is not repeated. Everything goes into one run directory:
 `config.json` (the resolved settings, the source of each, and what the run measured: the real
 vocabulary size, the word vectors file, refit epochs), the text encoder (`vocabulary.txt` +
 `vectorizer.json`, or `tokenizer/` for BERT), `best.keras` (the model the run delivers: best

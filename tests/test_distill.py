@@ -182,3 +182,32 @@ def test_the_automatic_teachers_folder_is_named_by_the_training_split_and_its_se
     assert auto_teacher_settings(settings, splits_of(examples[1:])).run_dir != folder
     other_seed = resolve_settings({"dataset": "sst2", "bert_preset": str(tmp_path), "seed": 7})
     assert auto_teacher_settings(other_seed, splits_of(examples)).run_dir != folder
+
+
+def test_an_interrupted_automatic_teacher_is_resumed_and_a_missing_bert_is_said_or_refused(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from keras_sentiment import distill, training
+    from keras_sentiment.data import Splits
+
+    examples = make_examples(30)
+    splits = Splits(tf.data.Dataset.from_tensor_slices(([t for t, _ in examples], [y for _, y in examples])), None, None)
+    settings = resolve_settings({"dataset": "sst2", "bert_preset": str(tmp_path)})
+    teacher = distill.auto_teacher_settings(settings, splits)
+    run_dir = Path(teacher.run_dir)
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(teacher.to_json()))
+    (run_dir / "backup" / "state.json").write_text(json.dumps({"epoch": 1, "batch": 30}))  # killed in epoch 2
+    calls = []
+    monkeypatch.setattr(training, "train", lambda s, resume=False: calls.append((s.run_dir, s.arch, resume)))
+    assert distill.train_or_reuse_auto_teacher(settings, splits) == run_dir
+    assert calls == [(str(run_dir), "bert_gru", True)]
+    assert "Teacher: continuing the bert_gru" in capsys.readouterr().out
+
+    monkeypatch.setattr(distill.importlib.util, "find_spec", lambda name: None)  # no keras-hub installed
+    assert distill.train_or_reuse_auto_teacher(settings, splits) is None  # the recipe's teacher: said, then the labels
+    assert "cannot be trained here (bert_gru needs keras-hub" in capsys.readouterr().out
+    flagged = resolve_settings({"dataset": "sst2", "teacher": "auto", "recipe": "seed"})
+    with pytest.raises(KerasSentimentError, match="bert_gru needs keras-hub"):
+        distill.train_or_reuse_auto_teacher(flagged, splits)
+    assert len(calls) == 1

@@ -56,12 +56,18 @@ def resolve_bert_preset(preset=None):
     return str(packaged)
 
 
-def load_bert(preset=None, backbone=True):
-    """`(tokenizer, backbone)` from a preset (see `resolve_bert_preset`); backbone None unless asked for."""
+def import_keras_hub():
+    """The keras_hub module, or a one-line error naming the extra that installs it."""
     try:
         import keras_hub
     except ImportError:
         raise KerasSentimentError("bert_gru needs keras-hub: pip install 'keras-sentiment[bert]'") from None
+    return keras_hub
+
+
+def load_bert(preset=None, backbone=True):
+    """`(tokenizer, backbone)` from a preset (see `resolve_bert_preset`); backbone None unless asked for."""
+    keras_hub = import_keras_hub()
     preset = resolve_bert_preset(preset)
     try:
         tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)

@@ -19,7 +19,6 @@ Contracts:
 """
 
 import hashlib
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -125,12 +124,10 @@ def train_or_reuse_auto_teacher(settings, splits):
 def auto_teacher_settings(settings, splits):
     """The automatic teacher's settings: `bert_gru`, recipe best, this run's data, seed and subsets;
     its run dir is named by a hash of those settings and of the training split's texts and labels."""
-    from keras_sentiment.bert import resolve_bert_preset
-    from keras_sentiment.errors import KerasSentimentError
+    from keras_sentiment.bert import import_keras_hub, resolve_bert_preset
     from keras_sentiment.settings import resolve_settings
 
-    if importlib.util.find_spec("keras_hub") is None:
-        raise KerasSentimentError("bert_gru needs keras-hub: pip install 'keras-sentiment[bert]'")
+    import_keras_hub()
     resolve_bert_preset(settings.bert_preset)  # a one-line error now, not after the student's set-up
     shared = ("dataset", "data_dir", "data_source", "seed", "max_train_samples", "max_eval_samples", "bert_preset")
     explicit = {"arch": "bert_gru", "recipe": "best", **{name: settings.values[name] for name in shared

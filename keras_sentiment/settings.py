@@ -34,6 +34,8 @@ RECIPES = ("best", "seed")
 NO_EMBEDDINGS, AUTO_EMBEDDINGS = "none", "auto"
 NO_EMBEDDINGS_TEXT, IMDB_EMBEDDINGS_TEXT = "none", "imdb"
 NO_TEACHER, AUTO_TEACHER = "none", "auto"
+# What only a teacher labels: without a teacher these fall back to their defaults or are refused.
+TEACHER_DEPENDENT = ("teacher_variants", "teacher_text", "teacher_text_sentences")
 
 
 # ------------------------------------------------------------------- datasets, architectures
@@ -363,7 +365,7 @@ def resolve_settings(explicit, stamp=None):
     if values["teacher"] == NO_TEACHER:
         values["teacher"] = None
     if values["teacher"] is None:
-        for name in ("teacher_variants", "teacher_text", "teacher_text_sentences"):
+        for name in TEACHER_DEPENDENT:
             if sources[name].startswith("recipe"):
                 values[name], sources[name] = BY_NAME[name].default, sources["teacher"]
     stamp = stamp or datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -420,7 +422,7 @@ def validate(settings):
                                   "teacher worth training; give --teacher RUN_DIR (a model you trained), or none")
     if teacher not in (None, AUTO_TEACHER) and not Path(teacher).exists():
         raise KerasSentimentError(f"--teacher: no such run directory or export {teacher}")
-    for name in ("teacher_variants", "teacher_text", "teacher_text_sentences"):
+    for name in TEACHER_DEPENDENT:
         if settings.values.get(name) not in (None, 0, NO_EMBEDDINGS_TEXT) and teacher is None:
             raise KerasSentimentError(f"{BY_NAME[name].flag}: the teacher labels these; give --teacher too")
     teacher_text = settings.values.get("teacher_text")

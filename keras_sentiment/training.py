@@ -35,7 +35,7 @@ from keras_sentiment.evaluation import classification_metrics, plot_confusion_ma
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
 from keras_sentiment.models import TargetAccuracy
-from keras_sentiment.settings import AUTO_TEACHER, architecture_module
+from keras_sentiment.settings import AUTO_TEACHER, BY_NAME, TEACHER_DEPENDENT, architecture_module
 from keras_sentiment.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
 
 # The model selected by early stopping on the valid split, kept beside a refit model.
@@ -152,8 +152,8 @@ def find_teacher(settings, splits):
 
     teacher = train_or_reuse_auto_teacher(settings, splits)
     if teacher is None:
-        settings = settings.replace(f"{settings.sources['teacher']}; no BERT here", teacher=None, teacher_variants=0,
-                                    teacher_text=None, teacher_text_sentences=None)
+        settings = settings.replace(f"{settings.sources['teacher']}; no BERT here", teacher=None,
+                                    **{name: BY_NAME[name].default for name in TEACHER_DEPENDENT})
     return teacher, settings
 
 

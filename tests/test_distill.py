@@ -204,7 +204,7 @@ def test_an_interrupted_automatic_teacher_is_resumed_and_a_missing_bert_is_said_
     assert calls == [(str(run_dir), "bert_gru", True)]
     assert "Teacher: continuing the bert_gru" in capsys.readouterr().out
 
-    monkeypatch.setattr(distill.importlib.util, "find_spec", lambda name: None)  # no keras-hub installed
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # no keras-hub installed: importing it fails
     assert distill.train_or_reuse_auto_teacher(settings, splits) is None  # the recipe's teacher: said, then the labels
     assert "cannot be trained here (bert_gru needs keras-hub" in capsys.readouterr().out
     flagged = resolve_settings({"dataset": "sst2", "teacher": "auto", "recipe": "seed"})

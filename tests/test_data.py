@@ -1,5 +1,6 @@
 import os
 import random
+import tarfile
 
 import numpy as np
 import pytest
@@ -42,9 +43,24 @@ def test_imdb_archive_matches_directory_and_extracts_once(imdb_dir, imdb_archive
     assert from_tar.sizes == from_dir.sizes
     for a, b in zip(from_dir, from_tar):
         assert as_pairs(a) == as_pairs(b)
-    # A second load reuses the extraction instead of opening the archive again.
+    # A second load reuses the extraction instead of opening the archive again, also when the
+    # archive was copied or re-mounted (new mtime, same bytes).
+    archive = imdb_archive_dir / "aclImdb_v1.tar.gz"
+    os.utime(archive, (archive.stat().st_atime, archive.stat().st_mtime + 3600))
     monkeypatch.setattr(data.tarfile, "open", lambda *a, **k: pytest.fail("archive extracted twice"))
     assert load_imdb(imdb_archive_dir, seed=3).sizes == from_dir.sizes
+
+
+def test_imdb_archive_with_other_reviews_is_extracted_again(imdb_dir, imdb_archive_dir):
+    assert load_imdb(imdb_archive_dir, seed=3).sizes["test"] == load_imdb(imdb_dir, seed=3).sizes["test"]
+    # Replace the archive by one with an extra test review and the same mtime: its content decides.
+    archive = imdb_archive_dir / "aclImdb_v1.tar.gz"
+    mtime = archive.stat().st_mtime
+    (imdb_dir / "aclImdb" / "test" / "pos" / "extra_10.txt").write_text("An extra, wonderful film.")
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(imdb_dir / "aclImdb", arcname="aclImdb")
+    os.utime(archive, (mtime, mtime))
+    assert load_imdb(imdb_archive_dir, seed=3).sizes["test"] == load_imdb(imdb_dir, seed=3).sizes["test"] == 81
 
 
 def test_imdb_corrupt_archive_is_a_clear_error(tmp_path):

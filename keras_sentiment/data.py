@@ -147,13 +147,17 @@ def _find_local_imdb(data_dir, cache_dir, searched):
     return None
 
 
-def file_sha256(path, chunk_bytes=1 << 20):
-    """The hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
+def hash_file_into(digest, path, chunk_bytes=1 << 20):
+    """Feed a file's bytes to a hashlib `digest`, in chunks (files of any size); returns `digest`."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def file_sha256(path):
+    """The hex SHA-256 of a file's bytes."""
+    return hash_file_into(hashlib.sha256(), path).hexdigest()
 
 
 def _extract_imdb(archive, cache_dir=None):

@@ -18,6 +18,7 @@ Contracts:
   from another text; no variant or unlabelled sentence equals a training text.
 """
 
+import contextlib
 import hashlib
 import json
 import re
@@ -28,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.backup import write_json_atomically
-from keras_sentiment.data import Splits, default_cache_dir, whole_text_indices
+from keras_sentiment.data import Splits, default_cache_dir, hash_file_into, whole_text_indices
 from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
 from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT
 
@@ -104,21 +105,48 @@ def train_or_reuse_auto_teacher(settings, splits):
               f"({error}): training on the labels", flush=True)
         return None
     run_dir = Path(teacher_settings.run_dir)
-    state = read_backup_state(run_dir) if (run_dir / "config.json").is_file() else None
-    if state and state.get("exported"):
-        print(f"Teacher: the bert_gru trained on this training split before, {run_dir}", flush=True)
-    else:
-        if state:
-            print(f"Teacher: continuing the bert_gru that was training on this split, {run_dir}", flush=True)
-            train(settings_of_run(run_dir), resume=True)
+    # Two students on one split at once (two architectures, say) would both train this teacher
+    # into one folder; the second waits for the first and then reuses its teacher.
+    with exclusive_lock(run_dir.with_name(f".{run_dir.name}.lock"), waiting=f"Teacher: another run is training it "
+                        f"into {run_dir}; waiting for it to finish"):
+        state = read_backup_state(run_dir) if (run_dir / "config.json").is_file() else None
+        if state and state.get("exported"):
+            print(f"Teacher: the bert_gru trained on this training split before, {run_dir}", flush=True)
         else:
-            print(f"Teacher: training the {settings.dataset} recipe's bert_gru on this run's training split into "
-                  f"{run_dir} (once; later runs on this split reuse it)", flush=True)
-            train(teacher_settings)
-        keras.backend.clear_session()
-        print(f"Teacher trained; back to the {settings.arch} student", flush=True)
+            if state:
+                print(f"Teacher: continuing the bert_gru that was training on this split, {run_dir}", flush=True)
+                train(settings_of_run(run_dir), resume=True)
+            else:
+                print(f"Teacher: training the {settings.dataset} recipe's bert_gru on this run's training split into "
+                      f"{run_dir} (once; later runs on this split reuse it)", flush=True)
+                train(teacher_settings)
+            keras.backend.clear_session()
+            print(f"Teacher trained; back to the {settings.arch} student", flush=True)
     keras.utils.set_random_seed(settings.seed)  # the same student whether its teacher was trained now or found
     return run_dir
+
+
+@contextlib.contextmanager
+def exclusive_lock(path, waiting):
+    """Hold an exclusive lock on the file `path` (created if missing) for the `with` block, saying
+    `waiting` first if another process holds it. The OS drops the lock when its holder ends, even
+    by `kill -9`, so a crashed run never leaves a stale lock. Without `fcntl` (Windows): no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(waiting, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def auto_teacher_settings(settings, splits):
@@ -221,9 +249,7 @@ def teacher_fingerprint(path):
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode())
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        hash_file_into(digest, file)
     return digest.hexdigest()[:16]
 
 

@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +142,7 @@ def test_teacher_auto_trains_the_recipes_bert_gru_on_the_students_split_once_the
     assert "Teacher: training the sst2 recipe's bert_gru" in student.stdout
     assert "--teacher-text: recipe best adds IMDB's training reviews" in student.stdout
 
-    [teacher_dir] = (cache / "teachers").iterdir()
+    [teacher_dir] = (cache / "teachers").glob("sst2_bert_gru_*")
     teacher = json.loads((teacher_dir / "config.json").read_text())
     config = json.loads((tmp_path / "student" / "config.json").read_text())
     assert (teacher["arch"], teacher["trainable_layers"], teacher["seed"]) == ("bert_gru", "all", config["seed"])
@@ -159,7 +161,7 @@ def test_teacher_auto_trains_the_recipes_bert_gru_on_the_students_split_once_the
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "Teacher: the bert_gru trained on this training split before" in again.stdout
     assert "Teacher: training" not in again.stdout and "Scoring" not in again.stdout
-    assert list((cache / "teachers").iterdir()) == [teacher_dir]
+    assert list((cache / "teachers").glob("sst2_bert_gru_*")) == [teacher_dir]
 
 
 def test_the_automatic_teachers_folder_is_named_by_the_training_split_and_its_settings(tmp_path):
@@ -211,3 +213,59 @@ def test_an_interrupted_automatic_teacher_is_resumed_and_a_missing_bert_is_said_
     with pytest.raises(KerasSentimentError, match="bert_gru needs keras-hub"):
         distill.train_or_reuse_auto_teacher(flagged, splits)
     assert len(calls) == 1
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from keras_sentiment.distill import exclusive_lock
+lock, ready, go = map(Path, sys.argv[1:4])
+with exclusive_lock(lock, waiting="holder waited"):
+    ready.touch()
+    while not go.exists():
+        time.sleep(0.05)
+    (lock.parent / "released").touch()
+"""
+
+
+def wait_for(condition, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_teacher_lock_makes_a_second_run_wait_and_a_killed_holder_leaves_no_stale_lock(tmp_path, capsys):
+    from keras_sentiment.distill import exclusive_lock
+
+    lock, ready, go = tmp_path / "teacher.lock", tmp_path / "ready", tmp_path / "go"
+
+    def holder():
+        ready.unlink(missing_ok=True)
+        process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock), str(ready), str(go)])
+        wait_for(ready.exists)
+        return process
+
+    # A second run waits, says so, and enters only after the first released the lock.
+    process, entered = holder(), {}
+
+    def second_run():
+        with exclusive_lock(lock, waiting="another run is training it"):
+            entered["after_release"] = (tmp_path / "released").exists()
+
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    wait_for(lambda: "another run is training it" in capsys.readouterr().out or not thread.is_alive())
+    assert thread.is_alive() and not entered
+    go.touch()
+    thread.join(60)
+    assert process.wait(60) == 0 and entered == {"after_release": True}
+
+    # A holder killed with SIGKILL: the OS dropped its lock, nobody waits.
+    go.unlink()
+    process = holder()
+    process.kill()
+    process.wait(60)
+    with exclusive_lock(lock, waiting="stale lock"):
+        pass
+    assert "stale lock" not in capsys.readouterr().out

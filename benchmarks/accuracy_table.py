@@ -61,7 +61,9 @@ def summarize(dataset, arch, run_dir, command, tag=""):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     with open(run_dir / "history.csv", newline="") as handle:
         history = list(csv.DictReader(handle))
-    val_losses = [float(row["val_loss"]) for row in history]
+    # The kept epoch is the best by the metric the run monitored (val_loss unless it said otherwise).
+    monitor = json.loads((run_dir / "config.json").read_text()).get("monitor") or "val_loss"
+    scores = [float(row[monitor]) * (1 if monitor.endswith("loss") else -1) for row in history]
     seconds = sorted(float(row["epoch_seconds"]) for row in history)
     model = keras.models.load_model(run_dir / "best.keras", compile=False)
     return {
@@ -73,7 +75,7 @@ def summarize(dataset, arch, run_dir, command, tag=""):
         "test_examples": metrics["test"]["num_examples"],
         "parameters": model.count_params(),
         "epochs": len(history),
-        "best_epoch": val_losses.index(min(val_losses)) + 1,
+        "best_epoch": scores.index(min(scores)) + 1,
         "minutes_per_epoch": seconds[len(seconds) // 2] / 60,
         "reviews_per_second": metrics["test"].get("examples_per_second", 0.0),
         "command": shlex.join(command),

@@ -29,6 +29,14 @@ def test_best_is_the_default_recipe_and_sets_the_measured_bilstm_settings():
     assert (sst2.monitor, sst2.sources["monitor"]) == ("val_loss", "default")
 
 
+def test_best_carries_the_imdb_recipe_to_the_other_recurrent_architectures():
+    gru = resolve(arch="gru")
+    assert (gru.hidden_dim, gru.pooling, gru.embeddings, gru.max_length, gru.monitor) == (128, "max", "auto", 800, "val_accuracy")
+    assert gru.sources["pooling"] == "recipe best" and gru.num_layers == 1
+    assert resolve(arch="rnn").pooling == resolve(arch="lstm").pooling == "max"
+    assert resolve(arch="gru", recipe="seed").pooling == "last"
+
+
 def test_seed_recipe_is_the_seed_tutorials_design():
     s = resolve(recipe="seed")
     assert (s.hidden_dim, s.pooling, s.embeddings, s.max_length, s.dropout, s.refit) == (256, "last", "none", 400, 0.5, False)

@@ -23,7 +23,7 @@ def trained_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     write_aclimdb(tmp / "data", per_class=60)
     run_dir, export_dir = tmp / "run", tmp / "exports"
-    result = run_script("train", "--arch", "gru", "--data-dir", tmp / "data", "--epochs", 3, "--hidden-dim", 16,
+    result = run_script("train", "--arch", "gru", "--recipe", "seed", "--data-dir", tmp / "data", "--epochs", 3, "--hidden-dim", 16,
                         "--embedding-dim", 16, "--vocab-size", 100, "--batch-size", 16, "--learning-rate", 0.01,
                         "--dropout", 0.1, "--run-dir", run_dir, "--export-dir", export_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -150,8 +150,8 @@ def test_train_with_glove_embeddings_sized_to_the_real_vocabulary(tmp_path):
     write_sst2(tmp_path / "data", num_train=120, num_dev=20)
     glove = tmp_path / "glove.txt"
     glove.write_text("".join(f"{w} " + " ".join(["0.5"] * 8) + "\n" for w in POSITIVE + FILLER[:5] + ["zebra"]))
-    result = run_script("train", "--arch", "lstm", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--epochs", 1,
-                        "--embeddings", glove, "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
+    result = run_script("train", "--arch", "lstm", "--recipe", "seed", "--dataset", "sst2", "--data-dir", tmp_path / "data",
+                        "--epochs", 1, "--embeddings", glove, "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
                         "--export-dir", tmp_path / "export")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # 11 of the file's words are in the generated vocabulary ("zebra" is not); --vocab-size 25,000

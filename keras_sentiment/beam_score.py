@@ -1,6 +1,6 @@
 """Batch scoring on Apache Beam: `score` for inputs that outgrow one process.
 
-    keras-sentiment score --runner beam --model saved_models/imdb_bilstm \\
+    keras-sentiment score --runner beam --model saved_models/imdb_bigru \\
         --input 'reviews/*.csv' --text-column review --id-column id --output out/scores.jsonl
     python -m keras_sentiment.beam_score --model ... --input ... --output ... [Beam pipeline options]
 
@@ -81,7 +81,7 @@ class KerasSentimentModelHandler(TFModelHandlerTensor):
         batch_size: texts per model call; Beam batches up to `SLICES_PER_BATCH` times that.
 
     Example:
-    >>> handler = KerasSentimentModelHandler("saved_models/imdb_bilstm")  # doctest: +SKIP
+    >>> handler = KerasSentimentModelHandler("saved_models/imdb_bigru")  # doctest: +SKIP
     >>> with beam.Pipeline() as p:  # doctest: +SKIP
     ...     p | beam.Create(["Great film.", "Dull."]) | RunInference(handler) | beam.Map(print)
     """

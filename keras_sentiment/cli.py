@@ -14,7 +14,7 @@ from keras_sentiment.settings import (BY_NAME, add_train_arguments, describe_def
                                       resolve_settings, settings_of_run, train_context)
 
 DATASETS = BY_NAME["dataset"].choices
-DEFAULT_MODEL = "saved_models/imdb_bilstm"
+DEFAULT_MODEL = resolve_settings({}, stamp="-").export_dir  # where `train` with no flags exports (make train)
 # `score --runner`: this process, or Apache Beam ("beam" is its DirectRunner) on any of its runners.
 BEAM_RUNNERS = ("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 SCORE_RUNNERS = ("local", "beam", *BEAM_RUNNERS)
@@ -81,7 +81,7 @@ def build_parser(argv=None):
                                  formatter_class=HelpFormatter)
     export.add_argument("run_dir", help="run directory written by train (config.json, best.keras, encoder)")
     export.add_argument("--export-dir", default=None,
-                        help="SavedModel base path, e.g. saved_models/imdb_bilstm (default: the run's own --export-dir)")
+                        help="SavedModel base path, e.g. saved_models/imdb_bigru (default: the run's own --export-dir)")
     export.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next free one)")
     export.add_argument("--keep", type=_positive_int, default=None, help="afterwards keep only the K newest versions")
     export.add_argument("--explain-steps", type=_positive_int, default=DEFAULT_EXPLAIN_STEPS,
@@ -176,7 +176,7 @@ def build_parser(argv=None):
         "review and see its words highlighted, or score many lines into a table. Serves the latest version under "
         "--model-base and switches to a newer (or, after a removal, older) one without a restart.",
         formatter_class=HelpFormatter)
-    serve.add_argument("--model-base", required=True, help="export base holding integer version folders, e.g. saved_models/imdb_bilstm")
+    serve.add_argument("--model-base", required=True, help="export base holding integer version folders, e.g. saved_models/imdb_bigru")
     serve.add_argument("--model-name", default=None, help="model name in the URLs (default: the base folder's name)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network")
     serve.add_argument("--port", type=int, default=8501, help="port (TF Serving's REST port is 8501)")

@@ -38,7 +38,7 @@ def predict(url, model, texts, version=None, batch_size=1024, timeout=60.0, toke
             sent as token ids.
 
     Example:
-    >>> predict("http://127.0.0.1:8501", "imdb_bilstm", ["A wonderful film."])  # doctest: +SKIP
+    >>> predict("http://127.0.0.1:8501", "imdb_bigru", ["A wonderful film."])  # doctest: +SKIP
     [{'label': 1, 'logits': 2.93, 'probability': 0.949}]
     """
     if isinstance(texts, str):

@@ -22,7 +22,7 @@ logit of a text and that of a baseline to the text's tokens. Contract:
 the SavedModel's `explain` signature (`keras_sentiment.export`) all run it.
 
 Example:
->>> explanations = explain_texts("runs/imdb_bilstm_...", ["A wonderful, moving film."])  # doctest: +SKIP
+>>> explanations = explain_texts("runs/imdb_bigru_...", ["A wonderful, moving film."])  # doctest: +SKIP
 >>> [(e.token, round(e.attribution, 2)) for e in explanations[0].top(2)]  # doctest: +SKIP
 [('wonderful', 2.31), ('moving', 0.74)]
 """

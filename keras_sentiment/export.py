@@ -73,7 +73,7 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
     in one step, so a server polling `export_dir` never sees a half-written version.
 
     Example:
-    >>> path = export_serving_model(model, TextEncoder(vectorizer, 400), "saved_models/imdb_bilstm")  # doctest: +SKIP
+    >>> path = export_serving_model(model, TextEncoder(vectorizer, 400), "saved_models/imdb_bigru")  # doctest: +SKIP
     >>> tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(["Great!"]))  # doctest: +SKIP
     """
     export_dir = Path(export_dir)
@@ -169,7 +169,7 @@ def ops_outside_core_tensorflow(saved_model_dir):
     enough version loads it.
 
     Example:
-    >>> ops_outside_core_tensorflow("saved_models/imdb_bilstm/1")  # doctest: +SKIP
+    >>> ops_outside_core_tensorflow("saved_models/imdb_bigru/1")  # doctest: +SKIP
     []
     """
     result = subprocess.run([sys.executable, "-c", _UNREGISTERED_IN_CORE], input=json.dumps(sorted(ops_used(saved_model_dir))),

@@ -361,7 +361,7 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
         window_bytes: and at most this many bytes of text read ahead (long rows: fewer of them).
 
     Example:
-    >>> report = score_file("saved_models/imdb_bilstm", "reviews.csv", "scores.jsonl",
+    >>> report = score_file("saved_models/imdb_bigru", "reviews.csv", "scores.jsonl",
     ...                     ScoreOptions("csv", "jsonl", text_column="review"))  # doctest: +SKIP
     """
     from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid

@@ -288,7 +288,7 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
         max_explain_batch: most texts per explain request (more: 400).
 
     Example:
-    >>> app = create_app("saved_models/imdb_bilstm")  # doctest: +SKIP
+    >>> app = create_app("saved_models/imdb_bigru")  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8501)  # doctest: +SKIP
     """
     from contextlib import asynccontextmanager

@@ -277,6 +277,13 @@ BEST = {
 }
 
 
+# The architecture `best` trains where --arch is not given. IMDB, valid accuracy over seeds
+# 1234-1236 with each one's best settings: bigru 91.61/91.36/91.20% (about 12 min per run on 2
+# CPU cores) against bilstm 90.95/91.07/89.85% (39-67 min). SST-2: the bilstm (distilled, 88.68%
+# valid), the arch table's default.
+BEST_ARCH = {"imdb": "bigru"}
+
+
 def recipe_values(recipe, dataset, arch):
     """The settings a recipe decides for one (dataset, arch) pair."""
     if recipe not in RECIPES:
@@ -368,6 +375,8 @@ def resolve_settings(explicit, stamp=None):
     apply({k: v for k, v in explicit.items() if k in ("recipe", "arch", "dataset")}, FLAG)
     for name in ("recipe", "arch", "dataset"):
         _check_choice(BY_NAME[name], values[name])
+    if "arch" not in explicit and values["recipe"] == "best" and values["dataset"] in BEST_ARCH:
+        apply({"arch": BEST_ARCH[values["dataset"]]}, "recipe best")
     arch, dataset = values["arch"], values["dataset"]
     apply(DATASET_DEFAULTS[dataset], f"dataset {dataset}")
     apply(ARCHITECTURES[arch].defaults, f"arch {arch}")
@@ -483,6 +492,8 @@ def describe_default(setting):
     for (dataset, arch), values in BEST.items():
         if setting.name in values:
             best.setdefault(_format(values[setting.name]), {}).setdefault(dataset, []).append(arch)
+    if setting.name == "arch":
+        parts.append("recipe best: " + "; ".join(f"{arch} for {dataset}" for dataset, arch in BEST_ARCH.items()))
     if best:
         parts.append("recipe best: " + "; ".join(
             f"{v} for " + ", ".join(f"{dataset} {'/'.join(archs)}" for dataset, archs in pairs.items())

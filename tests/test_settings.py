@@ -18,13 +18,17 @@ def resolve(**flags):
     return S.resolve_settings(flags, stamp="t")
 
 
-def test_best_is_the_default_recipe_and_sets_the_measured_bilstm_settings():
+def test_best_is_the_default_recipe_and_picks_the_measured_architecture_and_settings():
     s = resolve()
-    assert (s.recipe, s.arch, s.dataset) == ("best", "bilstm", "imdb")
-    for name, value in S.BEST[("imdb", "bilstm")].items():
+    assert (s.recipe, s.arch, s.dataset, s.sources["arch"]) == ("best", "bigru", "imdb", "recipe best")
+    for name, value in S.BEST[("imdb", "bigru")].items():
         assert s.values[name] == value and s.sources[name] == "recipe best", name
     assert (s.dropout, s.sources["dropout"]) == (0.5, "default")
+    bilstm = resolve(arch="bilstm")
+    assert (bilstm.sources["arch"], bilstm.num_layers, bilstm.pooling) == ("flag", 1, "max")
+    assert resolve(recipe="seed").arch == "bilstm"  # the seed tutorials' model
     sst2 = resolve(dataset="sst2")
+    assert (sst2.arch, sst2.sources["arch"]) == ("bilstm", "default")
     assert (sst2.num_layers, sst2.sources["num_layers"]) == (2, "arch bilstm")
     assert (sst2.monitor, sst2.sources["monitor"]) == ("val_loss", "default")
 

@@ -264,7 +264,10 @@ BEST = {
     ("imdb", "rnn"): _IMDB_RECURRENT,
     ("imdb", "lstm"): _IMDB_RECURRENT,
     ("imdb", "gru"): _IMDB_RECURRENT,
-    ("imdb", "bigru"): {**_IMDB_RECURRENT, "num_layers": 1},
+    # Refit on train + valid: valid accuracy by training reviews (seed 1234, 8,750 / 13,125 / 17,500):
+    # 89.79%, 90.89%, 91.61%, still rising, so the 7,500 valid reviews (+43%) should help; about 10
+    # more minutes on 2 cores (make train ~25 min). Measured on the bigru, not the other pairs.
+    ("imdb", "bigru"): {**_IMDB_RECURRENT, "num_layers": 1, "refit": True},
     ("sst2", "bilstm"): _SST2_RECURRENT,
     ("sst2", "rnn"): _SST2_RECURRENT,
     ("sst2", "lstm"): _SST2_RECURRENT,

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.errors import DataNotFoundError, KerasSentimentError, MalformedDataError
+from keras_sentiment.locks import exclusive_lock
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_ARCHIVE = "aclImdb_v1.tar.gz"
@@ -167,11 +168,26 @@ def _extract_imdb(archive, cache_dir=None):
     # extracted again. Hashing takes ~0.1 s per 30 MB; extracting, about a minute.
     stamp = f"sha256:{file_sha256(archive)}"
     target = cache_dir / "aclImdb"
-    stamp_file = target / ".extracted_from"
-    if stamp_file.is_file() and stamp_file.read_text() == stamp:
+    if _extracted_from(target) == stamp:
         return target
+    # Two runs started together would both extract and replace each other's folder mid-rename;
+    # the second waits and then finds the first one's extraction.
+    with exclusive_lock(cache_dir / ".aclImdb.lock", waiting=f"Another run is extracting {archive}; waiting for it"):
+        if _extracted_from(target) != stamp:
+            _extract_reviews_into(archive, target, stamp)
+    return target
+
+
+def _extracted_from(target):
+    """The stamp of the archive `target` was extracted from, or None."""
+    stamp_file = Path(target) / ".extracted_from"
+    return stamp_file.read_text() if stamp_file.is_file() else None
+
+
+def _extract_reviews_into(archive, target, stamp):
+    """Extract `archive`'s labelled reviews, checked for UTF-8, into `target` with one rename."""
+    cache_dir = target.parent
     print(f"Extracting {archive} into {target} (once) ...", flush=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / f".aclImdb.tmp{os.getpid()}"
     wanted = ("aclImdb/train/pos/", "aclImdb/train/neg/", "aclImdb/test/pos/", "aclImdb/test/neg/")
     try:
@@ -195,7 +211,6 @@ def _extract_imdb(archive, cache_dir=None):
     # One rename: a crash mid-extraction never leaves a half-filled cache that looks complete.
     os.replace(tmp / "aclImdb", target)
     shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def check_reviews_are_utf8(root, shown_as=None):

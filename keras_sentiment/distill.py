@@ -18,7 +18,6 @@ Contracts:
   from another text; no variant or unlabelled sentence equals a training text.
 """
 
-import contextlib
 import hashlib
 import json
 import re
@@ -31,6 +30,7 @@ import tensorflow as tf
 from keras_sentiment.backup import write_json_atomically
 from keras_sentiment.data import Splits, default_cache_dir, hash_file_into, whole_text_indices
 from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
+from keras_sentiment.locks import exclusive_lock
 from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT
 
 # Tang et al.'s masking and n-gram sampling, with dropping for masking: the student's vocabulary
@@ -124,29 +124,6 @@ def train_or_reuse_auto_teacher(settings, splits):
             print(f"Teacher trained; back to the {settings.arch} student", flush=True)
     keras.utils.set_random_seed(settings.seed)  # the same student whether its teacher was trained now or found
     return run_dir
-
-
-@contextlib.contextmanager
-def exclusive_lock(path, waiting):
-    """Hold an exclusive lock on the file `path` (created if missing) for the `with` block, saying
-    `waiting` first if another process holds it. The OS drops the lock when its holder ends, even
-    by `kill -9`, so a crashed run never leaves a stale lock. Without `fcntl` (Windows): no lock."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(waiting, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def auto_teacher_settings(settings, splits):

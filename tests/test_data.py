@@ -1,6 +1,9 @@
 import os
 import random
+import subprocess
+import sys
 import tarfile
+import threading
 
 import numpy as np
 import pytest
@@ -61,6 +64,41 @@ def test_imdb_archive_with_other_reviews_is_extracted_again(imdb_dir, imdb_archi
         tar.add(imdb_dir / "aclImdb", arcname="aclImdb")
     os.utime(archive, (mtime, mtime))
     assert load_imdb(imdb_archive_dir, seed=3).sizes["test"] == load_imdb(imdb_dir, seed=3).sizes["test"] == 81
+
+
+EXTRACT_UNDER_LOCK = """
+import sys
+from pathlib import Path
+from keras_sentiment import data
+from keras_sentiment.locks import exclusive_lock
+cache, archive = map(Path, sys.argv[1:3])
+with exclusive_lock(cache / ".aclImdb.lock", waiting="holder waited"):
+    print("ready", flush=True)
+    sys.stdin.readline()
+    data._extract_reviews_into(archive, cache / "aclImdb", "sha256:" + data.file_sha256(archive))
+"""
+
+
+def test_imdb_archive_being_extracted_by_another_run_is_waited_for_not_extracted_again(imdb_dir, imdb_archive_dir,
+                                                                                         tmp_path, monkeypatch, capsys):
+    # Two runs started together once extracted at the same time and one crashed in the final rename.
+    archive = imdb_archive_dir / "aclImdb_v1.tar.gz"
+    holder = subprocess.Popen([sys.executable, "-c", EXTRACT_UNDER_LOCK, os.environ["KERAS_SENTIMENT_CACHE"], str(archive)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    monkeypatch.setattr(data.tarfile, "open", lambda *a, **k: pytest.fail("extracted while another run was extracting"))
+    loaded = {}
+    thread = threading.Thread(target=lambda: loaded.update(splits=load_imdb(imdb_archive_dir, seed=3)))
+    thread.start()
+    said = ""
+    while "Another run is extracting" not in said and thread.is_alive():
+        thread.join(0.05)
+        said += capsys.readouterr().out
+    assert thread.is_alive() and not loaded  # waiting for the holder
+    holder.communicate("go\n", timeout=120)
+    thread.join(120)
+    assert holder.returncode == 0
+    assert loaded["splits"].sizes == load_imdb(imdb_dir, seed=3).sizes
 
 
 def test_imdb_corrupt_archive_is_a_clear_error(tmp_path):

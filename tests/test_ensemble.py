@@ -1,0 +1,113 @@
+"""`train --ensemble N` on generated SST-2: N members on one split, one delivered model averaging
+their logits, which evaluate, export and predict read as any model; a member killed mid-training
+resumes without retraining the ones before it."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
+import numpy as np
+import pytest
+
+from conftest import write_sst2
+from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.settings import resolve_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMBERS = 3
+SMALL = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embedding-dim", 16, "--hidden-dim", 8,
+         "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 2, "--ensemble", MEMBERS]
+
+
+def environment(cache):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache))
+
+
+def cli(*args, cache):
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
+                          env=environment(cache), cwd=ROOT, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ensemble")
+    write_sst2(tmp / "data", num_train=600, num_dev=80)
+    done = cli("train", *SMALL, "--data-dir", tmp / "data", "--run-dir", tmp / "run", "--export-dir", tmp / "export",
+               cache=tmp / "cache")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"tmp": tmp, "dir": tmp / "run", "log": done.stdout}
+
+
+def load(path):
+    return keras.models.load_model(path, compile=False)
+
+
+def test_the_delivered_model_is_the_mean_logit_of_members_trained_with_their_own_seeds(run):
+    run_dir = run["dir"]
+    members = [load(run_dir / "members" / str(n) / "best.keras") for n in range(1, MEMBERS + 1)]
+    ensemble = load(run_dir / "best.keras")
+    ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 6]])
+    each = np.stack([np.asarray(member(ids, training=False)) for member in members])
+    np.testing.assert_allclose(ensemble(ids, training=False), each.mean(axis=0), atol=1e-5)
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # different seeds, different models
+    for n, seed in ((2, 1235), (3, 1236)):
+        assert f"Ensemble member {n} of {MEMBERS} (seed {seed})" in run["log"]
+        assert (run_dir / "members" / str(n) / "history.csv").is_file()
+
+
+def test_metrics_report_the_ensemble_and_each_member_on_valid_and_the_ensemble_learned(run):
+    metrics = json.loads((run["dir"] / "metrics.json").read_text())
+    assert [metrics[f"member_{n}_valid"]["model"] for n in range(1, MEMBERS + 1)] == [
+        f"members/{n}/best.keras" for n in range(1, MEMBERS + 1)]
+    assert metrics["valid"]["model"] == metrics["test"]["model"] == "best.keras"
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
+    assert "Valid accuracy: ensemble " in run["log"] and "its members alone" in run["log"]
+
+
+def test_the_export_and_the_run_dir_give_the_ensembles_probability(run):
+    text = "good " * 3 + "awful " * 10
+    probabilities = []
+    for model in (run["dir"], run["tmp"] / "export"):
+        predicted = cli("predict", "--model", model, "--json", text, cache=run["tmp"] / "cache")
+        assert predicted.returncode == 0, predicted.stderr[-3000:]
+        probabilities.append(json.loads(predicted.stdout.strip().splitlines()[-1])["probability"])
+    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
+    assert probabilities[0] < 0.5
+
+
+def test_a_member_killed_mid_training_resumes_and_the_members_before_it_are_not_retrained(run, tmp_path):
+    data, cache, run_dir = run["tmp"] / "data", tmp_path / "cache", tmp_path / "run"
+    args = ["train", *SMALL, "--backup-every", 5, "--data-dir", data, "--run-dir", run_dir, "--export-dir", tmp_path / "export"]
+    process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=environment(cache), cwd=ROOT)
+    second = run_dir / "members" / "2" / "backup" / "state.json"
+    deadline = time.monotonic() + 300
+    while not second.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for a file another process writes, not for a result
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+    resumed = cli("train", "--resume", run_dir, cache=cache)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    log = resumed.stdout
+    assert "Training had finished" in log.split("Ensemble member 2")[0]  # member 1 was not trained again
+    assert "Ensemble member 3 of 3" in log and (run_dir / "members" / "3" / "best.keras").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"arch": "bert_gru", "ensemble": 2}, "for the recurrent architectures, not bert_gru"),
+    ({"arch": "gru", "ensemble": 2, "refit": True}, "with --refit (flag) is not supported"),
+    ({"arch": "gru", "ensemble": 0}, "--ensemble must be >= 1"),
+])
+def test_ensembles_that_cannot_be_trained_are_one_line_errors(flags, message):
+    with pytest.raises(KerasSentimentError, match=re.escape(message)):
+        resolve_settings(flags)

@@ -62,11 +62,15 @@ def default_cache_dir():
 
 
 def fixed_shuffle(dataset, size, seed):
-    """One seeded order of all `size` examples, the same on every iteration.
+    """One seeded order of all `size` examples, the same on every iteration and in every process.
 
     reshuffle_each_iteration=False: datasets derived with `take` and `skip` each re-run the
-    shuffle and must see the same order, so the parts never overlap.
+    shuffle and must see the same order, so the parts never overlap. TensorFlow mixes its global
+    seed into the op's, so this sets the global seed to `seed` first, as `train` does before
+    loading: `evaluate --split valid` and the benchmarks, which set no seed, once drew a different
+    valid split (much of it training data) than the run they evaluated.
     """
+    tf.random.set_seed(seed)
     return dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)
 
 

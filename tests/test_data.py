@@ -40,6 +40,17 @@ def test_imdb_split_is_seeded(imdb_dir):
     assert sorted(first) != sorted(as_pairs(load_imdb(imdb_dir, seed=2).valid))
 
 
+def test_the_split_is_the_same_whatever_global_seed_ran_before(imdb_dir, sst2_dir):
+    # `train` sets TensorFlow's global seed to --seed before loading; `evaluate --split valid` set
+    # none, and TensorFlow mixes the global seed into the shuffle's: it drew another valid split.
+    drawn = []
+    for global_seed in (None, 5, 1):
+        if global_seed is not None:
+            tf.random.set_seed(global_seed)
+        drawn.append((as_pairs(load_imdb(imdb_dir, seed=1).valid), as_pairs(load_sst2(sst2_dir, seed=1).valid)))
+    assert drawn[0] == drawn[1] == drawn[2]
+
+
 def test_imdb_archive_matches_directory_and_extracts_once(imdb_dir, imdb_archive_dir, tmp_path, monkeypatch):
     from_dir = load_imdb(imdb_dir, seed=3)
     from_tar = load_imdb(imdb_archive_dir, seed=3)

@@ -318,17 +318,18 @@ def evaluate(settings, model, encoder, splits, run_dir):
         scorers[SELECTED_CHECKPOINT] = make_text_scorer(encoder, selected)
         jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", SELECTED_CHECKPOINT),
                 ("selected_test", "test", SELECTED_CHECKPOINT)]
-    for number in range(1, settings.ensemble + 1) if settings.ensemble > 1 else ():
+    members = range(1, settings.ensemble + 1) if settings.ensemble > 1 else []
+    for number in members:  # each member alone on valid: what the average adds
         member = f"{MEMBERS_DIR}/{number}/{BEST_CHECKPOINT}"
         scorers[member] = make_text_scorer(encoder, load_best(member_directory(run_dir, number)))
-        jobs.append((f"member_{number}_valid", "valid", member))  # what the average adds over each alone
+        jobs.append((f"member_{number}_valid", "valid", member))
     metrics = {}
     for key, split, checkpoint in jobs:
         print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
         labels, logits, seconds = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
         metrics[key] = {**classification_metrics(labels, logits, seconds), "model": checkpoint}
-    if settings.ensemble > 1:
-        alone = ", ".join(f"{metrics[f'member_{n}_valid']['accuracy']:.2%}" for n in range(1, settings.ensemble + 1))
+    if members:
+        alone = ", ".join(f"{metrics[f'member_{n}_valid']['accuracy']:.2%}" for n in members)
         print(f"Valid accuracy: ensemble {metrics['valid']['accuracy']:.2%}; its members alone {alone}", flush=True)
     write_json_atomically(run_dir / "metrics.json", metrics)
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{settings.dataset} test: {settings.arch}")

@@ -319,10 +319,13 @@ def evaluate(settings, model, encoder, splits, run_dir):
         jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", SELECTED_CHECKPOINT),
                 ("selected_test", "test", SELECTED_CHECKPOINT)]
     members = range(1, settings.ensemble + 1) if settings.ensemble > 1 else []
-    for number in members:  # each member alone on valid: what the average adds
-        member = f"{MEMBERS_DIR}/{number}/{BEST_CHECKPOINT}"
-        scorers[member] = make_text_scorer(encoder, load_best(member_directory(run_dir, number)))
-        jobs.append((f"member_{number}_valid", "valid", member))
+    if members:  # each member alone on valid: what the average adds
+        from keras_sentiment.models import ensemble_members
+
+        for number, member in zip(members, ensemble_members(model)):  # the delivered model holds them
+            checkpoint = f"{MEMBERS_DIR}/{number}/{BEST_CHECKPOINT}"
+            scorers[checkpoint] = make_text_scorer(encoder, member)
+            jobs.append((f"member_{number}_valid", "valid", checkpoint))
     metrics = {}
     for key, split, checkpoint in jobs:
         print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)

@@ -15,6 +15,9 @@ logit of a text and that of a baseline to the text's tokens. Contract:
   out-of-vocabulary words keep their own text and share the OOV embedding); `bert_gru` to word
   pieces, `[CLS]` and `[SEP]` included (`merge_word_pieces` sums the pieces of a word). Only the
   word-piece embeddings move; positions and segments stay as they are.
+- An n-gram branch (`--ngrams N`) is linear in which n-grams a text holds, so it needs no path:
+  each n-gram's weight is split evenly over its occurrences and their tokens
+  (`NgramLogit.token_shares`), and the baseline drops it (no n-grams: only its bias).
 - Padding never changes a text's attributions: padded positions are masked on the whole path and
   get exactly 0.
 
@@ -113,6 +116,10 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS):
         # One text at a time, each refined as far as it needs.
         steps_used, attributions = tf.map_fn(attribute_one_text, (embeddings, token_ids, logits - baseline_logits),
                                              fn_output_signature=(tf.int32, tf.float32))
+        if path.token_shares is not None:  # an n-gram branch: its exact shares, and a baseline without it
+            shares = path.token_shares(token_ids)  # [batch, seq_len]
+            attributions += shares
+            baseline_logits -= tf.reduce_sum(shares, axis=1)
         attributions *= tf.cast(tf.not_equal(token_ids, 0), tf.float32)  # exactly 0 at padding
         return {"attributions": attributions, "probability": tf.sigmoid(logits), "logits": logits,
                 "baseline_logits": baseline_logits, "steps": steps_used}

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_sentiment import ngrams  # noqa: F401  (registers NgramLogit, which a model with --ngrams holds)
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.settings import BY_NAME, POOLINGS, architecture_default
 from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, load_vectorizer, save_vectorizer
@@ -198,7 +199,45 @@ def build_ensemble(members, name):
 
 def ensemble_members(model):
     """The member models of a `build_ensemble` model; [] for a single classifier."""
-    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")]
+
+
+RECURRENT_PART, NGRAM_PART, STACK = "recurrent", "ngram_logit", "stack"
+
+
+def build_with_ngrams(recurrent, ngram_logit, stack):
+    """One model: `a * recurrent logit + b * n-gram logit + c` (`--ngrams N`, `keras_sentiment.ngrams`).
+
+    Args:
+        recurrent: a trained classifier (token ids `[batch, seq_len]` -> logit `[batch, 1]`).
+        ngram_logit: a fitted `NgramLogit` layer over the same token ids.
+        stack: `(a, b, c)`, fitted on the valid split (`ngrams.fit_stack`).
+
+    Example:
+    >>> import numpy as np
+    >>> from keras_sentiment.ngrams import NgramLogit
+    >>> gru = build_model("gru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3))
+    >>> bag = NgramLogit(vocabulary_size=50, order=1, num_features=1)
+    >>> bag.set_feature_weights(np.array([5]), np.array([2.0]), bias=0.0)
+    >>> both = build_with_ngrams(gru, bag, (0.5, 1.0, 0.1))
+    >>> ids = np.array([[5, 6, 0]])
+    >>> bool(np.allclose(both(ids), 0.5 * gru(ids) + 2.0 + 0.1, atol=1e-6))
+    True
+    """
+    a, b, c = stack
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
+    recurrent_logit = keras.Model(recurrent.input, recurrent.output, name=RECURRENT_PART)(token_ids)  # [batch, 1]
+    both = layers.Concatenate(name="logits")([recurrent_logit, ngram_logit(token_ids)])  # [batch, 2]
+    combine = layers.Dense(1, trainable=False, name=STACK)
+    logits = combine(both)  # [batch, 1]
+    combine.set_weights([np.array([[a], [b]], "float32"), np.array([c], "float32")])
+    return keras.Model(token_ids, logits, name=recurrent.name)
+
+
+def recurrent_part(model):
+    """The recurrent classifier inside a `build_with_ngrams` model; the model itself otherwise."""
+    names = [layer.name for layer in model.layers]
+    return model.get_layer(RECURRENT_PART) if RECURRENT_PART in names else model
 
 
 # === Builder interface (see keras_sentiment.settings.Architecture) ===
@@ -242,6 +281,8 @@ def embedding_path(model):
     scaling them together scales each member's, so a token's attribution is the mean of its
     members' attributions, and they still add up to the ensemble's logit minus its baseline's.
     """
+    if recurrent_part(model) is not model:
+        return with_ngrams(embedding_path(recurrent_part(model)), model.get_layer(NGRAM_PART), model.get_layer(STACK))
     members = ensemble_members(model)
     if members:
         return mean_of_paths([embedding_path(member) for member in members],
@@ -277,6 +318,21 @@ def mean_of_paths(paths, widths):
     return EmbeddingPath(embed, logits)
 
 
+def with_ngrams(path, ngram_logit, stack):
+    """The `EmbeddingPath` of `a * path's logit + b * n-gram logit + c`. The n-gram part does not
+    depend on the embeddings; its `token_shares` attribute it exactly (`NgramLogit.token_shares`)."""
+    kernel, bias = stack.get_weights()
+    a, b, c = float(kernel[0, 0]), float(kernel[1, 0]), float(bias[0])
+
+    def logits(embeddings, token_ids):
+        return a * path.logits(embeddings, token_ids) + b * ngram_logit(token_ids)[:, 0] + c  # [batch]
+
+    def token_shares(token_ids):
+        return b * ngram_logit.token_shares(token_ids)  # [batch, seq_len]
+
+    return EmbeddingPath(path.embed, logits, token_shares)
+
+
 @dataclass
 class EmbeddingPath:
     """A model as two functions meeting at its token embeddings (`keras_sentiment.explain`).
@@ -285,10 +341,14 @@ class EmbeddingPath:
         embed: token ids `[batch, seq_len]` -> their embeddings `[batch, seq_len, dim]`.
         logits: `(embeddings, token_ids)` -> logits `[batch]`: the rest of the model, with the
             padding mask taken from `token_ids`; `logits(embed(ids), ids)` equals `model(ids)`.
+        token_shares: None, or token ids -> `[batch, seq_len]`: exact attributions of a part of the
+            logit that does not go through the embeddings (an n-gram branch), which the zero-embedding
+            baseline keeps; explanations add them and take their sum off the baseline.
     """
 
     embed: object
     logits: object
+    token_shares: object = None
 
 
 def fit_plan(model, train_batches, valid_batches, run_dir, settings):

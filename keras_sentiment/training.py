@@ -1,9 +1,10 @@
-"""Training: settings -> data -> (teacher) -> encoder, word vectors, model -> (teacher's targets) -> fit -> (ensemble) -> (refit) -> evaluate -> export.
+"""Training: settings -> data -> (teacher) -> encoder, word vectors, model -> (teacher's targets) -> fit -> (ensemble) -> (refit) -> (n-grams) -> evaluate -> export.
 
 `train(settings)` reads as its steps: `start_run`, `prepare_data`, `find_teacher` (with
 `--teacher`; for `auto` it trains a bert_gru, itself by `train`, once per training split),
 `build`, `distil`, `fit`, `fit_other_members` and `combine_members` (with `--ensemble N`: N
-models averaged, members 2..N in `members/<n>/`), `refit` (with `--refit`), `evaluate`, then the export.
+models averaged, members 2..N in `members/<n>/`), `refit` (with `--refit`), `add_ngram_model` (with
+`--ngrams N`: a bag-of-n-grams model combined with the recurrent one), `evaluate`, then the export.
 `train(settings, resume=True)` runs the same steps on a run directory a killed process left:
 `fit` continues from the last backup (`keras_sentiment.backup`: every `--backup-every` steps and
 each epoch end), a finished fit is not repeated. Everything goes into one run directory:
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.backup import (BACKUP_DIR, BestCheckpoint, TrainingBackup, higher_is_better, mark_run_complete,
@@ -89,7 +91,9 @@ def train(settings, resume=False):
             fit_other_members(settings, encoder, splits, run_dir, resume, strategy)
             combine_members(settings, run_dir)
         if settings.refit and "refit_epochs" not in settings.record:
-            refit(settings, encoder, splits, run_dir, best_epoch, strategy)
+            settings = refit(settings, encoder, splits, run_dir, best_epoch, strategy)
+        if settings.ngrams and "ngram_stack" not in settings.record:
+            settings = add_ngram_model(settings, encoder, splits, run_dir)
         model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
         metrics = evaluate(settings, model, encoder, splits, run_dir)
         export_path = export_serving_model(model, encoder, settings.export_dir)
@@ -301,7 +305,52 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
             keras.callbacks.CSVLogger(str(run_dir / "refit_history.csv")),
         ])
     save_model_atomically(model, run_dir / BEST_CHECKPOINT)
-    write_config(run_dir, settings.with_record(refit_epochs=epochs, refit_examples=size))
+    settings = settings.with_record(refit_epochs=epochs, refit_examples=size)
+    write_config(run_dir, settings)
+    return settings
+
+
+def add_ngram_model(settings, encoder, splits, run_dir):
+    """`--ngrams N`: a bag-of-n-grams model beside the recurrent one, combined (`keras_sentiment.ngrams`).
+
+    Its L2 strength and the combination's weights are fitted on the valid split, against the
+    selected recurrent model. After a refit the n-gram model is fitted again on train + valid and
+    joins the refit model in `best.keras`; `selected.keras` holds the pair fitted on train only,
+    which `evaluate` reports on valid. Returns the settings with what was chosen recorded.
+    """
+    from keras_sentiment import ngrams
+    from keras_sentiment.models import NGRAM_PART, build_with_ngrams, recurrent_part
+
+    def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
+        return list(make_batches(dataset, encoder, 256, settings.max_length))
+
+    def ngram_layer(fitted):
+        layer = ngrams.NgramLogit(encoder.vocabulary_size, settings.ngrams, len(fitted[0]), name=NGRAM_PART)
+        layer.set_feature_weights(*fitted)
+        return layer
+
+    print(f"N-grams (orders 1-{settings.ngrams}): fitting beside the recurrent model", flush=True)
+    train_batches, valid_batches = batches_of(splits.train), batches_of(splits.valid)
+    train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size)
+    valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size)
+    l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid)
+    selected_file = run_dir / (SELECTED_CHECKPOINT if settings.refit else BEST_CHECKPOINT)
+    selected = recurrent_part(keras.models.load_model(selected_file, compile=False))  # a resumed run may have combined it
+    valid_logits = np.concatenate([selected.predict_on_batch(ids)[:, 0] for ids, _ in valid_batches])
+    stack = ngrams.fit_stack(valid_logits, valid_ngram_logits, valid[1])
+    combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + stack[2]
+    print(f"N-grams: valid accuracy {np.mean((combined > 0) == valid[1]):.2%} combined, against "
+          f"{np.mean((valid_logits > 0) == valid[1]):.2%} for the recurrent model alone; weights {stack}", flush=True)
+    save_model_atomically(build_with_ngrams(selected, ngram_layer(fitted), stack), selected_file)
+    if settings.refit:
+        everything = (train[0] + valid[0], np.concatenate([train[1], valid[1]]))
+        print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={l2:g}", flush=True)
+        refit_model = recurrent_part(load_best(run_dir))
+        save_model_atomically(build_with_ngrams(refit_model, ngram_layer(ngrams.fit_ngram_logit(*everything, l2)), stack),
+                              run_dir / BEST_CHECKPOINT)
+    settings = settings.with_record(ngram_l2=l2, ngram_features=len(fitted[0]), ngram_stack=list(stack))
+    write_config(run_dir, settings)
+    return settings
 
 
 def evaluate(settings, model, encoder, splits, run_dir):

@@ -1,0 +1,219 @@
+"""A bag-of-n-grams logistic regression beside a recurrent model (`--ngrams N`).
+
+NBSVM (Wang and Manning, 2012) is still one of the strongest models on IMDB that use no
+unlabelled text: a linear model on which 1..N-grams a review contains, each feature scaled by its
+Naive Bayes log-count ratio. It errs on other reviews than a recurrent model does, so the two
+together beat either (docs/RESULTS.md). Contract:
+
+- Features: the n-grams (orders 1..N) of the model's own token ids, so the model still takes
+  token ids `[batch, seq_len]` and the export, scoring and explanations stay as they are. An
+  n-gram is a feature when it occurs in the training split; one with a padding id never is.
+  Presence counts, not frequency: a review saying "great" five times has the feature once.
+- Fit (`fit_ngram_logit`): NB ratios `r = log(p / |p|) - log(q / |q|)` with add-one counts, then
+  an L2-regularised logistic regression on the presence times `r` (L-BFGS, scipy), strength `C`
+  chosen on the valid split. The layer stores `r * w`, so serving is one gather and a sum.
+- Combination (`fit_stack`): `logit = a * recurrent logit + b * n-gram logit + c`, `a, b, c` a
+  logistic regression fitted on the valid split's two logits.
+- Padding never changes the logit: padded positions make no n-gram.
+
+Example:
+>>> import numpy as np
+>>> layer = NgramLogit(vocabulary_size=10, order=2, num_features=2)
+>>> layer.set_feature_weights(np.array([5, ngram_key([5, 6], 10)]), np.array([1.0, 2.0]), bias=0.5)
+>>> float(layer(np.array([[5, 6, 5, 0]]))[0, 0])  # "5" once (presence), "5 6" once, "6 5" unknown
+3.5
+"""
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+import keras
+import tensorflow as tf
+
+# L2 strengths tried on the valid split (inverse, as LIBLINEAR's C): IMDB's valid accuracy
+# barely moves across them (91.44-91.65%, seed 1234, orders 1-2), so a short grid suffices.
+L2_GRID = (0.1, 0.3, 1.0, 3.0)
+MAX_ORDER = 3  # keys of three ids below 25,000 fit in int64; longer n-grams would not
+
+
+def ngram_key(ids, vocabulary_size):
+    """The int64 key of one n-gram (a list of token ids): distinct for distinct n-grams of any order <= 3."""
+    offset = sum(vocabulary_size**k for k in range(1, len(ids)))
+    return offset + sum(int(i) * vocabulary_size ** (len(ids) - 1 - j) for j, i in enumerate(ids))
+
+
+def ngram_keys(token_ids, order, vocabulary_size):
+    """The keys of every n-gram (orders 1..`order`) at every position: int64 `[batch, positions]`,
+    -1 where an n-gram would hold padding (or run past the end). Positions: order 1's, then 2's, ..."""
+    ids = tf.cast(token_ids, tf.int64)  # [batch, seq_len]
+    length = tf.shape(ids)[1]
+    keys, offset = [], 0
+    for k in range(1, order + 1):
+        width = tf.maximum(length - k + 1, 0)
+        key = tf.zeros_like(ids[:, :width])
+        valid = tf.ones_like(key, tf.bool)
+        for j in range(k):
+            window = ids[:, j : j + width]  # [batch, width]: the j-th id of each n-gram
+            key = key * vocabulary_size + window
+            valid &= window != 0
+        keys.append(tf.where(valid, key + offset, -1))
+        offset += vocabulary_size**k
+    return tf.concat(keys, axis=1)  # [batch, sum over k of (seq_len - k + 1)]
+
+
+def present_keys(token_ids, order, vocabulary_size):
+    """`(keys sorted per row, first)`: `first` marks each distinct valid key once per row (presence)."""
+    keys = tf.sort(ngram_keys(token_ids, order, vocabulary_size), axis=1)
+    first = tf.concat([tf.ones_like(keys[:, :1], tf.bool), keys[:, 1:] != keys[:, :-1]], axis=1)
+    return keys, first & (keys >= 0)
+
+
+@keras.saving.register_keras_serializable(package="keras_sentiment")
+class NgramLogit(keras.layers.Layer):
+    """Token ids `[batch, seq_len]` -> the bag-of-n-grams logit `[batch, 1]` (see the module docstring).
+
+    Args:
+        vocabulary_size: token ids the encoder produces (PAD and OOV included).
+        order: longest n-gram (1 to 3).
+        num_features: n-grams with a weight (set by `set_feature_weights`).
+    """
+
+    def __init__(self, vocabulary_size, order, num_features, **kwargs):
+        super().__init__(**kwargs)
+        if not 1 <= order <= MAX_ORDER:
+            raise ValueError(f"order must be 1..{MAX_ORDER}, got {order}")
+        self.vocabulary_size, self.order, self.num_features = int(vocabulary_size), int(order), int(num_features)
+        # === Weights ===
+        self.keys = self.add_weight(shape=(self.num_features,), dtype="int64", initializer="zeros",
+                                    trainable=False, name="keys")  # sorted n-gram keys
+        self.feature_weights = self.add_weight(shape=(self.num_features,), initializer="zeros", trainable=False,
+                                               name="feature_weights")
+        self.bias = self.add_weight(shape=(), initializer="zeros", trainable=False, name="bias")
+
+    def set_feature_weights(self, keys, weights, bias):
+        order = np.argsort(keys)
+        self.keys.assign(np.asarray(keys, "int64")[order])
+        self.feature_weights.assign(np.asarray(weights, "float32")[order])
+        self.bias.assign(float(bias))
+
+    def _lookup(self, keys):
+        """`(index into the table, found)` of keys `[batch, n]`."""
+        table = tf.convert_to_tensor(self.keys)
+        flat = tf.reshape(keys, [1, -1])
+        index = tf.minimum(tf.searchsorted(table[None], flat), self.num_features - 1)
+        index = tf.reshape(index, tf.shape(keys))
+        return index, tf.gather(table, index) == keys
+
+    def call(self, token_ids):
+        keys, first = present_keys(token_ids, self.order, self.vocabulary_size)  # [batch, positions]
+        index, found = self._lookup(keys)
+        weights = tf.where(first & found, tf.gather(tf.convert_to_tensor(self.feature_weights), index), 0.0)
+        return (tf.reduce_sum(weights, axis=1) + self.bias)[:, None]  # [batch, 1]
+
+    def token_shares(self, token_ids):
+        """Each token's exact share of `logit - bias` `[batch, seq_len]`: an n-gram's weight is split
+        evenly over its occurrences, and each occurrence's part evenly over its tokens."""
+        keys = ngram_keys(token_ids, self.order, self.vocabulary_size)  # [batch, positions], unsorted
+        index, found = self._lookup(keys)
+        found &= keys >= 0
+        occurrences = tf.reduce_sum(tf.cast(keys[:, :, None] == keys[:, None, :], tf.float32), axis=2)
+        part = tf.where(found, tf.gather(tf.convert_to_tensor(self.feature_weights), index) / occurrences, 0.0)
+        length = tf.shape(token_ids)[1]
+        shares, start = tf.zeros(tf.shape(token_ids), tf.float32), 0
+        for k in range(1, self.order + 1):
+            width = tf.maximum(length - k + 1, 0)
+            of_order = part[:, start : start + width] / k  # [batch, width]: per token of each n-gram
+            for j in range(k):  # the j-th token of the n-gram at position i sits at i + j
+                shares += tf.pad(of_order, [[0, 0], [j, length - width - j]])
+            start += width
+        return shares
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "order": self.order,
+                "num_features": self.num_features}
+
+
+# === Fitting (numpy / scipy) ===
+
+
+def row_keys(batches, order, vocabulary_size):
+    """`(keys, labels)` of batches `(token ids, labels)`: each row's distinct n-gram keys (a list of
+    int64 arrays) and labels rounded to 0/1 (a teacher's probabilities included)."""
+    present = tf.function(lambda ids: present_keys(ids, order, vocabulary_size), reduce_retracing=True)
+    rows, labels = [], []
+    for ids, targets in batches:
+        keys, first = (t.numpy() for t in present(ids))
+        rows += [row[mask] for row, mask in zip(keys, first)]
+        labels.append(np.asarray(targets) >= 0.5)
+    return rows, np.concatenate(labels).astype("float64") if labels else np.zeros([0])
+
+
+def presence_matrix(rows, table):
+    """Sparse `[len(rows), len(table)]` 0/1 matrix of which of `table`'s (sorted) keys each row has."""
+    indptr, indices = [0], []
+    for keys in rows:
+        index = np.searchsorted(table, keys)
+        kept = index[(index < len(table)) & (table[np.minimum(index, len(table) - 1)] == keys)]
+        indices.append(kept)
+        indptr.append(indptr[-1] + len(kept))
+    indices = np.concatenate(indices) if indices else np.zeros([0], "int64")
+    return scipy.sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), len(table)))
+
+
+def nb_ratios(presence, labels):
+    """Naive Bayes log-count ratios (add-one smoothing) of each feature, positive over negative."""
+    positive = 1.0 + np.asarray(presence[labels == 1].sum(axis=0)).ravel()
+    negative = 1.0 + np.asarray(presence[labels == 0].sum(axis=0)).ravel()
+    return np.log(positive / positive.sum()) - np.log(negative / negative.sum())
+
+
+def logistic_regression(features, labels, C):
+    """`(weights, bias)` minimising mean log loss + `|w|^2 / (2 C n)` (the bias unpenalised), by L-BFGS."""
+    signs, n = 2.0 * labels - 1.0, features.shape[0]
+
+    def loss_and_gradient(params):
+        weights, bias = params[:-1], params[-1]
+        margins = signs * (features @ weights + bias)
+        d_margins = -signs * 0.5 * (1.0 - np.tanh(0.5 * margins)) / n  # d log(1 + e^-m) / dm = -sigmoid(-m)
+        loss = np.logaddexp(0.0, -margins).sum() / n + weights @ weights / (2 * C * n)
+        return loss, np.append(features.T @ d_margins + weights / (C * n), d_margins.sum())
+
+    result = scipy.optimize.minimize(loss_and_gradient, np.zeros(features.shape[1] + 1), jac=True,
+                                     method="L-BFGS-B", options={"maxiter": 1000})
+    return result.x[:-1], result.x[-1]
+
+
+def fit_ngram_logit(train_rows, train_labels, C):
+    """`(keys, weights, bias)` of the NB-scaled logistic regression on rows of n-gram keys."""
+    table = np.unique(np.concatenate(train_rows)) if train_rows else np.zeros([0], "int64")
+    presence = presence_matrix(train_rows, table)
+    ratios = nb_ratios(presence, train_labels)
+    weights, bias = logistic_regression(presence @ scipy.sparse.diags(ratios), train_labels, C)
+    return table, ratios * weights, bias
+
+
+def ngram_logits(rows, keys, weights, bias):
+    """The fitted model's logits (numpy) for rows of n-gram keys."""
+    return presence_matrix(rows, keys) @ weights + bias
+
+
+def choose_l2(train, valid, grid=L2_GRID, report=print):
+    """`(C, fit, valid logits)`: the grid's C with the highest valid accuracy (the smaller on a tie)."""
+    best = None
+    for C in grid:
+        fitted = fit_ngram_logit(*train, C)
+        logits = ngram_logits(valid[0], *fitted)
+        accuracy = np.mean((logits > 0) == valid[1])
+        report(f"  n-grams, C={C:g}: valid accuracy {accuracy:.2%} ({len(fitted[0]):,} n-grams)")
+        if best is None or accuracy > best[0]:
+            best = (accuracy, C, fitted, logits)
+    return best[1:]
+
+
+def fit_stack(recurrent_logits, ngram_logits_, labels):
+    """`(a, b, c)`: `a * recurrent + b * n-grams + c` fitted to `labels` (logistic regression, barely regularised)."""
+    (a, b), c = logistic_regression(np.stack([recurrent_logits, ngram_logits_], axis=1), labels, C=1e6)
+    return float(a), float(b), float(c)

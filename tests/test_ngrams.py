@@ -1,0 +1,202 @@
+"""`--ngrams N`: the bag-of-n-grams model (`keras_sentiment.ngrams`) and its combination with a
+recurrent model: presence features that padding never changes, an NB-scaled logistic regression
+that learns what single words cannot, exact token shares, and `train --ngrams 2 --refit` end to end."""
+
+import json
+import re
+from itertools import product
+
+import keras
+import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
+import numpy as np
+import pytest
+
+from conftest import write_sst2
+from keras_sentiment import ngrams
+from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.explain import make_token_id_explainer
+from keras_sentiment.models import NGRAM_PART, STACK, embedding_path, recurrent_part
+from keras_sentiment.settings import resolve_settings
+from test_ensemble import cli
+
+VOCABULARY = 40
+
+
+def reference_logit(ids, table, order):
+    """The layer's contract in plain Python: the sum of the weights of the distinct n-grams present."""
+    tokens = [int(i) for i in ids if i != 0]
+    present = {tuple(tokens[i : i + k]) for k in range(1, order + 1) for i in range(len(tokens) - k + 1)}
+    return sum(table.get(ngrams.ngram_key(gram, VOCABULARY), 0.0) for gram in present)
+
+
+def random_layer(order, rng, num_features=300):
+    grams = [rng.integers(1, VOCABULARY, size=rng.integers(1, order + 1)) for _ in range(num_features)]
+    table = {ngrams.ngram_key(gram, VOCABULARY): float(rng.normal()) for gram in grams}
+    layer = ngrams.NgramLogit(VOCABULARY, order, len(table))
+    layer.set_feature_weights(np.array(list(table)), np.array(list(table.values())), bias=0.25)
+    return layer, table
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_the_logit_sums_the_weights_of_the_distinct_ngrams_present_and_padding_changes_nothing(order):
+    rng = np.random.default_rng(order)
+    layer, table = random_layer(order, rng)
+    ids = rng.integers(1, 8, size=(6, 12))  # few distinct ids: repeated n-grams, some in the table
+    ids[1, 7:] = 0  # a shorter text
+    logits = np.asarray(layer(ids))[:, 0]
+    expected = [reference_logit(row, table, order) + 0.25 for row in ids]
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    padded = np.concatenate([ids, np.zeros((6, 9), int)], axis=1)
+    np.testing.assert_allclose(np.asarray(layer(padded))[:, 0], logits, rtol=1e-6, atol=1e-6)
+
+
+def test_token_shares_add_up_to_the_logit_less_its_bias_and_padding_gets_none():
+    rng = np.random.default_rng(7)
+    layer, _ = random_layer(3, rng)
+    ids = rng.integers(1, 8, size=(4, 10))
+    ids[2, 6:] = 0
+    shares = np.asarray(layer.token_shares(ids))
+    np.testing.assert_allclose(shares.sum(axis=1), np.asarray(layer(ids))[:, 0] - 0.25, rtol=1e-5, atol=1e-5)
+    assert np.all(shares[2, 6:] == 0)
+
+
+def test_the_layer_survives_a_keras_file_round_trip(tmp_path):
+    layer, _ = random_layer(2, np.random.default_rng(3))
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    model = keras.Model(inputs, layer(inputs))
+    model.save(tmp_path / "bag.keras")
+    loaded = keras.models.load_model(tmp_path / "bag.keras")
+    ids = np.random.default_rng(4).integers(0, 8, size=(5, 9))
+    np.testing.assert_array_equal(np.asarray(loaded(ids)), np.asarray(model(ids)))
+
+
+def negation_rows(count, rng):
+    """Rows of n-gram keys where only the order of a pair decides: 'not good' (2 3) is negative,
+    'good not' (3 2) positive: both classes hold the same words, so single words cannot tell."""
+    rows, labels = [], []
+    for _ in range(count):
+        label = int(rng.integers(0, 2))
+        filler = list(rng.integers(4, VOCABULARY, size=6))
+        words = filler[:3] + ([2, 3] if label == 0 else [3, 2]) + filler[3:]
+        ids = np.array([words])
+        keys, first = (np.asarray(t) for t in ngrams.present_keys(ids, 2, VOCABULARY))
+        rows.append(keys[0][first[0]])
+        labels.append(label)
+    return rows, np.array(labels, "float64")
+
+
+def test_the_nb_logistic_regression_learns_a_bigram_that_single_words_cannot_decide():
+    rng = np.random.default_rng(0)
+    train, test = negation_rows(400, rng), negation_rows(200, rng)
+    keys, weights, bias = ngrams.fit_ngram_logit(*train, C=1.0)
+    accuracy = np.mean((ngrams.ngram_logits(test[0], keys, weights, bias) > 0) == test[1])
+    assert accuracy == 1.0
+    not_good = np.searchsorted(keys, ngrams.ngram_key([2, 3], VOCABULARY))
+    assert weights[not_good] < 0  # the pair's weight carries the negation
+    unigrams_only = [row[row < VOCABULARY] for row in train[0]], train[1]
+    keys, weights, bias = ngrams.fit_ngram_logit(*unigrams_only, C=1.0)
+    test_unigrams = [row[row < VOCABULARY] for row in test[0]]
+    assert np.mean((ngrams.ngram_logits(test_unigrams, keys, weights, bias) > 0) == test[1]) < 0.65
+
+
+SMALL = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embedding-dim", 16, "--hidden-dim", 8,
+         "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 2, "--ngrams", 2, "--refit"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ngrams")
+    write_sst2(tmp / "data", num_train=600, num_dev=80)
+    done = cli("train", *SMALL, "--data-dir", tmp / "data", "--run-dir", tmp / "run", "--export-dir", tmp / "export",
+               cache=tmp / "cache")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"tmp": tmp, "dir": tmp / "run", "log": done.stdout}
+
+
+def load(path):
+    return keras.models.load_model(path, compile=False)
+
+
+def test_the_delivered_model_adds_the_weighted_ngram_logit_to_the_refit_models(run):
+    config = json.loads((run["dir"] / "config.json").read_text())
+    a, b, c = config["ngram_stack"]
+    assert config["refit_epochs"] >= 1 and config["ngram_l2"] in ngrams.L2_GRID  # the refit's record kept too
+    assert b > 0  # the n-gram model earned a say on valid
+    for name in ("best.keras", "selected.keras"):
+        model = load(run["dir"] / name)
+        ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 6]])
+        parts = [np.asarray(recurrent_part(model)(ids)), np.asarray(model.get_layer(NGRAM_PART)(ids))]
+        np.testing.assert_allclose(model(ids), a * parts[0] + b * parts[1] + c, atol=1e-5)
+        assert np.asarray(model.get_layer(STACK).get_weights()[0]).ravel().tolist() == pytest.approx([a, b])
+    # selected.keras: the n-grams of the training split; best.keras: fitted again with valid's too
+    assert load(run["dir"] / "selected.keras").get_layer(NGRAM_PART).num_features == config["ngram_features"]
+    assert load(run["dir"] / "best.keras").get_layer(NGRAM_PART).num_features > config["ngram_features"]
+    assert re.search(r"N-grams: valid accuracy [\d.]+% combined, against [\d.]+% for the recurrent model alone", run["log"])
+
+
+def test_the_combined_model_learned_and_the_export_gives_the_run_dirs_probability(run):
+    metrics = json.loads((run["dir"] / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
+    assert metrics["valid"]["model"] == "selected.keras"
+    text = "good " * 3 + "awful " * 10
+    probabilities = []
+    for model in (run["dir"], run["tmp"] / "export"):
+        predicted = cli("predict", "--model", model, "--json", text, cache=run["tmp"] / "cache")
+        assert predicted.returncode == 0, predicted.stderr[-3000:]
+        probabilities.append(json.loads(predicted.stdout.strip().splitlines()[-1])["probability"])
+    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
+    assert probabilities[0] < 0.5
+
+
+def test_explanations_of_the_combined_model_are_complete_and_give_padding_nothing(run):
+    model = load(run["dir"] / "best.keras")
+    ids = np.array([[5, 9, 3, 5, 9, 0, 0], [7, 2, 11, 4, 6, 8, 2]], "int32")
+    explained = make_token_id_explainer(model)(ids)
+    total = np.asarray(explained["attributions"]).sum(axis=1)
+    difference = np.asarray(explained["logits"] - explained["baseline_logits"])
+    np.testing.assert_allclose(total, difference, atol=0.05 * np.abs(difference).max() + 1e-3)
+    np.testing.assert_allclose(np.asarray(explained["logits"]), np.asarray(model(ids))[:, 0], atol=1e-4)
+    assert np.all(np.asarray(explained["attributions"])[0, 5:] == 0)
+    # the baseline has no n-grams: what is left of the n-gram model is its bias, weighted
+    b, c = model.get_layer(STACK).get_weights()[0][1, 0], model.get_layer(STACK).get_weights()[1][0]
+    bias = float(model.get_layer(NGRAM_PART).bias.numpy())
+    recurrent = embedding_path(recurrent_part(model))
+    zero = recurrent.logits(np.zeros_like(recurrent.embed(ids)), ids)  # the recurrent model's own baseline
+    a = model.get_layer(STACK).get_weights()[0][0, 0]
+    np.testing.assert_allclose(np.asarray(explained["baseline_logits"]), a * np.asarray(zero) + b * bias + c, atol=1e-4)
+
+
+def test_a_resumed_run_does_not_combine_twice(run, tmp_path):
+    from keras_sentiment.settings import settings_of_run
+    from keras_sentiment.training import add_ngram_model, prepare_data
+    from keras_sentiment.inference import load_run
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run["dir"], run_dir)
+    before = load(run_dir / "best.keras")
+    settings = settings_of_run(run_dir)
+    settings = settings.replace("test", data_dir=str(run["tmp"] / "data"))
+    settings.record.pop("ngram_stack")  # as if killed after saving the models, before recording it
+    encoder, _ = load_run(run_dir)
+    add_ngram_model(settings, encoder, prepare_data(settings), run_dir)
+    after = load(run_dir / "best.keras")
+    assert recurrent_part(recurrent_part(after)) is recurrent_part(after)  # one level deep, not two
+    ids = np.array([[5, 9, 3, 0], [7, 2, 11, 4]])
+    np.testing.assert_allclose(np.asarray(after(ids)), np.asarray(before(ids)), atol=1e-4)
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"arch": "bert_gru", "ngrams": 2}, "--ngrams applies to --arch"),
+    ({"arch": "gru", "ensemble": 2, "ngrams": 2}, "with --ngrams (flag) is not supported"),
+    ({"arch": "gru", "ngrams": 4}, "--ngrams 4: choose one of 0, 1, 2, 3"),
+])
+def test_ngram_settings_that_cannot_be_trained_are_one_line_errors(flags, message):
+    with pytest.raises(KerasSentimentError, match=re.escape(message)):
+        resolve_settings(flags)
+
+
+def test_the_imdb_bigru_recipe_adds_bigrams_and_other_pairs_do_not():
+    assert resolve_settings({"dataset": "imdb", "arch": "bigru"}).ngrams == 2
+    for dataset, arch in product(("imdb", "sst2"), ("bilstm", "gru")):
+        assert resolve_settings({"dataset": dataset, "arch": arch}).ngrams == 0

@@ -319,38 +319,56 @@ def add_ngram_model(settings, encoder, splits, run_dir):
     which `evaluate` reports on valid. Returns the settings with what was chosen recorded.
     """
     from keras_sentiment import ngrams
-    from keras_sentiment.models import NGRAM_PART, build_with_ngrams, recurrent_part
-
-    def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
-        return list(make_batches(dataset, encoder, 256, settings.max_length))
-
-    def ngram_layer(fitted):
-        layer = ngrams.NgramLogit(encoder.vocabulary_size, settings.ngrams, len(fitted[0]), name=NGRAM_PART)
-        layer.set_feature_weights(*fitted)
-        return layer
+    from keras_sentiment.models import build_with_ngrams, recurrent_part
 
     print(f"N-grams (orders 1-{settings.ngrams}): fitting beside the recurrent model", flush=True)
-    train_batches, valid_batches = batches_of(splits.train), batches_of(splits.valid)
-    train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size)
-    valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size)
-    l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid)
     selected_file = run_dir / (SELECTED_CHECKPOINT if settings.refit else BEST_CHECKPOINT)
-    selected = recurrent_part(keras.models.load_model(selected_file, compile=False))  # a resumed run may have combined it
-    valid_logits = np.concatenate([selected.predict_on_batch(ids)[:, 0] for ids, _ in valid_batches])
-    stack = ngrams.fit_stack(valid_logits, valid_ngram_logits, valid[1])
-    combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + stack[2]
-    print(f"N-grams: valid accuracy {np.mean((combined > 0) == valid[1]):.2%} combined, against "
-          f"{np.mean((valid_logits > 0) == valid[1]):.2%} for the recurrent model alone; weights {stack}", flush=True)
-    save_model_atomically(build_with_ngrams(selected, ngram_layer(fitted), stack), selected_file)
+    selected = recurrent_part(load_best_file(selected_file))  # a resumed run may have combined it already
+    train, valid, l2, fitted, stack = fit_ngrams_on_valid(settings, encoder, splits, selected)
+    save_model_atomically(build_with_ngrams(selected, ngram_layer(settings, encoder, fitted), stack), selected_file)
     if settings.refit:
         everything = (train[0] + valid[0], np.concatenate([train[1], valid[1]]))
         print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={l2:g}", flush=True)
+        refit_fitted = ngrams.fit_ngram_logit(*everything, l2)
         refit_model = recurrent_part(load_best(run_dir))
-        save_model_atomically(build_with_ngrams(refit_model, ngram_layer(ngrams.fit_ngram_logit(*everything, l2)), stack),
+        save_model_atomically(build_with_ngrams(refit_model, ngram_layer(settings, encoder, refit_fitted), stack),
                               run_dir / BEST_CHECKPOINT)
     settings = settings.with_record(ngram_l2=l2, ngram_features=len(fitted[0]), ngram_stack=list(stack))
     write_config(run_dir, settings)
     return settings
+
+
+def fit_ngrams_on_valid(settings, encoder, splits, recurrent):
+    """The n-gram model fitted on train, its L2 strength and the combination's weights chosen on valid.
+
+    Returns `(train rows, valid rows, C, (keys, weights, bias), (a, b, c))`; rows are
+    `ngrams.row_keys`' `(keys per text, labels)`.
+    """
+    from keras_sentiment import ngrams
+
+    def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
+        return list(make_batches(dataset, encoder, 256, settings.max_length))
+
+    train_batches, valid_batches = batches_of(splits.train), batches_of(splits.valid)
+    train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size)
+    valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size)
+    l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid)
+    valid_logits = np.concatenate([recurrent.predict_on_batch(ids)[:, 0] for ids, _ in valid_batches])
+    stack = ngrams.fit_stack(valid_logits, valid_ngram_logits, valid[1])
+    combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + stack[2]
+    print(f"N-grams: valid accuracy {np.mean((combined > 0) == valid[1]):.2%} combined, against "
+          f"{np.mean((valid_logits > 0) == valid[1]):.2%} for the recurrent model alone; weights {stack}", flush=True)
+    return train, valid, l2, fitted, stack
+
+
+def ngram_layer(settings, encoder, fitted):
+    """An `NgramLogit` holding `fitted` (`(keys, weights, bias)`), named where `models.embedding_path` looks."""
+    from keras_sentiment.models import NGRAM_PART
+    from keras_sentiment.ngrams import NgramLogit
+
+    layer = NgramLogit(encoder.vocabulary_size, settings.ngrams, len(fitted[0]), name=NGRAM_PART)
+    layer.set_feature_weights(*fitted)
+    return layer
 
 
 def evaluate(settings, model, encoder, splits, run_dir):
@@ -411,7 +429,11 @@ def member_directory(run_dir, number):
 
 
 def load_best(run_dir):
-    return keras.models.load_model(Path(run_dir) / BEST_CHECKPOINT, compile=False)
+    return load_best_file(Path(run_dir) / BEST_CHECKPOINT)
+
+
+def load_best_file(path):
+    return keras.models.load_model(path, compile=False)
 
 
 def write_config(run_dir, settings):

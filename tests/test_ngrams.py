@@ -200,3 +200,21 @@ def test_the_imdb_bigru_recipe_adds_bigrams_and_other_pairs_do_not():
     assert resolve_settings({"dataset": "imdb", "arch": "bigru"}).ngrams == 2
     for dataset, arch in product(("imdb", "sst2"), ("bilstm", "gru")):
         assert resolve_settings({"dataset": dataset, "arch": arch}).ngrams == 0
+
+
+def test_the_export_needs_no_custom_op_and_loads_without_the_package(run, tmp_path):
+    import subprocess
+    import sys
+
+    from keras_sentiment.export import ops_outside_core_tensorflow
+    from keras_sentiment.inference import load_scorer, resolve_saved_model
+    from test_export import LOAD_WITHOUT_PACKAGE
+
+    export = resolve_saved_model(run["tmp"] / "export")
+    assert ops_outside_core_tensorflow(export) == []
+    texts = ["good great film", "awful boring plot and bad acting"]
+    done = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PACKAGE, str(export), json.dumps(texts)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])["logits"]
+    np.testing.assert_allclose(served, np.asarray(load_scorer(run["dir"])(texts)).ravel(), atol=1e-4)

@@ -1,12 +1,18 @@
 """Generated data for the tests: a separable sentiment task in the real datasets' layouts."""
 
+import json
 import os
 import random
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 POSITIVE = ["good", "great", "excellent", "superb", "wonderful", "brilliant"]
 NEGATIVE = ["bad", "awful", "terrible", "boring", "poor", "dreadful"]
@@ -114,3 +120,34 @@ def served_base(tmp_path_factory):
     base = tmp_path_factory.mktemp("served") / "tiny"
     export_serving_model(model, encoder, base)
     return base
+
+
+# === The command line, in a fresh process ===
+
+
+def cli_environment(cache):
+    """The environment of a `keras-sentiment` process whose cache and default data dir are `cache`."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache))
+
+
+def cli(*args, cache):
+    """Run `keras-sentiment ARGS` in a fresh process; the completed process (text output)."""
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
+                          env=cli_environment(cache), cwd=ROOT, timeout=600)
+
+
+def train_on_generated_sst2(tmp, *args):
+    """`train ARGS` on a generated SST-2 (600 training sentences, 80 dev) under `tmp`: run dir `tmp/run`,
+    exports under `tmp/export`; returns `{"tmp", "dir", "log"}` and fails the test if training fails."""
+    write_sst2(tmp / "data", num_train=600, num_dev=80)
+    done = cli("train", *args, "--data-dir", tmp / "data", "--run-dir", tmp / "run", "--export-dir", tmp / "export",
+               cache=tmp / "cache")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"tmp": tmp, "dir": tmp / "run", "log": done.stdout}
+
+
+def predicted_probability(model, text, cache):
+    """`predict --json TEXT` with a run dir or an export: P(positive)."""
+    predicted = cli("predict", "--model", model, "--json", text, cache=cache)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    return json.loads(predicted.stdout.strip().splitlines()[-1])["probability"]

@@ -3,46 +3,29 @@ their logits, which evaluate, export and predict read as any model; a member kil
 resumes without retraining the ones before it."""
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import keras
 import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
 import numpy as np
 import pytest
 
-from conftest import write_sst2
+from conftest import ROOT, cli, cli_environment, predicted_probability, train_on_generated_sst2
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.settings import resolve_settings
 
-ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = 3
 SMALL = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embedding-dim", 16, "--hidden-dim", 8,
          "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 2, "--ensemble", MEMBERS]
 
 
-def environment(cache):
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache))
-
-
-def cli(*args, cache):
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
-                          env=environment(cache), cwd=ROOT, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ensemble")
-    write_sst2(tmp / "data", num_train=600, num_dev=80)
-    done = cli("train", *SMALL, "--data-dir", tmp / "data", "--run-dir", tmp / "run", "--export-dir", tmp / "export",
-               cache=tmp / "cache")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return {"tmp": tmp, "dir": tmp / "run", "log": done.stdout}
+    return train_on_generated_sst2(tmp_path_factory.mktemp("ensemble"), *SMALL)
 
 
 def load(path):
@@ -73,20 +56,16 @@ def test_metrics_report_the_ensemble_and_each_member_on_valid_and_the_ensemble_l
 
 def test_the_export_and_the_run_dir_give_the_ensembles_probability(run):
     text = "good " * 3 + "awful " * 10
-    probabilities = []
-    for model in (run["dir"], run["tmp"] / "export"):
-        predicted = cli("predict", "--model", model, "--json", text, cache=run["tmp"] / "cache")
-        assert predicted.returncode == 0, predicted.stderr[-3000:]
-        probabilities.append(json.loads(predicted.stdout.strip().splitlines()[-1])["probability"])
-    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
-    assert probabilities[0] < 0.5
+    run_dir, export = (predicted_probability(model, text, run["tmp"] / "cache") for model in (run["dir"], run["tmp"] / "export"))
+    assert run_dir == pytest.approx(export, abs=1e-5)
+    assert run_dir < 0.5
 
 
 def test_a_member_killed_mid_training_resumes_and_the_members_before_it_are_not_retrained(run, tmp_path):
     data, cache, run_dir = run["tmp"] / "data", tmp_path / "cache", tmp_path / "run"
     args = ["train", *SMALL, "--backup-every", 5, "--data-dir", data, "--run-dir", run_dir, "--export-dir", tmp_path / "export"]
     process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=environment(cache), cwd=ROOT)
+                               stderr=subprocess.DEVNULL, env=cli_environment(cache), cwd=ROOT)
     second = run_dir / "members" / "2" / "backup" / "state.json"
     deadline = time.monotonic() + 300
     while not second.exists() and process.poll() is None and time.monotonic() < deadline:

@@ -4,6 +4,9 @@ that learns what single words cannot, exact token shares, and `train --ngrams 2 
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from itertools import product
 
 import keras
@@ -11,13 +14,16 @@ import keras_sentiment.models  # noqa: F401  (registers the custom layers best.k
 import numpy as np
 import pytest
 
-from conftest import write_sst2
+from conftest import predicted_probability, train_on_generated_sst2
 from keras_sentiment import ngrams
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.explain import make_token_id_explainer
+from keras_sentiment.export import ops_outside_core_tensorflow
+from keras_sentiment.inference import load_run, load_scorer, resolve_saved_model
 from keras_sentiment.models import NGRAM_PART, STACK, embedding_path, recurrent_part
-from keras_sentiment.settings import resolve_settings
-from test_ensemble import cli
+from keras_sentiment.settings import resolve_settings, settings_of_run
+from keras_sentiment.training import add_ngram_model, prepare_data
+from test_export import LOAD_WITHOUT_PACKAGE
 
 VOCABULARY = 40
 
@@ -105,12 +111,7 @@ SMALL = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embedding-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ngrams")
-    write_sst2(tmp / "data", num_train=600, num_dev=80)
-    done = cli("train", *SMALL, "--data-dir", tmp / "data", "--run-dir", tmp / "run", "--export-dir", tmp / "export",
-               cache=tmp / "cache")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return {"tmp": tmp, "dir": tmp / "run", "log": done.stdout}
+    return train_on_generated_sst2(tmp_path_factory.mktemp("ngrams"), *SMALL)
 
 
 def load(path):
@@ -139,13 +140,9 @@ def test_the_combined_model_learned_and_the_export_gives_the_run_dirs_probabilit
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
     assert metrics["valid"]["model"] == "selected.keras"
     text = "good " * 3 + "awful " * 10
-    probabilities = []
-    for model in (run["dir"], run["tmp"] / "export"):
-        predicted = cli("predict", "--model", model, "--json", text, cache=run["tmp"] / "cache")
-        assert predicted.returncode == 0, predicted.stderr[-3000:]
-        probabilities.append(json.loads(predicted.stdout.strip().splitlines()[-1])["probability"])
-    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
-    assert probabilities[0] < 0.5
+    run_dir, export = (predicted_probability(model, text, run["tmp"] / "cache") for model in (run["dir"], run["tmp"] / "export"))
+    assert run_dir == pytest.approx(export, abs=1e-5)
+    assert run_dir < 0.5
 
 
 def test_explanations_of_the_combined_model_are_complete_and_give_padding_nothing(run):
@@ -167,11 +164,6 @@ def test_explanations_of_the_combined_model_are_complete_and_give_padding_nothin
 
 
 def test_a_resumed_run_does_not_combine_twice(run, tmp_path):
-    from keras_sentiment.settings import settings_of_run
-    from keras_sentiment.training import add_ngram_model, prepare_data
-    from keras_sentiment.inference import load_run
-    import shutil
-
     run_dir = tmp_path / "run"
     shutil.copytree(run["dir"], run_dir)
     before = load(run_dir / "best.keras")
@@ -203,13 +195,6 @@ def test_the_imdb_bigru_recipe_adds_bigrams_and_other_pairs_do_not():
 
 
 def test_the_export_needs_no_custom_op_and_loads_without_the_package(run, tmp_path):
-    import subprocess
-    import sys
-
-    from keras_sentiment.export import ops_outside_core_tensorflow
-    from keras_sentiment.inference import load_scorer, resolve_saved_model
-    from test_export import LOAD_WITHOUT_PACKAGE
-
     export = resolve_saved_model(run["tmp"] / "export")
     assert ops_outside_core_tensorflow(export) == []
     texts = ["good great film", "awful boring plot and bad acting"]

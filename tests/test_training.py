@@ -3,26 +3,16 @@ round-tripping into evaluate/export/predict, and batch counts the progress bar c
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_examples, write_aclimdb, write_sst2
+from conftest import cli, make_examples, write_aclimdb, write_sst2
 
-ROOT = Path(__file__).resolve().parents[1]
 TEST_ONLY_WORD = "zyzzyva"  # appears only in the test split's text
-
-
-def cli(*args, cache):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache))
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=600)
 
 
 def read_csv(path):

@@ -116,7 +116,9 @@ class NgramLogit(keras.layers.Layer):
         keys = ngram_keys(token_ids, self.order, self.vocabulary_size)  # [batch, positions], unsorted
         index, found = self._lookup(keys)
         found &= keys >= 0
-        occurrences = tf.reduce_sum(tf.cast(keys[:, :, None] == keys[:, None, :], tf.float32), axis=2)
+        in_order = tf.sort(keys, axis=1)  # each key's occurrences in its row: the width of its run here
+        occurrences = tf.cast(tf.searchsorted(in_order, keys, side="right") - tf.searchsorted(in_order, keys, side="left"),
+                              tf.float32)
         part = tf.where(found, tf.gather(tf.convert_to_tensor(self.feature_weights), index) / occurrences, 0.0)
         length = tf.shape(token_ids)[1]
         shares, start = tf.zeros(tf.shape(token_ids), tf.float32), 0

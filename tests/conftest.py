@@ -146,6 +146,18 @@ def train_on_generated_sst2(tmp, *args):
     return {"tmp": tmp, "dir": tmp / "run", "log": done.stdout}
 
 
+# Flags of a GRU small enough to train in seconds on the generated SST-2 (recipe seed: no word vectors to train)
+TINY_GRU = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embedding-dim", 16, "--hidden-dim", 8,
+            "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 2]
+
+
+def load_keras_model(path):
+    """A run dir's `.keras` file, uncompiled, with the package's custom layers registered."""
+    import keras
+    import keras_sentiment.models  # noqa: F401  (registers the custom layers the file holds)
+    return keras.models.load_model(path, compile=False)
+
+
 def predicted_probability(model, text, cache):
     """`predict --json TEXT` with a run dir or an export: P(positive)."""
     predicted = cli("predict", "--model", model, "--json", text, cache=cache)

@@ -9,18 +9,16 @@ import subprocess
 import sys
 import time
 
-import keras
-import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli, cli_environment, predicted_probability, train_on_generated_sst2
+from conftest import (ROOT, TINY_GRU, cli, cli_environment, load_keras_model, predicted_probability,
+                      train_on_generated_sst2)
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.settings import resolve_settings
 
 MEMBERS = 3
-SMALL = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embedding-dim", 16, "--hidden-dim", 8,
-         "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 2, "--ensemble", MEMBERS]
+SMALL = [*TINY_GRU, "--ensemble", MEMBERS]
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +26,10 @@ def run(tmp_path_factory):
     return train_on_generated_sst2(tmp_path_factory.mktemp("ensemble"), *SMALL)
 
 
-def load(path):
-    return keras.models.load_model(path, compile=False)
-
-
 def test_the_delivered_model_is_the_mean_logit_of_members_trained_with_their_own_seeds(run):
     run_dir = run["dir"]
-    members = [load(run_dir / "members" / str(n) / "best.keras") for n in range(1, MEMBERS + 1)]
-    ensemble = load(run_dir / "best.keras")
+    members = [load_keras_model(run_dir / "members" / str(n) / "best.keras") for n in range(1, MEMBERS + 1)]
+    ensemble = load_keras_model(run_dir / "best.keras")
     ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 6]])
     each = np.stack([np.asarray(member(ids, training=False)) for member in members])
     np.testing.assert_allclose(ensemble(ids, training=False), each.mean(axis=0), atol=1e-5)

@@ -14,7 +14,7 @@ import keras_sentiment.models  # noqa: F401  (registers the custom layers best.k
 import numpy as np
 import pytest
 
-from conftest import predicted_probability, train_on_generated_sst2
+from conftest import TINY_GRU, load_keras_model, predicted_probability, train_on_generated_sst2
 from keras_sentiment import ngrams
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.explain import make_token_id_explainer
@@ -105,17 +105,12 @@ def test_the_nb_logistic_regression_learns_a_bigram_that_single_words_cannot_dec
     assert np.mean((ngrams.ngram_logits(test_unigrams, keys, weights, bias) > 0) == test[1]) < 0.65
 
 
-SMALL = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embedding-dim", 16, "--hidden-dim", 8,
-         "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 2, "--ngrams", 2, "--refit"]
+SMALL = [*TINY_GRU, "--ngrams", 2, "--refit"]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return train_on_generated_sst2(tmp_path_factory.mktemp("ngrams"), *SMALL)
-
-
-def load(path):
-    return keras.models.load_model(path, compile=False)
 
 
 def test_the_delivered_model_adds_the_weighted_ngram_logit_to_the_refit_models(run):
@@ -124,14 +119,14 @@ def test_the_delivered_model_adds_the_weighted_ngram_logit_to_the_refit_models(r
     assert config["refit_epochs"] >= 1 and config["ngram_l2"] in ngrams.L2_GRID  # the refit's record kept too
     assert b > 0  # the n-gram model earned a say on valid
     for name in ("best.keras", "selected.keras"):
-        model = load(run["dir"] / name)
+        model = load_keras_model(run["dir"] / name)
         ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 6]])
         parts = [np.asarray(recurrent_part(model)(ids)), np.asarray(model.get_layer(NGRAM_PART)(ids))]
         np.testing.assert_allclose(model(ids), a * parts[0] + b * parts[1] + c, atol=1e-5)
         assert np.asarray(model.get_layer(STACK).get_weights()[0]).ravel().tolist() == pytest.approx([a, b])
     # selected.keras: the n-grams of the training split; best.keras: fitted again with valid's too
-    assert load(run["dir"] / "selected.keras").get_layer(NGRAM_PART).num_features == config["ngram_features"]
-    assert load(run["dir"] / "best.keras").get_layer(NGRAM_PART).num_features > config["ngram_features"]
+    assert load_keras_model(run["dir"] / "selected.keras").get_layer(NGRAM_PART).num_features == config["ngram_features"]
+    assert load_keras_model(run["dir"] / "best.keras").get_layer(NGRAM_PART).num_features > config["ngram_features"]
     assert re.search(r"N-grams: valid accuracy [\d.]+% combined, against [\d.]+% for the recurrent model alone", run["log"])
 
 
@@ -146,7 +141,7 @@ def test_the_combined_model_learned_and_the_export_gives_the_run_dirs_probabilit
 
 
 def test_explanations_of_the_combined_model_are_complete_and_give_padding_nothing(run):
-    model = load(run["dir"] / "best.keras")
+    model = load_keras_model(run["dir"] / "best.keras")
     ids = np.array([[5, 9, 3, 5, 9, 0, 0], [7, 2, 11, 4, 6, 8, 2]], "int32")
     explained = make_token_id_explainer(model)(ids)
     total = np.asarray(explained["attributions"]).sum(axis=1)
@@ -166,13 +161,13 @@ def test_explanations_of_the_combined_model_are_complete_and_give_padding_nothin
 def test_a_resumed_run_does_not_combine_twice(run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(run["dir"], run_dir)
-    before = load(run_dir / "best.keras")
+    before = load_keras_model(run_dir / "best.keras")
     settings = settings_of_run(run_dir)
     settings = settings.replace("test", data_dir=str(run["tmp"] / "data"))
     settings.record.pop("ngram_stack")  # as if killed after saving the models, before recording it
     encoder, _ = load_run(run_dir)
     add_ngram_model(settings, encoder, prepare_data(settings), run_dir)
-    after = load(run_dir / "best.keras")
+    after = load_keras_model(run_dir / "best.keras")
     assert recurrent_part(recurrent_part(after)) is recurrent_part(after)  # one level deep, not two
     ids = np.array([[5, 9, 3, 0], [7, 2, 11, 4]])
     np.testing.assert_allclose(np.asarray(after(ids)), np.asarray(before(ids)), atol=1e-4)

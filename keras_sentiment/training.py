@@ -353,7 +353,9 @@ def fit_ngrams_on_valid(settings, encoder, splits, recurrent):
     train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size)
     valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size)
     l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid)
-    valid_logits = np.concatenate([recurrent.predict_on_batch(ids)[:, 0] for ids, _ in valid_batches])
+    # In slices of the training batch size: 256 texts of 512 word pieces at once would hold gigabytes of attention.
+    valid_logits = np.concatenate([recurrent.predict_on_batch(ids[start : start + settings.batch_size])[:, 0]
+                                   for ids, _ in valid_batches for start in range(0, len(ids), settings.batch_size)])
     stack = ngrams.fit_stack(valid_logits, valid_ngram_logits, valid[1])
     combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + stack[2]
     print(f"N-grams: valid accuracy {np.mean((combined > 0) == valid[1]):.2%} combined, against "

@@ -19,3 +19,34 @@ def test_train_throughput_runs_and_prints_the_ratio_line(tmp_path):
     assert lines[-1].startswith("ratio_vs_torch_packed=nan ratio_vs_fixed_padding=")
     assert float(lines[-1].split("ratio_vs_fixed_padding=")[1]) > 0
     assert "| ours | end_to_end |" in result.stdout and "| fixed_padding | model_only |" in result.stdout
+
+
+def test_ngrams_beside_a_finished_run_give_the_model_train_with_ngrams_gives(tmp_path):
+    """`benchmarks/ngrams_beside_a_run.py` claims that adding the n-grams to a finished run is what
+    `train --ngrams 2` delivers: the same seed and flags, trained once with the flag and once without + the script."""
+    import json
+
+    import numpy as np
+    import pytest
+
+    from conftest import TINY_GRU, load_keras_model, train_on_generated_sst2
+
+    with_flag = train_on_generated_sst2(tmp_path / "with", *TINY_GRU, "--ngrams", 2)
+    without = train_on_generated_sst2(tmp_path / "without", *TINY_GRU)
+    out = tmp_path / "added"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ngrams_beside_a_run.py"), str(without["dir"]),
+                             str(out), "--ngrams", "2"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| the run + n-grams 1-2 |" in result.stdout
+    added, trained = (json.loads((d / "config.json").read_text()) for d in (out, with_flag["dir"]))
+    assert added["ngram_stack"] == pytest.approx(trained["ngram_stack"], abs=1e-3)
+    assert added["ngram_features"] == trained["ngram_features"] and added["ngram_l2"] == trained["ngram_l2"]
+    ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 6]])
+    np.testing.assert_allclose(load_keras_model(out / "best.keras")(ids),
+                               load_keras_model(with_flag["dir"] / "best.keras")(ids), atol=1e-4)
+    for name in ("metrics.json", "best.keras"):  # the finished run itself is left as it was
+        assert (without["dir"] / name).is_file()
+    assert "ngram_stack" not in json.loads((without["dir"] / "config.json").read_text())
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ngrams_beside_a_run.py"), str(out), str(tmp_path / "x")],
+                           capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 2 and "already has n-grams" in again.stderr

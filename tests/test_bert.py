@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -369,6 +370,41 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
     assert "input: token_ids" in exported.stdout and "Ops beyond core TensorFlow: none" in exported.stdout
     from_ids = run_script("predict", "--model", tmp_path / "ids", "--json", "a good film")
     assert json.loads(from_ids.stdout.strip().splitlines()[-1])["probability"] == pytest.approx(p_export, abs=1e-5)
+
+
+def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_explains(tmp_path):
+    """`--ngrams 2` beside `bert_gru`: the n-grams are the checkpoint's word-piece ids, the delivered
+    model is `a * bert_gru + b * n-grams + c`, and the export and explanations take it as it is."""
+    from conftest import load_keras_model, predicted_probability, train_on_generated_sst2
+    from keras_sentiment.explain import make_token_id_explainer
+    from keras_sentiment.models import NGRAM_PART, STACK, recurrent_part
+
+    preset = tmp_path / "tiny_bert"
+    tiny_backbone().save_to_preset(str(preset))
+    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    run = train_on_generated_sst2(tmp_path, "--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset,
+                                  "--trainable-layers", 0, "--epochs", 2, "--hidden-dim", 8, "--learning-rate", 0.005,
+                                  "--max-length", 32, "--ngrams", 2)
+    config = json.loads((run["dir"] / "config.json").read_text())
+    a, b, c = config["ngram_stack"]
+    assert b > 0  # the n-grams earned a say on valid
+    model = load_keras_model(run["dir"] / "best.keras")
+    assert model.get_layer(NGRAM_PART).vocabulary_size == len(VOCABULARY)  # keyed by word-piece ids
+    ids = tiny_encoder()(tf.constant(["a good film", "an awful plot , truly awful"])).numpy()
+    parts = [np.asarray(recurrent_part(model)(ids)), np.asarray(model.get_layer(NGRAM_PART)(ids))]
+    np.testing.assert_allclose(model(ids), a * parts[0] + b * parts[1] + c, atol=1e-5)
+    assert np.asarray(model.get_layer(STACK).get_weights()[0]).ravel().tolist() == pytest.approx([a, b])
+    metrics = json.loads((run["dir"] / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
+    assert re.search(r"N-grams: valid accuracy [\d.]+% combined", run["log"])
+    # export and run dir score alike; Integrated Gradients still add up to the logit's difference
+    probabilities = [predicted_probability(m, "a good film", tmp_path / "cache") for m in (run["dir"], tmp_path / "export")]
+    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
+    explained = make_token_id_explainer(model)(np.pad(ids, [[0, 0], [0, 3]]).astype("int32"))
+    total = np.asarray(explained["attributions"]).sum(axis=1)
+    difference = np.asarray(explained["logits"] - explained["baseline_logits"])
+    np.testing.assert_allclose(total, difference, atol=0.05 * np.abs(difference).max() + 1e-3)
+    assert np.all(np.asarray(explained["attributions"])[:, -3:] == 0)  # padding gets nothing
 
 
 # === Exports for servers without TensorFlow Text (`export --no-tokenizer`) ===

@@ -174,7 +174,6 @@ def test_a_resumed_run_does_not_combine_twice(run, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"arch": "bert_gru", "ngrams": 2}, "--ngrams applies to --arch"),
     ({"arch": "gru", "ensemble": 2, "ngrams": 2}, "with --ngrams (flag) is not supported"),
     ({"arch": "gru", "ngrams": 4}, "--ngrams 4: choose one of 0, 1, 2, 3"),
 ])

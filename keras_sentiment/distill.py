@@ -127,8 +127,9 @@ def train_or_reuse_auto_teacher(settings, splits):
 
 
 # Left out of the hash that names a teacher's folder: where things are (the same data elsewhere is
-# the same teacher), and settings bert_gru never reads. A setting added later that bert_gru does not
-# read belongs here too; otherwise every teacher trained before it is trained again (about 45 min).
+# the same teacher), settings bert_gru never reads, and --ngrams, which a teacher never has (see
+# auto_teacher_settings). A setting added later that bert_gru does not read belongs here too;
+# otherwise every teacher trained before it is trained again (about 45 min).
 # tests/test_distill.py pins the settings that are hashed, so a new one cannot slip in unnoticed.
 NOT_IN_THE_TEACHERS_NAME = ("run_dir", "export_dir", "data_dir", "data_source", "ensemble", "ngrams")
 
@@ -142,8 +143,10 @@ def auto_teacher_settings(settings, splits):
     import_keras_hub()
     resolve_bert_preset(settings.bert_preset)  # a one-line error now, not after the student's set-up
     shared = ("dataset", "data_dir", "data_source", "seed", "max_train_samples", "max_eval_samples", "bert_preset")
-    explicit = {"arch": "bert_gru", "recipe": "best", **{name: settings.values[name] for name in shared
-                                                         if settings.values[name] is not None}}
+    # No n-grams, whatever the recipe says: fitted on the very texts the teacher then labels, they
+    # would hand the student back its own labels, not the teacher's graded view of them.
+    explicit = {"arch": "bert_gru", "recipe": "best", "ngrams": 0, **{name: settings.values[name] for name in shared
+                                                                      if settings.values[name] is not None}}
     teacher = resolve_settings(explicit, stamp="teacher")
     digest = hashlib.sha256()
     kept = {k: v for k, v in teacher.values.items() if k not in NOT_IN_THE_TEACHERS_NAME}

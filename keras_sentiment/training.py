@@ -37,7 +37,7 @@ from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.export import export_serving_model, make_text_scorer
 from keras_sentiment.inference import BEST_CHECKPOINT
-from keras_sentiment.models import TargetAccuracy
+from keras_sentiment.models import TargetAccuracy, delivered_input_length
 from keras_sentiment.settings import AUTO_TEACHER, BY_NAME, TEACHER_DEPENDENT, architecture_module
 from keras_sentiment.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
 
@@ -94,6 +94,7 @@ def train(settings, resume=False):
             settings = refit(settings, encoder, splits, run_dir, best_epoch, strategy)
         if settings.ngrams and "ngram_stack" not in settings.record:
             settings = add_ngram_model(settings, encoder, splits, run_dir)
+        encoder = delivered_encoder(encoder, settings)
         model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
         metrics = evaluate(settings, model, encoder, splits, run_dir)
         export_path = export_serving_model(model, encoder, settings.export_dir)
@@ -316,51 +317,72 @@ def add_ngram_model(settings, encoder, splits, run_dir):
     Its L2 strength and the combination's weights are fitted on the valid split, against the
     selected recurrent model. After a refit the n-gram model is fitted again on train + valid and
     joins the refit model in `best.keras`; `selected.keras` holds the pair fitted on train only,
-    which `evaluate` reports on valid. Returns the settings with what was chosen recorded.
+    which `evaluate` reports on valid. With `--ngram-max-length` above `--max-length` the n-grams read
+    the longer ids, and the recurrent model its first tokens of them (`models.FirstTokens`); the
+    delivered model then takes the longer ids (`models.delivered_input_length`). Returns the
+    settings with what was chosen recorded.
     """
     from keras_sentiment import ngrams
-    from keras_sentiment.models import build_with_ngrams, recurrent_part
+    from keras_sentiment.models import FIRST_TOKENS, FirstTokens, build_with_ngrams, ngram_input_length, recurrent_part
 
-    print(f"N-grams (orders 1-{settings.ngrams}): fitting beside the recurrent model", flush=True)
+    length = ngram_input_length(settings.max_length, settings.ngram_max_length)
+    print(f"N-grams (orders 1-{settings.ngrams}, the first {length:,} tokens of each text): fitting beside the "
+          "recurrent model", flush=True)
+    first_tokens = None
+    if length > settings.max_length:
+        first_tokens = FirstTokens(settings.max_length, encoder.end_token_id, name=FIRST_TOKENS)
+    ngram_encoder = encoder.with_max_length(length)
     selected_file = run_dir / (SELECTED_CHECKPOINT if settings.refit else BEST_CHECKPOINT)
     selected = recurrent_part(load_best_file(selected_file))  # a resumed run may have combined it already
-    train, valid, l2, fitted, stack = fit_ngrams_on_valid(settings, encoder, splits, selected)
-    save_model_atomically(build_with_ngrams(selected, ngram_layer(settings, encoder, fitted), stack), selected_file)
+    train, valid, l2, fitted, stack = fit_ngrams_on_valid(settings, ngram_encoder, splits, selected, first_tokens)
+
+    def combined(recurrent, fitted):
+        return build_with_ngrams(recurrent, ngram_layer(settings, encoder, fitted), stack, first_tokens)
+
+    save_model_atomically(combined(selected, fitted), selected_file)
     if settings.refit:
         everything = (train[0] + valid[0], np.concatenate([train[1], valid[1]]))
         print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={l2:g}", flush=True)
         refit_fitted = ngrams.fit_ngram_logit(*everything, l2)
-        refit_model = recurrent_part(load_best(run_dir))
-        save_model_atomically(build_with_ngrams(refit_model, ngram_layer(settings, encoder, refit_fitted), stack),
-                              run_dir / BEST_CHECKPOINT)
+        save_model_atomically(combined(recurrent_part(load_best(run_dir)), refit_fitted), run_dir / BEST_CHECKPOINT)
     settings = settings.with_record(ngram_l2=l2, ngram_features=len(fitted[0]), ngram_stack=list(stack))
     write_config(run_dir, settings)
     return settings
 
 
-def fit_ngrams_on_valid(settings, encoder, splits, recurrent):
+def fit_ngrams_on_valid(settings, encoder, splits, recurrent, first_tokens=None):
     """The n-gram model fitted on train, its L2 strength and the combination's weights chosen on valid.
 
-    Returns `(train rows, valid rows, C, (keys, weights, bias), (a, b, c))`; rows are
-    `ngrams.row_keys`' `(keys per text, labels)`.
+    `encoder` gives the n-grams' ids; `recurrent` reads them, or `first_tokens` of them. Returns
+    `(train rows, valid rows, C, (keys, weights, bias), (a, b, c))`; rows are `ngrams.row_keys`'
+    `(keys per text, labels)`.
     """
     from keras_sentiment import ngrams
 
     def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
-        return list(make_batches(dataset, encoder, 256, settings.max_length))
+        return list(make_batches(dataset, encoder, 256, encoder.max_length))
+
+    def recurrent_logits(ids):
+        return recurrent.predict_on_batch(first_tokens(ids) if first_tokens is not None else ids)[:, 0]
 
     train_batches, valid_batches = batches_of(splits.train), batches_of(splits.valid)
     train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size)
     valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size)
     l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid)
     # In slices of the training batch size: 256 texts of 512 word pieces at once would hold gigabytes of attention.
-    valid_logits = np.concatenate([recurrent.predict_on_batch(ids[start : start + settings.batch_size])[:, 0]
+    valid_logits = np.concatenate([recurrent_logits(ids[start : start + settings.batch_size])
                                    for ids, _ in valid_batches for start in range(0, len(ids), settings.batch_size)])
     stack = ngrams.fit_stack(valid_logits, valid_ngram_logits, valid[1])
     combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + stack[2]
     print(f"N-grams: valid accuracy {np.mean((combined > 0) == valid[1]):.2%} combined, against "
           f"{np.mean((valid_logits > 0) == valid[1]):.2%} for the recurrent model alone; weights {stack}", flush=True)
     return train, valid, l2, fitted, stack
+
+
+def delivered_encoder(encoder, settings):
+    """The text encoder of the model the run delivers: `encoder`, or with n-grams that read more
+    tokens (`--ngram-max-length`), the same encoder giving that many."""
+    return encoder.with_max_length(delivered_input_length(settings.to_json()))
 
 
 def ngram_layer(settings, encoder, fitted):

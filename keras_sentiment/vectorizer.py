@@ -121,6 +121,12 @@ class TextEncoder:
         """Ids it can produce, PAD and OOV included (can be fewer than `max_tokens` asked for)."""
         return self.vectorizer.vocabulary_size()
 
+    end_token_id = None  # a truncated text ends where it was cut (see `models.FirstTokens`)
+
+    def with_max_length(self, max_length):
+        """The same vocabulary keeping up to `max_length` ids."""
+        return TextEncoder(self.vectorizer, max_length)
+
     def __call__(self, texts):
         return encode_texts(self.vectorizer, texts, self.max_length)
 

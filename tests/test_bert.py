@@ -48,6 +48,16 @@ def test_encoder_adds_cls_sep_truncates_and_pads_right():
     assert ids.tolist() == [[cls, good, film, good, sep], [cls, sep, 0, 0, 0], [cls, bad, sep, 0, 0]]
 
 
+def test_first_tokens_of_longer_ids_are_the_ids_of_the_shorter_encoder():
+    """What `--ngram-max-length` relies on: BERT reads, of the n-grams' longer ids, exactly what it trained on."""
+    from keras_sentiment.models import FirstTokens
+
+    texts = tf.constant([" ".join(["good film"] * n)[: 5 * n] for n in range(12)])  # 0 to 11 words: around the cut
+    for length in (3, 5, 8):
+        first = FirstTokens(length, tiny_encoder().end_token_id)
+        np.testing.assert_array_equal(first(tiny_encoder(32)(texts)), tiny_encoder(length)(texts))
+
+
 def test_seed_parameter_counts_for_bert_base():
     # BERT-base configuration with random weights: the counts the seed design reports.
     backbone = keras_hub.models.BertBackbone(vocabulary_size=30522, num_layers=12, num_heads=12, hidden_dim=768,
@@ -373,35 +383,47 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
 
 
 def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_explains(tmp_path):
-    """`--ngrams 2` beside `bert_gru`: the n-grams are the checkpoint's word-piece ids, the delivered
-    model is `a * bert_gru + b * n-grams + c`, and the export and explanations take it as it is."""
+    """`--ngrams 2` beside `bert_gru`: the n-grams are the checkpoint's word-piece ids over the whole text
+    (`--ngram-max-length`) while BERT reads its first `--max-length`, the delivered model is
+    `a * bert_gru + b * n-grams + c`, and the export and explanations take it as it is."""
     from conftest import assert_attributions_add_up, cli, load_keras_model, predicted_probability, train_on_generated_sst2
     from keras_sentiment.explain import make_token_id_explainer
-    from keras_sentiment.models import NGRAM_PART, STACK, recurrent_part
+    from keras_sentiment.models import FIRST_TOKENS, NGRAM_PART, STACK, recurrent_part
 
     preset = tmp_path / "tiny_bert"
     tiny_backbone().save_to_preset(str(preset))
     tiny_encoder().tokenizer.save_to_preset(str(preset))
+    # BERT reads [CLS] + 6 word pieces + [SEP] of the 5 to 16 words of a sentence; the n-grams read all of them
     run = train_on_generated_sst2(tmp_path, "--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset,
                                   "--trainable-layers", 0, "--epochs", 2, "--hidden-dim", 8, "--learning-rate", 0.005,
-                                  "--max-length", 32, "--ngrams", 2)
+                                  "--max-length", 8, "--ngrams", 2, "--ngram-max-length", 32)
     config = json.loads((run["dir"] / "config.json").read_text())
     a, b, c = config["ngram_stack"]
     assert b > 0  # the n-grams earned a say on valid
     model = load_keras_model(run["dir"] / "best.keras")
     assert model.get_layer(NGRAM_PART).vocabulary_size == len(VOCABULARY)  # keyed by word-piece ids
-    ids = tiny_encoder()(tf.constant(["a good film", "an awful plot , truly awful"])).numpy()
-    parts = [np.asarray(recurrent_part(model)(ids)), np.asarray(model.get_layer(NGRAM_PART)(ids))]
+    texts = ["a good film", "an awful plot . truly awful", "the film was the plot of the story . awful"]
+    ids = tiny_encoder(32)(tf.constant(texts)).numpy()
+    bert_ids = np.asarray(model.get_layer(FIRST_TOKENS)(ids))
+    np.testing.assert_array_equal(bert_ids, tiny_encoder(8)(tf.constant(texts)).numpy())  # what BERT trained on
+    parts = [np.asarray(recurrent_part(model)(bert_ids)), np.asarray(model.get_layer(NGRAM_PART)(ids))]
     np.testing.assert_allclose(model(ids), a * parts[0] + b * parts[1] + c, atol=1e-5)
     assert np.asarray(model.get_layer(STACK).get_weights()[0]).ravel().tolist() == pytest.approx([a, b])
+    # a word past BERT's window still moves the delivered logit, through the n-grams alone
+    with_cue = tiny_encoder(32)(tf.constant(["the film was the plot of the story", "the film was the plot of the story awful"]))
+    logits = np.asarray(model(with_cue))[:, 0]
+    bert_logits = np.asarray(recurrent_part(model)(model.get_layer(FIRST_TOKENS)(with_cue)))[:, 0]
+    assert bert_logits[0] == pytest.approx(bert_logits[1], abs=1e-5) and logits[1] < logits[0] - 0.1
     metrics = json.loads((run["dir"] / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
     assert re.search(r"N-grams: valid accuracy [\d.]+% combined", run["log"])
     # export and run dir score alike; Integrated Gradients still add up to the logit's difference
-    probabilities = [predicted_probability(m, "a good film", tmp_path / "cache") for m in (run["dir"], tmp_path / "export")]
+    long_text = "the film was the plot of the story . awful"
+    probabilities = [predicted_probability(m, long_text, tmp_path / "cache") for m in (run["dir"], tmp_path / "export")]
     assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)
     ids_export = cli("export", run["dir"], "--export-dir", tmp_path / "ids", "--no-tokenizer", cache=tmp_path / "cache")
     assert "Ops beyond core TensorFlow: none" in ids_export.stdout, ids_export.stdout[-2000:] + ids_export.stderr[-2000:]
+    assert predicted_probability(tmp_path / "ids", long_text, tmp_path / "cache") == pytest.approx(probabilities[1], abs=1e-5)
     explained = make_token_id_explainer(model)(np.pad(ids, [[0, 0], [0, 3]]).astype("int32"))
     assert_attributions_add_up(explained)
     assert np.all(np.asarray(explained["attributions"])[:, -3:] == 0)  # padding gets nothing

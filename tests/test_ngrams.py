@@ -105,7 +105,8 @@ def test_the_nb_logistic_regression_learns_a_bigram_that_single_words_cannot_dec
     assert np.mean((ngrams.ngram_logits(test_unigrams, keys, weights, bias) > 0) == test[1]) < 0.65
 
 
-SMALL = [*TINY_GRU, "--ngrams", 2, "--refit"]
+# The GRU reads a sentence's first 8 tokens (of 5 to 16 words), the n-grams all of them.
+SMALL = [*TINY_GRU, "--ngrams", 2, "--refit", "--max-length", 8, "--ngram-max-length", 32]
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,9 @@ def test_the_delivered_model_adds_the_weighted_ngram_logit_to_the_refit_models(r
         parts = [np.asarray(recurrent_part(model)(ids)), np.asarray(model.get_layer(NGRAM_PART)(ids))]
         np.testing.assert_allclose(model(ids), a * parts[0] + b * parts[1] + c, atol=1e-5)
         assert np.asarray(model.get_layer(STACK).get_weights()[0]).ravel().tolist() == pytest.approx([a, b])
+        longer = np.arange(1, 25).reshape(2, 12) % 30 + 2  # past the GRU's 8 tokens: it reads the first 8
+        parts = [np.asarray(recurrent_part(model)(longer[:, :8])), np.asarray(model.get_layer(NGRAM_PART)(longer))]
+        np.testing.assert_allclose(model(longer), a * parts[0] + b * parts[1] + c, atol=1e-5)
     # selected.keras: the n-grams of the training split; best.keras: fitted again with valid's too
     assert load_keras_model(run["dir"] / "selected.keras").get_layer(NGRAM_PART).num_features == config["ngram_features"]
     assert load_keras_model(run["dir"] / "best.keras").get_layer(NGRAM_PART).num_features > config["ngram_features"]

@@ -98,6 +98,9 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
     ({"arch": "bert_gru", "trainable_layers": "top"}, "--trainable-layers top: give 0, a number of layers, or all"),
     ({"arch": "bert_gru", "trainable_layers": "all", "cache_encoder": True}, "--trainable-layers all (flag) nothing is frozen"),
     ({"arch": "bert_gru", "dataset": "sst2", "cache_encoder": True}, "--trainable-layers all (recipe best) nothing is frozen"),
+    ({"arch": "bert_gru", "dataset": "sst2", "ngram_max_length": 1024}, "--ngram-max-length: the n-gram part reads these "
+                                                                          "tokens; give --ngrams N too"),
+    ({"arch": "gru", "ngrams": 2, "max_length": 400, "ngram_max_length": 300}, "--ngram-max-length 300 is below --max-length 400"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
     with pytest.raises(KerasSentimentError, match=re.escape(message)):
@@ -114,6 +117,9 @@ def test_the_imdb_bert_gru_recipe_fine_tunes_every_layer_over_256_word_pieces_wi
     imdb = resolve(arch="bert_gru", dataset="imdb")
     assert (imdb.trainable_layers, imdb.max_length, imdb.epochs, imdb.ngrams) == ("all", 256, 2, 2)
     assert imdb.sources["max_length"] == "recipe best" and resolve(arch="bert_gru", dataset="sst2").ngrams == 0
+    # its n-grams read the whole review (BERT cannot read past 512 word pieces); a recurrent model's, what it reads
+    assert (imdb.ngram_max_length, imdb.sources["ngram_max_length"]) == (4096, "arch bert_gru")
+    assert resolve(arch="bigru", dataset="imdb").ngram_max_length is None
 
 
 def test_config_json_records_values_sources_and_measured_facts():

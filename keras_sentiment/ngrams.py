@@ -6,7 +6,9 @@ Naive Bayes log-count ratio. It errs on other reviews than a recurrent model doe
 together beat either (docs/RESULTS.md). Contract:
 
 - Features: the n-grams (orders 1..N) of the model's own token ids, so the model still takes
-  token ids `[batch, seq_len]` and the export, scoring and explanations stay as they are. An
+  token ids `[batch, seq_len]` and the export, scoring and explanations stay as they are. With
+  `--ngram-max-length` the ids run longer than the model reads (the whole review beside BERT's
+  first 256 word pieces; the model gets its own first tokens back, `models.FirstTokens`). An
   n-gram is a feature when it occurs in the training split; one with a padding id never is.
   Presence counts, not frequency: a review saying "great" five times has the feature once.
 - Fit (`fit_ngram_logit`): NB ratios `r = log(p / |p|) - log(q / |q|)` with add-one counts, then

@@ -32,7 +32,7 @@ NOT_COPIED = shutil.ignore_patterns("backup", "tensorboard", "members", "encoder
 
 def copy_finished_run(run_dir, out, ngrams, ngram_max_length, data_dir):
     """OUT as a copy of RUN_DIR whose settings ask for `--ngrams ngrams --ngram-max-length ngram_max_length`
-    (None: the run's architecture's default); its settings."""
+    (None: the run's own value, else its architecture's default); its settings."""
     settings = settings_of_run(run_dir)
     if "ngram_stack" in settings.record:
         raise KerasSentimentError(f"{run_dir}: this run already has n-grams (ngram_stack in config.json)")
@@ -41,8 +41,8 @@ def copy_finished_run(run_dir, out, ngrams, ngram_max_length, data_dir):
     if Path(out).exists():
         raise KerasSentimentError(f"{out}: exists; give a new folder")
     shutil.copytree(run_dir, out, ignore=NOT_COPIED)
-    if ngram_max_length is None:  # a run older than the setting recorded none
-        ngram_max_length = architecture_default(settings.arch, "ngram_max_length")
+    if ngram_max_length is None:  # the run's own; a run older than the setting recorded none: the architecture's
+        ngram_max_length = settings.ngram_max_length or architecture_default(settings.arch, "ngram_max_length")
     settings = settings.replace("ngrams_beside_a_run", ngrams=ngrams, ngram_max_length=ngram_max_length, run_dir=str(out),
                                 **({"data_dir": data_dir} if data_dir else {}))
     validate(settings)
@@ -56,7 +56,7 @@ def main(argv=None):
     parser.add_argument("out", help="a new folder: the run's copy with the n-grams added")
     parser.add_argument("--ngrams", type=int, default=2, choices=(1, 2, 3), help="n-gram orders 1..N (default: 2)")
     parser.add_argument("--ngram-max-length", type=int, help="tokens of each text the n-grams read (default: the "
-                        "architecture's default, as `train`'s; bert_gru: 4096 word pieces)")
+                        "run's own value, else the architecture's default; bert_gru: 4096 word pieces)")
     parser.add_argument("--data-dir", help="where the data set is, if not where the run read it")
     args = parser.parse_args(argv)
     try:

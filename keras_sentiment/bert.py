@@ -404,8 +404,25 @@ def build_classifier(settings, encoder, word_vectors=None):
     """Frozen encoder + GRU head; BERT brings its own word-piece embeddings (`word_vectors` unused)."""
     _, backbone = load_bert(settings.bert_preset)
     # A run made before --encoder-states existed recorded none: its head read the last layer.
-    return build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout, settings.trainable_layers,
-                          settings.encoder_states or 1)
+    model = build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout, settings.trainable_layers,
+                           settings.encoder_states or 1)
+    if settings.init_from:
+        load_weights_of_run(model, settings.init_from)
+    return model
+
+
+def load_weights_of_run(model, run_dir):
+    """Set `model`'s weights to those `run_dir`'s bert_gru delivers (without its n-grams); the shapes must agree."""
+    import keras_sentiment.optimizers  # noqa: F401  (best.keras may name EncoderAwareAdam: register it)
+    from keras_sentiment.models import recurrent_part
+
+    source = recurrent_part(keras.models.load_model(Path(run_dir) / "best.keras", compile=False))
+    ours, theirs = [tuple(w.shape) for w in model.weights], [tuple(w.shape) for w in source.weights]
+    if ours != theirs:  # settings.check_init_from compares the settings that shape them; this is the last word
+        raise KerasSentimentError(f"--init-from: {run_dir}'s bert_gru has {len(theirs)} weight arrays, this model "
+                                  f"{len(ours)}, or their shapes differ")
+    model.set_weights(source.get_weights())
+    print(f"Initial weights: {run_dir}'s bert_gru ({len(ours)} arrays, {source.count_params():,} parameters)", flush=True)
 
 
 def load_encoder(run_dir, config):

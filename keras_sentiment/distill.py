@@ -133,6 +133,8 @@ def train_or_reuse_auto_teacher(settings, splits):
 # tests/test_distill.py pins the settings that are hashed, so a new one cannot slip in unnoticed.
 NOT_IN_THE_TEACHERS_NAME = ("run_dir", "export_dir", "data_dir", "data_source", "ensemble", "ngrams",
                             "ngram_max_length")
+# Hashed only when set: teachers trained before these settings existed had them unset, and keep their names.
+IN_THE_TEACHERS_NAME_WHEN_SET = ("init_from",)
 
 
 def auto_teacher_settings(settings, splits):
@@ -150,7 +152,8 @@ def auto_teacher_settings(settings, splits):
                                                                       if settings.values[name] is not None}}
     teacher = resolve_settings(explicit, stamp="teacher")
     digest = hashlib.sha256()
-    kept = {k: v for k, v in teacher.values.items() if k not in NOT_IN_THE_TEACHERS_NAME}
+    kept = {k: v for k, v in teacher.values.items()
+            if k not in NOT_IN_THE_TEACHERS_NAME and not (k in IN_THE_TEACHERS_NAME_WHEN_SET and v is None)}
     digest.update(json.dumps(kept, sort_keys=True).encode())
     texts, labels = texts_and_labels(splits.train)
     for text, label in zip(texts, labels.tolist()):

@@ -75,11 +75,11 @@ class Architecture:
 
 RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
 # Settings that only some architectures use: word vectors feed a learned embedding, and a teacher's
-# targets train a student (recurrent; BERT's encoder cache stores labels); the preset and the cache
-# belong to the BERT encoder.
+# targets train a student (recurrent; BERT's encoder cache stores labels); the preset, the cache
+# and --init-from belong to the BERT encoder.
 OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
                       "teacher_text_sentences", "ngrams", "ngram_max_length", "bert_preset", "cache_encoder", "cache_dtype",
-                      "trainable_layers", "encoder_learning_rate", "encoder_states"})
+                      "trainable_layers", "encoder_learning_rate", "encoder_states", "init_from"})
 _RECURRENT_ONLY = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
                              "teacher_text_sentences", "ngrams", "ngram_max_length"})
 ARCHITECTURES = {
@@ -100,7 +100,7 @@ ARCHITECTURES = {
                            "ngram_max_length": 4096},
         fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
         optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate",
-                            "encoder_states", "ngrams", "ngram_max_length"}),
+                            "encoder_states", "ngrams", "ngram_max_length", "init_from"}),
         ignored={"vocab_size": "the word-piece vocabulary is the checkpoint's",
                  "embedding_dim": "the checkpoint's embeddings set the width"},
     ),
@@ -212,6 +212,10 @@ SETTINGS = (
             "design); K = a learned softmax-weighted mix of the top K (ELMo's scalar mix; the embeddings' output counts "
             "as one, so MiniLM-L6 has 7). With --cache-encoder the cache holds K states per word piece",
             minimum=1, none_means="not used"),
+    Setting("init_from", str, None, "bert_gru: start from the weights of a finished bert_gru run (its run dir), "
+            "encoder and head, instead of the checkpoint's encoder and a fresh head: e.g. fine-tune on SST-2 a model "
+            "fine-tuned on IMDB (intermediate-task transfer). The run must have this run's --bert-preset, --hidden-dim, "
+            "--num-layers and --encoder-states", none_means="the checkpoint's encoder and a fresh head"),
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
             "run dir) and train only the head in later epochs (with --trainable-layers N: the frozen lower layers' "
             "outputs, and the top N layers train too)"),
@@ -504,9 +508,14 @@ def validate(settings):
     teacher_text = settings.values.get("teacher_text")
     if teacher_text not in (None, NO_EMBEDDINGS_TEXT, IMDB_EMBEDDINGS_TEXT) and not Path(teacher_text).is_file():
         raise KerasSentimentError(f"--teacher-text: no such file {teacher_text}")
+    if settings.values.get("init_from") is not None:
+        check_init_from(settings)
     trainable = settings.values.get("trainable_layers")
     if trainable is not None and trainable != "all" and not (trainable.isdigit()):
         raise KerasSentimentError(f"--trainable-layers {trainable}: give 0, a number of layers, or all")
+    if trainable not in (None, "0") and settings.learning_rate == 0:  # EncoderAwareAdam scales the head's rate
+        raise KerasSentimentError(f"--learning-rate 0 with --trainable-layers {trainable}: the encoder's rate is a fraction "
+                                  "of the head's, so nothing would train; give a rate above 0, or --trainable-layers 0")
     if settings.cache_encoder and trainable not in (None, "0", "all") and (settings.encoder_states or 1) > 1:
         raise KerasSentimentError(f"--cache-encoder with --trainable-layers {trainable} and --encoder-states "
                                   f"{settings.encoder_states} is not supported (the mix reads frozen and trained states): "
@@ -523,6 +532,31 @@ def validate(settings):
             raise KerasSentimentError("--embeddings-text feeds the word vectors that --embeddings auto trains")
         if settings.embeddings_text != IMDB_EMBEDDINGS_TEXT and not Path(settings.embeddings_text).is_file():
             raise KerasSentimentError(f"--embeddings-text: no such file {settings.embeddings_text}")
+
+
+# The settings that shape bert_gru's weights: --init-from takes a run's weights only where they agree.
+WEIGHT_SHAPING = ("bert_preset", "hidden_dim", "num_layers", "encoder_states")
+
+
+def check_init_from(settings):
+    """A one-line error unless `--init-from` names a finished bert_gru run whose weights fit this run's model."""
+    source = Path(settings.init_from)
+    if not (source / "config.json").is_file() or not (source / "best.keras").is_file():
+        raise KerasSentimentError(f"--init-from: {source} is not a finished run directory (config.json and best.keras); "
+                                  "an export holds no Keras model to start from")
+    try:
+        config = json.loads((source / "config.json").read_text())
+    except (OSError, ValueError) as error:
+        raise KerasSentimentError(f"--init-from: {source / 'config.json'} cannot be read ({error})") from None
+    if config.get("arch") != "bert_gru":
+        raise KerasSentimentError(f"--init-from: {source} trained a {config.get('arch')}, not a bert_gru")
+    ours = {name: settings.values.get(name) for name in WEIGHT_SHAPING}
+    theirs = {name: config.get(name) for name in WEIGHT_SHAPING}
+    ours["encoder_states"], theirs["encoder_states"] = ours["encoder_states"] or 1, theirs["encoder_states"] or 1
+    differing = [f"{BY_NAME[name].flag} {theirs[name]} there, {ours[name]} here" for name in WEIGHT_SHAPING
+                 if ours[name] != theirs[name]]
+    if differing:
+        raise KerasSentimentError(f"--init-from: {source}'s weights do not fit this model: {'; '.join(differing)}")
 
 
 # ------------------------------------------------------------------------ parser and README

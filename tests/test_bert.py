@@ -429,6 +429,34 @@ def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_expla
     assert np.all(np.asarray(explained["attributions"])[:, -3:] == 0)  # padding gets nothing
 
 
+def test_init_from_starts_a_run_with_the_weights_a_trained_run_delivers(tmp_path):
+    """`--init-from RUN`: encoder and head start as RUN's delivered bert_gru (its n-grams left out), so a
+    run with nothing to learn (frozen encoder, head's rate 0) delivers those very weights."""
+    from conftest import load_keras_model, train_on_generated_sst2
+    from keras_sentiment.models import recurrent_part
+
+    preset = tmp_path / "tiny_bert"
+    tiny_backbone().save_to_preset(str(preset))
+    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    small = ["--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset, "--hidden-dim", 8, "--max-length", 16]
+    (tmp_path / "first").mkdir()
+    first = train_on_generated_sst2(tmp_path / "first", *small, "--epochs", 2, "--learning-rate", 0.005,
+                                    "--trainable-layers", "all", "--encoder-learning-rate", 1e-3, "--ngrams", 1)
+    (tmp_path / "second").mkdir()  # encoder frozen, head's rate 0
+    second = train_on_generated_sst2(tmp_path / "second", *small, "--epochs", 1, "--learning-rate", 0,
+                                     "--trainable-layers", 0, "--init-from", first["dir"])
+    assert f"Initial weights: {first['dir']}'s bert_gru" in second["log"]
+    trained = recurrent_part(load_keras_model(first["dir"] / "best.keras"))
+    started = load_keras_model(second["dir"] / "best.keras")
+    fresh = build_bert_gru(tiny_backbone(), hidden_dim=8, trainable_layers="all")
+    assert [w.path for w in started.weights] == [w.path for w in trained.weights]
+    for ours, theirs, untrained in zip(started.get_weights(), trained.get_weights(), fresh.get_weights()):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    moved = [not np.allclose(t, u) for t, u in zip(trained.get_weights(), fresh.get_weights())]
+    assert all(moved[:3]) and all(moved[-3:])  # the first run moved its encoder (embeddings) and its head
+    assert json.loads((second["dir"] / "config.json").read_text())["init_from"] == str(first["dir"])
+
+
 # === Exports for servers without TensorFlow Text (`export --no-tokenizer`) ===
 
 ODD_TEXTS = ["", "   ", "Café déjà vu, NAÏVE façade!", "don't... won't?! (really)", "Great 👍🏽 film 🎬",

@@ -193,10 +193,11 @@ TEACHER_NAME_SETTINGS = (
 
 
 def test_a_new_setting_does_not_rename_the_cached_teachers_unless_chosen_to():
-    from keras_sentiment.distill import NOT_IN_THE_TEACHERS_NAME
+    from keras_sentiment.distill import IN_THE_TEACHERS_NAME_WHEN_SET, NOT_IN_THE_TEACHERS_NAME
     from keras_sentiment.settings import BY_NAME
 
-    hashed = set(BY_NAME) - set(NOT_IN_THE_TEACHERS_NAME)
+    assert all(BY_NAME[name].default is None for name in IN_THE_TEACHERS_NAME_WHEN_SET)  # unset: left out of the hash
+    hashed = set(BY_NAME) - set(NOT_IN_THE_TEACHERS_NAME) - set(IN_THE_TEACHERS_NAME_WHEN_SET)
     assert hashed == set(TEACHER_NAME_SETTINGS), (
         f"new: {sorted(hashed - set(TEACHER_NAME_SETTINGS))}; gone: {sorted(set(TEACHER_NAME_SETTINGS) - hashed)}")
 

@@ -1,5 +1,6 @@
 """The settings table: precedence of flag > recipe > arch > dataset > default, validation, help and README."""
 
+import json
 import os
 import re
 import subprocess
@@ -98,6 +99,8 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
     ({"arch": "bert_gru", "trainable_layers": "top"}, "--trainable-layers top: give 0, a number of layers, or all"),
     ({"arch": "bert_gru", "trainable_layers": "all", "cache_encoder": True}, "--trainable-layers all (flag) nothing is frozen"),
     ({"arch": "bert_gru", "dataset": "sst2", "cache_encoder": True}, "--trainable-layers all (recipe best) nothing is frozen"),
+    ({"arch": "bert_gru", "dataset": "sst2", "learning_rate": 0}, "--learning-rate 0 with --trainable-layers all: the "
+                                                                    "encoder's rate is a fraction of the head's"),
     ({"arch": "bert_gru", "dataset": "sst2", "ngram_max_length": 1024}, "--ngram-max-length: the n-gram part reads these "
                                                                           "tokens; give --ngrams N too"),
     ({"arch": "gru", "ngrams": 2, "max_length": 400, "ngram_max_length": 300}, "--ngram-max-length 300 is below --max-length 400"),
@@ -105,6 +108,29 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
     with pytest.raises(KerasSentimentError, match=re.escape(message)):
         resolve(**flags)
+
+
+def test_init_from_is_refused_unless_it_names_a_finished_bert_gru_run_that_fits(tmp_path):
+    def finished_run(name, **values):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({**resolve(**values).values}))
+        (folder / "best.keras").write_bytes(b"")
+        return str(folder)
+
+    fitting = finished_run("fits", arch="bert_gru", dataset="imdb")
+    assert resolve(arch="bert_gru", dataset="sst2", init_from=fitting).init_from == fitting
+    wider = finished_run("wider", arch="bert_gru", dataset="imdb", hidden_dim=128, encoder_states=7)
+    refusals = [
+        ({"arch": "gru", "init_from": fitting}, "--init-from applies to --arch bert_gru, not gru"),
+        ({"arch": "bert_gru", "init_from": str(tmp_path)}, f"--init-from: {tmp_path} is not a finished run directory"),
+        ({"arch": "bert_gru", "init_from": finished_run("gru", arch="gru")}, "trained a gru, not a bert_gru"),
+        ({"arch": "bert_gru", "init_from": wider}, "do not fit this model: --hidden-dim 128 there, 256 here; "
+                                                   "--encoder-states 7 there, 1 here"),
+    ]
+    for flags, message in refusals:
+        with pytest.raises(KerasSentimentError, match=re.escape(message)):
+            resolve(**flags)
 
 
 def test_teacher_auto_is_refused_where_no_bert_gru_recipe_was_measured(monkeypatch):
@@ -167,7 +193,7 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
         "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
         "teacher_text_sentences"}
     assert unused_names(arch="bilstm", dataset="sst2") == {  # its recipe's teacher is a bert_gru: --bert-preset is read
-        "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype"}
+        "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype", "init_from"}
     assert "bert_preset" in unused_names(arch="bilstm", dataset="sst2", teacher="none")
     line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")
     assert line.endswith("(arch bert_gru; not used: no --cache-encoder)")

@@ -74,21 +74,21 @@ class Architecture:
 
 
 RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
-# Settings that only some architectures use: word vectors feed a learned embedding, and a teacher's
-# targets train a student (recurrent; BERT's encoder cache stores labels); the preset, the cache
-# and --init-from belong to the BERT encoder.
+# Settings that only some architectures use: word vectors feed a learned embedding; a teacher's
+# targets train any student (but not a bert_gru from its encoder cache, which stores labels); the
+# preset, the cache and --init-from belong to the BERT encoder.
 OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
                       "teacher_text_sentences", "ngrams", "ngram_max_length", "bert_preset", "cache_encoder", "cache_dtype",
                       "trainable_layers", "encoder_learning_rate", "encoder_states", "init_from"})
-_RECURRENT_ONLY = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
+_OPTIONAL_FOR_RECURRENT = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
                              "teacher_text_sentences", "ngrams", "ngram_max_length"})
 ARCHITECTURES = {
-    "rnn": Architecture("rnn", RECURRENT, optional=_RECURRENT_ONLY),
-    "lstm": Architecture("lstm", RECURRENT, optional=_RECURRENT_ONLY),
-    "stacked_lstm": Architecture("stacked_lstm", RECURRENT, {"num_layers": 2}, optional=_RECURRENT_ONLY),
-    "bilstm": Architecture("bilstm", RECURRENT, {"num_layers": 2}, optional=_RECURRENT_ONLY),
-    "gru": Architecture("gru", RECURRENT, optional=_RECURRENT_ONLY),
-    "bigru": Architecture("bigru", RECURRENT, {"num_layers": 2}, optional=_RECURRENT_ONLY),
+    "rnn": Architecture("rnn", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
+    "lstm": Architecture("lstm", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
+    "stacked_lstm": Architecture("stacked_lstm", RECURRENT, {"num_layers": 2}, optional=_OPTIONAL_FOR_RECURRENT),
+    "bilstm": Architecture("bilstm", RECURRENT, {"num_layers": 2}, optional=_OPTIONAL_FOR_RECURRENT),
+    "gru": Architecture("gru", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
+    "bigru": Architecture("bigru", RECURRENT, {"num_layers": 2}, optional=_OPTIONAL_FOR_RECURRENT),
     # BERT takes [CLS] + 510 word pieces + [SEP]; the seed design's head: 2 BiGRU layers, dropout 0.25,
     # reading the last layer (encoder_states 1). A float16 cache gave the head the same valid accuracy
     # as float32 at every epoch (SST-2, docs/RESULTS.md) for half the disk. Its n-grams read up to
@@ -100,7 +100,8 @@ ARCHITECTURES = {
                            "ngram_max_length": 4096},
         fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
         optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate",
-                            "encoder_states", "ngrams", "ngram_max_length", "init_from"}),
+                            "encoder_states", "ngrams", "ngram_max_length", "init_from", "teacher", "teacher_variants",
+                            "teacher_text", "teacher_text_sentences"}),
         ignored={"vocab_size": "the word-piece vocabulary is the checkpoint's",
                  "embedding_dim": "the checkpoint's embeddings set the width"},
     ),
@@ -516,6 +517,9 @@ def validate(settings):
     if trainable not in (None, "0") and settings.learning_rate == 0:  # EncoderAwareAdam scales the head's rate
         raise KerasSentimentError(f"--learning-rate 0 with --trainable-layers {trainable}: the encoder's rate is a fraction "
                                   "of the head's, so nothing would train; give a rate above 0, or --trainable-layers 0")
+    if settings.cache_encoder and teacher is not None:
+        raise KerasSentimentError(f"--cache-encoder with --teacher ({settings.sources['teacher']}): the cache stores the "
+                                  "labels, not a teacher's targets; drop the cache, or give --teacher none")
     if settings.cache_encoder and trainable not in (None, "0", "all") and (settings.encoder_states or 1) > 1:
         raise KerasSentimentError(f"--cache-encoder with --trainable-layers {trainable} and --encoder-states "
                                   f"{settings.encoder_states} is not supported (the mix reads frozen and trained states): "

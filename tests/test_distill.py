@@ -62,8 +62,31 @@ def test_a_missing_teacher_or_variants_without_one_are_one_line_errors(tmp_path)
         resolve_settings({"teacher_variants": 3})
     with pytest.raises(KerasSentimentError, match="--teacher-text: no such file"):
         resolve_settings({"teacher": str(tmp_path), "teacher_text": str(tmp_path / "none.txt")})
-    with pytest.raises(KerasSentimentError, match="--teacher applies to --arch"):
-        resolve_settings({"arch": "bert_gru", "teacher": str(tmp_path)})
+    with pytest.raises(KerasSentimentError, match="--cache-encoder with --teacher \\(flag\\): the cache stores the labels"):
+        resolve_settings({"arch": "bert_gru", "teacher": str(tmp_path), "trainable_layers": "0", "cache_encoder": True})
+
+
+SMALL_GRU = ["train", "--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--hidden-dim", 8, "--embedding-dim", 16,
+             "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 4, "--monitor", "val_accuracy"]
+
+
+def write_sst2_with_flipped_training_labels(folder):
+    """A generated SST-2 in `folder` whose training labels are all flipped but for the texts of seed 1234's valid split."""
+    write_sst2(folder, num_train=400, num_dev=80)
+    phrases, labels = read_glue_rows(folder / "SST-2" / "train.tsv")
+    _, valid, _, _ = split_sst2_by_sentence(phrases, labels, SST2_VALID_FRACTION, seed=1234)  # the run's own split
+    valid_texts = {text.decode() for text, _ in valid.as_numpy_iterator()}
+    flipped_rows = [f"{text}\t{label if text in valid_texts else 1 - label}" for text, label in zip(phrases, labels)]
+    (folder / "SST-2" / "train.tsv").write_text("\n".join(["sentence\tlabel", *flipped_rows]) + "\n")
+
+
+def train_gru_teacher(data, tmp_path, cache):
+    """A small GRU trained on a generated SST-2 with its true labels, in `tmp_path/teacher`."""
+    write_sst2(data, num_train=400, num_dev=80)
+    teacher = cli(*SMALL_GRU, "--data-dir", data, "--run-dir", tmp_path / "teacher", "--export-dir", tmp_path / "t_export",
+                  cache=cache)
+    assert teacher.returncode == 0, teacher.stdout[-3000:] + teacher.stderr[-3000:]
+    return tmp_path / "teacher"
 
 
 def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
@@ -71,20 +94,9 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
     early stopping still means something). Trained on its labels the student would call the test
     set backwards; with the teacher's targets it gets it right."""
     true_data, flipped_data, cache = tmp_path / "true", tmp_path / "flipped", tmp_path / "cache"
-    write_sst2(true_data, num_train=400, num_dev=80)
-    folder = write_sst2(flipped_data, num_train=400, num_dev=80)
-    phrases, labels = read_glue_rows(folder / "train.tsv")
-    _, valid, _, _ = split_sst2_by_sentence(phrases, labels, SST2_VALID_FRACTION, seed=1234)  # the run's own split
-    valid_texts = {text.decode() for text, _ in valid.as_numpy_iterator()}
-    flipped_rows = [f"{text}\t{label if text in valid_texts else 1 - label}" for text, label in zip(phrases, labels)]
-    header = "sentence\tlabel"
-    (folder / "train.tsv").write_text("\n".join([header, *flipped_rows]) + "\n")
-    small = ["train", "--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--hidden-dim", 8, "--embedding-dim", 16,
-             "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 4, "--monitor", "val_accuracy"]
-    teacher = cli(*small, "--data-dir", true_data, "--run-dir", tmp_path / "teacher", "--export-dir", tmp_path / "t_export",
-                  cache=cache)
-    assert teacher.returncode == 0, teacher.stdout[-3000:] + teacher.stderr[-3000:]
-    student_args = [*small, "--data-dir", flipped_data, "--teacher", tmp_path / "teacher",
+    write_sst2_with_flipped_training_labels(flipped_data)
+    teacher = train_gru_teacher(true_data, tmp_path, cache)
+    student_args = [*SMALL_GRU, "--data-dir", flipped_data, "--teacher", teacher,
                     "--teacher-variants", 3]
     unlabelled = tmp_path / "unlabelled.txt"  # reviews with no labels: only the teacher can label their sentences
     unlabelled.write_text("\n".join(text for text, _ in make_examples(100, seed=7)) + "\n")
@@ -112,6 +124,27 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
     assert "Scoring" not in again.stdout and "Scoring" in student.stdout
     assert len(list((cache / "teacher_logits").glob("*.json"))) == 1
 
+
+def test_a_bert_gru_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
+    """The flipped-labels test for a bert_gru student (a tiny encoder, fine-tuned) of a GRU teacher."""
+    pytest.importorskip("keras_hub", reason="bert extra not installed")
+    from test_bert import tiny_backbone, tiny_encoder
+
+    preset, cache = tmp_path / "tiny_bert", tmp_path / "cache"
+    tiny_backbone().save_to_preset(str(preset))
+    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    write_sst2_with_flipped_training_labels(tmp_path / "flipped")
+    teacher = train_gru_teacher(tmp_path / "true", tmp_path, cache)
+    student = cli("train", "--dataset", "sst2", "--arch", "bert_gru", "--bert-preset", preset, "--trainable-layers", "all",
+                  "--encoder-learning-rate", 1e-3, "--hidden-dim", 8, "--max-length", 32, "--learning-rate", 0.005,
+                  "--batch-size", 16, "--epochs", 4, "--monitor", "val_accuracy",
+                  "--data-dir", tmp_path / "flipped", "--teacher", teacher, "--run-dir", tmp_path / "student",
+                  "--export-dir", tmp_path / "s_export", cache=cache)
+    assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-3000:]
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["teacher_label_agreement"] < 0.1
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
 
 
 def test_teacher_auto_trains_the_recipes_bert_gru_on_the_students_split_once_then_reuses_it(tmp_path):

@@ -187,11 +187,9 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     frozen = resolve(arch="bert_gru", dataset="imdb", trainable_layers="0")
     assert not frozen.cache_encoder
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="0") == {
-        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
-        "teacher_text_sentences", "encoder_learning_rate", "cache_dtype"}
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "encoder_learning_rate", "cache_dtype"}
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {
-        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
-        "teacher_text_sentences"}
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text"}
     assert unused_names(arch="bilstm", dataset="sst2") == {  # its recipe's teacher is a bert_gru: --bert-preset is read
         "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype", "init_from"}
     assert "bert_preset" in unused_names(arch="bilstm", dataset="sst2", teacher="none")

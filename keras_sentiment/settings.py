@@ -81,7 +81,7 @@ OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_varia
                       "teacher_text_sentences", "ngrams", "ngram_max_length", "bert_preset", "cache_encoder", "cache_dtype",
                       "trainable_layers", "encoder_learning_rate", "encoder_states", "init_from"})
 _OPTIONAL_FOR_RECURRENT = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
-                             "teacher_text_sentences", "ngrams", "ngram_max_length"})
+                                     "teacher_text_sentences", "ngrams", "ngram_max_length"})
 ARCHITECTURES = {
     "rnn": Architecture("rnn", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
     "lstm": Architecture("lstm", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
@@ -213,7 +213,7 @@ SETTINGS = (
             "design); K = a learned softmax-weighted mix of the top K (ELMo's scalar mix; the embeddings' output counts "
             "as one, so MiniLM-L6 has 7). With --cache-encoder the cache holds K states per word piece",
             minimum=1, none_means="not used"),
-    Setting("init_from", str, None, "bert_gru: start from the weights of a finished bert_gru run (its run dir), "
+    Setting("init_from", str, None, "bert_gru: start from the weights of a trained bert_gru run (its run dir), "
             "encoder and head, instead of the checkpoint's encoder and a fresh head: e.g. fine-tune on SST-2 a model "
             "fine-tuned on IMDB (intermediate-task transfer). The run must have this run's --bert-preset, --hidden-dim, "
             "--num-layers and --encoder-states", none_means="the checkpoint's encoder and a fresh head"),
@@ -543,11 +543,11 @@ WEIGHT_SHAPING = ("bert_preset", "hidden_dim", "num_layers", "encoder_states")
 
 
 def check_init_from(settings):
-    """A one-line error unless `--init-from` names a finished bert_gru run whose weights fit this run's model."""
+    """A one-line error unless `--init-from` names a bert_gru run dir with a model whose weights fit this run's."""
     source = Path(settings.init_from)
     if not (source / "config.json").is_file() or not (source / "best.keras").is_file():
-        raise KerasSentimentError(f"--init-from: {source} is not a finished run directory (config.json and best.keras); "
-                                  "an export holds no Keras model to start from")
+        raise KerasSentimentError(f"--init-from: {source} is not a run directory with a model (config.json and "
+                                  "best.keras); an export holds no Keras model to start from")
     try:
         config = json.loads((source / "config.json").read_text())
     except (OSError, ValueError) as error:

@@ -123,7 +123,7 @@ def test_init_from_is_refused_unless_it_names_a_finished_bert_gru_run_that_fits(
     wider = finished_run("wider", arch="bert_gru", dataset="imdb", hidden_dim=128, encoder_states=7)
     refusals = [
         ({"arch": "gru", "init_from": fitting}, "--init-from applies to --arch bert_gru, not gru"),
-        ({"arch": "bert_gru", "init_from": str(tmp_path)}, f"--init-from: {tmp_path} is not a finished run directory"),
+        ({"arch": "bert_gru", "init_from": str(tmp_path)}, f"--init-from: {tmp_path} is not a run directory with a model"),
         ({"arch": "bert_gru", "init_from": finished_run("gru", arch="gru")}, "trained a gru, not a bert_gru"),
         ({"arch": "bert_gru", "init_from": wider}, "do not fit this model: --hidden-dim 128 there, 256 here; "
                                                    "--encoder-states 7 there, 1 here"),

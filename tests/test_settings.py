@@ -110,21 +110,21 @@ def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
         resolve(**flags)
 
 
-def test_init_from_is_refused_unless_it_names_a_finished_bert_gru_run_that_fits(tmp_path):
-    def finished_run(name, **values):
+def test_init_from_is_refused_unless_it_names_a_bert_gru_run_dir_whose_weights_fit(tmp_path):
+    def run_dir_with_a_model(name, **values):
         folder = tmp_path / name
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({**resolve(**values).values}))
         (folder / "best.keras").write_bytes(b"")
         return str(folder)
 
-    fitting = finished_run("fits", arch="bert_gru", dataset="imdb")
+    fitting = run_dir_with_a_model("fits", arch="bert_gru", dataset="imdb")
     assert resolve(arch="bert_gru", dataset="sst2", init_from=fitting).init_from == fitting
-    wider = finished_run("wider", arch="bert_gru", dataset="imdb", hidden_dim=128, encoder_states=7)
+    wider = run_dir_with_a_model("wider", arch="bert_gru", dataset="imdb", hidden_dim=128, encoder_states=7)
     refusals = [
         ({"arch": "gru", "init_from": fitting}, "--init-from applies to --arch bert_gru, not gru"),
         ({"arch": "bert_gru", "init_from": str(tmp_path)}, f"--init-from: {tmp_path} is not a run directory with a model"),
-        ({"arch": "bert_gru", "init_from": finished_run("gru", arch="gru")}, "trained a gru, not a bert_gru"),
+        ({"arch": "bert_gru", "init_from": run_dir_with_a_model("gru", arch="gru")}, "trained a gru, not a bert_gru"),
         ({"arch": "bert_gru", "init_from": wider}, "do not fit this model: --hidden-dim 128 there, 256 here; "
                                                    "--encoder-states 7 there, 1 here"),
     ]

@@ -414,9 +414,10 @@ def build_classifier(settings, encoder, word_vectors=None):
 def load_weights_of_run(model, run_dir):
     """Set `model`'s weights to those `run_dir`'s bert_gru delivers (without its n-grams); the shapes must agree."""
     import keras_sentiment.optimizers  # noqa: F401  (best.keras may name EncoderAwareAdam: register it)
+    from keras_sentiment.inference import BEST_CHECKPOINT
     from keras_sentiment.models import recurrent_part
 
-    source = recurrent_part(keras.models.load_model(Path(run_dir) / "best.keras", compile=False))
+    source = recurrent_part(keras.models.load_model(Path(run_dir) / BEST_CHECKPOINT, compile=False))
     ours, theirs = [tuple(w.shape) for w in model.weights], [tuple(w.shape) for w in source.weights]
     if ours != theirs:  # settings.check_init_from compares the settings that shape them; this is the last word
         raise KerasSentimentError(f"--init-from: {run_dir}'s bert_gru has {len(theirs)} weight arrays, this model "

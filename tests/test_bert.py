@@ -40,6 +40,13 @@ def tiny_encoder(max_length=32):
     return BertTextEncoder(keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, lowercase=True), max_length)
 
 
+def save_tiny_preset(folder):
+    """`tiny_backbone()` and its tokenizer as a local checkpoint in `folder`, what `--bert-preset` takes; returns `folder`."""
+    tiny_backbone().save_to_preset(str(folder))
+    tiny_encoder().tokenizer.save_to_preset(str(folder))
+    return folder
+
+
 def test_encoder_adds_cls_sep_truncates_and_pads_right():
     encoder = tiny_encoder(max_length=5)
     ids = encoder(tf.constant(["Good film good film good", "", "bad"])).numpy()
@@ -348,9 +355,7 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
     from conftest import write_sst2
     from test_cli import run_script
 
-    preset = tmp_path / "tiny_bert"
-    tiny_backbone().save_to_preset(str(preset))
-    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    preset = save_tiny_preset(tmp_path / "tiny_bert")
     write_sst2(tmp_path / "data", num_train=300, num_dev=60)
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
     result = run_script("train", "--arch", "bert_gru", "--dataset", "sst2", "--data-dir", tmp_path / "data",
@@ -390,9 +395,7 @@ def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_expla
     from keras_sentiment.explain import make_token_id_explainer
     from keras_sentiment.models import FIRST_TOKENS, NGRAM_PART, STACK, recurrent_part
 
-    preset = tmp_path / "tiny_bert"
-    tiny_backbone().save_to_preset(str(preset))
-    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    preset = save_tiny_preset(tmp_path / "tiny_bert")
     # BERT reads [CLS] + 6 word pieces + [SEP] of the 5 to 16 words of a sentence; the n-grams read all of them
     run = train_on_generated_sst2(tmp_path, "--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset,
                                   "--trainable-layers", 0, "--epochs", 2, "--hidden-dim", 8, "--learning-rate", 0.005,
@@ -435,9 +438,7 @@ def test_init_from_starts_a_run_with_the_weights_a_trained_run_delivers(tmp_path
     from conftest import load_keras_model, train_on_generated_sst2
     from keras_sentiment.models import recurrent_part
 
-    preset = tmp_path / "tiny_bert"
-    tiny_backbone().save_to_preset(str(preset))
-    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    preset = save_tiny_preset(tmp_path / "tiny_bert")
     small = ["--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset, "--hidden-dim", 8, "--max-length", 16]
     (tmp_path / "first").mkdir()
     first = train_on_generated_sst2(tmp_path / "first", *small, "--epochs", 2, "--learning-rate", 0.005,

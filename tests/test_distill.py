@@ -128,11 +128,9 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
 def test_a_bert_gru_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
     """The flipped-labels test for a bert_gru student (a tiny encoder, fine-tuned) of a GRU teacher."""
     pytest.importorskip("keras_hub", reason="bert extra not installed")
-    from test_bert import tiny_backbone, tiny_encoder
+    from test_bert import save_tiny_preset
 
-    preset, cache = tmp_path / "tiny_bert", tmp_path / "cache"
-    tiny_backbone().save_to_preset(str(preset))
-    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    preset, cache = save_tiny_preset(tmp_path / "tiny_bert"), tmp_path / "cache"
     write_sst2_with_flipped_training_labels(tmp_path / "flipped")
     teacher = train_gru_teacher(tmp_path / "true", tmp_path, cache)
     student = cli("train", "--dataset", "sst2", "--arch", "bert_gru", "--bert-preset", preset, "--trainable-layers", "all",
@@ -153,11 +151,9 @@ def test_teacher_auto_trains_the_recipes_bert_gru_on_the_students_split_once_the
     second student on that split reuses it and its logits. No IMDB here: the recipe's IMDB
     sentences fall back to none, said once."""
     pytest.importorskip("keras_hub", reason="bert extra not installed")
-    from test_bert import tiny_backbone, tiny_encoder
+    from test_bert import save_tiny_preset
 
-    preset, cache = tmp_path / "tiny_bert", tmp_path / "cache"
-    tiny_backbone().save_to_preset(str(preset))
-    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    preset, cache = save_tiny_preset(tmp_path / "tiny_bert"), tmp_path / "cache"
     write_sst2(tmp_path / "data", num_train=300, num_dev=60)
     small = ["train", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--data-source", "local", "--bert-preset", preset,
              "--embedding-dim", 8, "--hidden-dim", 8, "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1]

@@ -258,14 +258,12 @@ def test_epoch_batches_resumed_anywhere_are_the_batches_of_an_uninterrupted_run(
 
 def test_an_encoder_cache_run_resumes_after_an_interruption(tmp_path, monkeypatch):
     pytest.importorskip("keras_hub", reason="bert extra not installed")
-    from test_bert import tiny_backbone, tiny_encoder
+    from test_bert import save_tiny_preset
 
     from keras_sentiment import backup
     from keras_sentiment.cli import main
 
-    preset = tmp_path / "tiny_bert"
-    tiny_backbone().save_to_preset(str(preset))
-    tiny_encoder().tokenizer.save_to_preset(str(preset))
+    preset = save_tiny_preset(tmp_path / "tiny_bert")
     write_sst2(tmp_path / "data", num_train=300, num_dev=60)
     run_dir = tmp_path / "run"
     real_save = backup.TrainingBackup.save

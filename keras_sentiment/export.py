@@ -87,7 +87,8 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
     export_dir.mkdir(parents=True, exist_ok=True)
     tmp = export_dir / f".tmp-{version}-{os.getpid()}"
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # Not archive.track(model): the endpoints below capture the model's variables, which the archive saves
+    # anyway, and tracking the Keras wrappers as well wrote every weight twice (keras-team/keras#23553).
     if tokenizer_in_graph:
         score = make_text_scorer(encoder, model)
         encoder(tf.constant([""]))  # builds the encoder's layers: ExportArchive tracks built layers only

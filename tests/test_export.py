@@ -61,6 +61,21 @@ def test_signature_contract(trained_parts, tmp_path):
         "probability": (tf.float32, [None]), "label": (tf.int32, [None]), "logits": (tf.float32, [None])}
 
 
+def stored_float_values(saved_model_dir):
+    """How many float values the export's checkpoint holds (weights; lookup tables hold strings and ints)."""
+    reader = tf.train.load_checkpoint(str(saved_model_dir / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    return sum(int(np.prod(shapes[name])) for name, dtype in reader.get_variable_to_dtype_map().items()
+               if dtype.is_floating)
+
+
+def test_the_export_stores_each_weight_once(trained_parts, tmp_path):
+    # keras ExportArchive.track(model) wrote every weight twice (keras-team/keras#23553): 2x disk and server memory
+    encoder, model = trained_parts
+    path = export_serving_model(model, encoder, tmp_path)
+    assert stored_float_values(path) == model.count_params()
+
+
 def test_versions_increment_and_leave_no_temporary_dirs(trained_parts, tmp_path):
     encoder, model = trained_parts
     assert next_version(tmp_path) == 1

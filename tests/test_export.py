@@ -70,7 +70,7 @@ def stored_float_values(saved_model_dir):
 
 
 def test_the_export_stores_each_weight_once(trained_parts, tmp_path):
-    # keras ExportArchive.track(model) wrote every weight twice (keras-team/keras#23553): 2x disk and server memory
+    # keras ExportArchive.track(model) wrote every weight twice (keras-team/keras#23553): twice the disk
     encoder, model = trained_parts
     path = export_serving_model(model, encoder, tmp_path)
     assert stored_float_values(path) == model.count_params()

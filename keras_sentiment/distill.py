@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from keras_sentiment.backup import write_json_atomically
 from keras_sentiment.data import Splits, default_cache_dir, hash_file_into, whole_text_indices
-from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
+from keras_sentiment.inference import is_run_dir, load_scorer, read_run_config, resolve_saved_model, sigmoid
 from keras_sentiment.locks import exclusive_lock
 from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT
 
@@ -53,6 +53,9 @@ def distil_training_split(settings, splits, teacher):
     unlabelled = unlabelled_sentences(settings, known=set(texts) | set(variants))
     print(f"Teacher {teacher}: targets for {len(texts):,} training texts, {len(variants):,} variants of "
           f"{len(whole):,} whole texts and {len(unlabelled):,} unlabelled sentences", flush=True)
+    caution = ngrams_fitted_on_these_texts(teacher, settings.dataset)
+    if caution:
+        print(caution, flush=True)
     fingerprint = teacher_fingerprint(teacher)
     logits = cached_teacher_logits(teacher, fingerprint, texts + variants + unlabelled)
     targets = sigmoid(logits).astype("float32")
@@ -67,6 +70,23 @@ def distil_training_split(settings, splits, teacher):
              "teacher_variants_made": len(variants), "teacher_text_sentences_used": len(unlabelled),
              "labelled_train_examples": len(texts)}
     return Splits(train, splits.valid, splits.test, sizes=sizes, source=splits.source), facts
+
+
+def ngrams_fitted_on_these_texts(teacher, dataset):
+    """A one-line caution when `teacher` is a run dir whose n-grams were fitted on `dataset`'s training texts, else None.
+
+    Its n-gram part was fitted on the very texts it now labels, so there its targets lean toward the
+    labels rather than its graded view of them; `--teacher auto` trains its teacher with `--ngrams 0`
+    for that reason. (An export does not say how it was trained, so it gets no caution.)
+    """
+    if not is_run_dir(teacher):
+        return None
+    config = read_run_config(teacher)
+    if not config.get("ngrams") or config.get("dataset") != dataset:
+        return None
+    return (f"Caution: the teacher's n-grams (--ngrams {config['ngrams']}) were fitted on {dataset}'s training texts, "
+            "which it labels now, so its targets there lean toward the labels; a teacher trained with --ngrams 0 "
+            "(as --teacher auto's) gives its own view of them")
 
 
 def texts_and_labels(dataset):

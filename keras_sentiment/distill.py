@@ -31,7 +31,7 @@ from keras_sentiment.backup import write_json_atomically
 from keras_sentiment.data import Splits, default_cache_dir, hash_file_into, whole_text_indices
 from keras_sentiment.inference import is_run_dir, load_scorer, read_run_config, resolve_saved_model, sigmoid
 from keras_sentiment.locks import exclusive_lock
-from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT
+from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT, NO_TEACHER
 
 # Tang et al.'s masking and n-gram sampling, with dropping for masking: the student's vocabulary
 # and the teacher's word pieces then see the same text.
@@ -168,8 +168,9 @@ def auto_teacher_settings(settings, splits):
     shared = ("dataset", "data_dir", "data_source", "seed", "max_train_samples", "max_eval_samples", "bert_preset")
     # No n-grams, whatever the recipe says: fitted on the very texts the teacher then labels, they
     # would hand the student back its own labels, not the teacher's graded view of them.
-    explicit = {"arch": "bert_gru", "recipe": "best", "ngrams": 0, **{name: settings.values[name] for name in shared
-                                                                      if settings.values[name] is not None}}
+    # And no teacher of its own: SST-2's bert_gru recipe is itself a student of this very run.
+    explicit = {"arch": "bert_gru", "recipe": "best", "ngrams": 0, "teacher": NO_TEACHER,
+                **{name: settings.values[name] for name in shared if settings.values[name] is not None}}
     teacher = resolve_settings(explicit, stamp="teacher")
     digest = hashlib.sha256()
     kept = {k: v for k, v in teacher.values.items()

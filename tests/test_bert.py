@@ -398,8 +398,8 @@ def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_expla
     preset = save_tiny_preset(tmp_path / "tiny_bert")
     # BERT reads [CLS] + 6 word pieces + [SEP] of the 5 to 16 words of a sentence; the n-grams read all of them
     run = train_on_generated_sst2(tmp_path, "--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset,
-                                  "--trainable-layers", 0, "--epochs", 2, "--hidden-dim", 8, "--learning-rate", 0.005,
-                                  "--max-length", 8, "--ngrams", 2, "--ngram-max-length", 32)
+                                  "--teacher", "none", "--trainable-layers", 0, "--epochs", 2, "--hidden-dim", 8,
+                                  "--learning-rate", 0.005, "--max-length", 8, "--ngrams", 2, "--ngram-max-length", 32)
     config = json.loads((run["dir"] / "config.json").read_text())
     a, b, c = config["ngram_stack"]
     assert b > 0  # the n-grams earned a say on valid
@@ -439,7 +439,8 @@ def test_init_from_starts_a_run_with_the_weights_a_trained_run_delivers(tmp_path
     from keras_sentiment.models import recurrent_part
 
     preset = save_tiny_preset(tmp_path / "tiny_bert")
-    small = ["--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset, "--hidden-dim", 8, "--max-length", 16]
+    small = ["--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset, "--teacher", "none", "--hidden-dim", 8,
+             "--max-length", 16]
     (tmp_path / "first").mkdir()
     first = train_on_generated_sst2(tmp_path / "first", *small, "--epochs", 2, "--learning-rate", 0.005,
                                     "--trainable-layers", "all", "--encoder-learning-rate", 1e-3, "--ngrams", 1)

@@ -219,6 +219,11 @@ def test_the_automatic_teachers_folder_is_named_by_the_training_split_and_its_se
     assert auto_teacher_settings(settings, splits_of(examples[1:])).run_dir != folder
     other_seed = resolve_settings({"dataset": "sst2", "bert_preset": str(tmp_path), "seed": 7})
     assert auto_teacher_settings(other_seed, splits_of(examples)).run_dir != folder
+    # SST-2's bert_gru recipe is itself a student (self-training): its teacher is the same as a BiLSTM's, with no teacher
+    bert_student = resolve_settings({"dataset": "sst2", "arch": "bert_gru", "bert_preset": str(tmp_path)})
+    assert (bert_student.teacher, bert_student.teacher_text) == ("auto", "imdb")
+    teacher_of_bert = auto_teacher_settings(bert_student, splits_of(examples))
+    assert (teacher_of_bert.teacher, teacher_of_bert.teacher_text, teacher_of_bert.run_dir) == (None, None, folder)
     # IMDB's bert_gru recipe adds n-grams; its teacher does not (they would give the training labels back)
     imdb_teacher = auto_teacher_settings(resolve_settings({"dataset": "imdb", "teacher": "auto", "bert_preset": str(tmp_path)}),
                                          splits_of(examples))

@@ -56,6 +56,15 @@ def test_an_explicit_flag_beats_the_recipe_the_arch_and_the_dataset():
     assert s.embeddings == "auto" and s.sources["embeddings"] == "recipe best"  # what was not given stays
 
 
+def test_the_sst2_bert_gru_recipe_self_trains_unless_its_frozen_encoder_is_cached():
+    student = resolve(arch="bert_gru", dataset="sst2")
+    assert (student.teacher, student.teacher_text, student.teacher_text_sentences) == ("auto", "imdb", 100_000)
+    cached = resolve(arch="bert_gru", dataset="sst2", trainable_layers="0", cache_encoder=True)  # the cache stores labels
+    assert (cached.teacher, cached.teacher_text, cached.sources["teacher"]) == (None, None, "flag --cache-encoder")
+    with pytest.raises(KerasSentimentError, match=re.escape("--cache-encoder with --teacher (flag)")):
+        resolve(arch="bert_gru", dataset="sst2", trainable_layers="0", cache_encoder=True, teacher="auto")
+
+
 def test_architecture_defaults_sit_between_the_dataset_and_the_recipe():
     bert = resolve(arch="bert_gru", dataset="sst2")
     assert (bert.max_length, bert.sources["max_length"]) == (512, "arch bert_gru")

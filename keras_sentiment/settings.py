@@ -175,8 +175,9 @@ SETTINGS = (
             "(text only); none = nothing added", none_means="the training split's text only"),
     Setting("teacher", str, None, "knowledge distillation: a trained model (run dir or export, e.g. a fine-tuned "
             "bert_gru) whose probabilities on the training texts replace their labels as the targets; valid and test "
-            "keep their labels. auto = the dataset's best bert_gru trained on this run's training split (once: kept "
-            "under the cache dir for later runs; --bert-preset picks its encoder); none = the labels",
+            "keep their labels. auto = the dataset's best bert_gru, without a teacher of its own, trained on this run's "
+            "training split (once: kept under the cache dir for later runs; --bert-preset picks its encoder); "
+            "none = the labels",
             none_means="the labels"),
     Setting("teacher_variants", int, 0, "with --teacher: up to this many variants of each whole training text (words "
             "dropped at random, or a random span of up to 5 words), labelled by the teacher alone, added to training",

@@ -136,6 +136,14 @@ def cli(*args, cache):
                           env=cli_environment(cache), cwd=ROOT, timeout=600)
 
 
+def write_run_dir_stub(folder, config):
+    """`folder` as a run dir looks to `inference.is_run_dir`: `config` as its config.json and an empty best.keras."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "best.keras").write_bytes(b"")
+    return folder
+
+
 def train_on_generated_sst2(tmp, *args):
     """`train ARGS` on a generated SST-2 (600 training sentences, 80 dev) under `tmp`: run dir `tmp/run`,
     exports under `tmp/export`; returns `{"tmp", "dir", "log"}` and fails the test if training fails."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli, make_examples, write_sst2
+from conftest import ROOT, cli, make_examples, write_run_dir_stub, write_sst2
 from keras_sentiment.data import SST2_VALID_FRACTION, read_glue_rows, split_sst2_by_sentence, whole_text_indices
 from keras_sentiment.distill import (make_variants, ngrams_fitted_on_these_texts, score_in_length_order, split_sentences,
                                      variants_of)
@@ -68,15 +68,11 @@ def test_a_missing_teacher_or_variants_without_one_are_one_line_errors(tmp_path)
 
 
 def test_a_teacher_whose_ngrams_saw_these_training_texts_gets_a_caution(tmp_path):
-    def run_dir(name, **config):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text(json.dumps(config))
-        (tmp_path / name / "best.keras").write_bytes(b"")
-        return tmp_path / name
-
-    caution = ngrams_fitted_on_these_texts(run_dir("imdb_ngrams", dataset="imdb", ngrams=2), "imdb")
+    with_ngrams = write_run_dir_stub(tmp_path / "imdb_ngrams", {"dataset": "imdb", "ngrams": 2})
+    caution = ngrams_fitted_on_these_texts(with_ngrams, "imdb")
     assert caution.startswith("Caution: the teacher's n-grams (--ngrams 2) were fitted on imdb's training texts")
-    assert ngrams_fitted_on_these_texts(run_dir("imdb_plain", dataset="imdb", ngrams=0), "imdb") is None
+    without = write_run_dir_stub(tmp_path / "imdb_plain", {"dataset": "imdb", "ngrams": 0})
+    assert ngrams_fitted_on_these_texts(without, "imdb") is None
     assert ngrams_fitted_on_these_texts(tmp_path / "imdb_ngrams", "sst2") is None  # other texts: nothing to lean on
     assert ngrams_fitted_on_these_texts(tmp_path / "an_export", "imdb") is None
 

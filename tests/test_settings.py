@@ -1,6 +1,5 @@
 """The settings table: precedence of flag > recipe > arch > dataset > default, validation, help and README."""
 
-import json
 import os
 import re
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_run_dir_stub
 from keras_sentiment import settings as S
 from keras_sentiment.errors import KerasSentimentError
 
@@ -121,11 +121,7 @@ def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
 
 def test_init_from_is_refused_unless_it_names_a_bert_gru_run_dir_whose_weights_fit(tmp_path):
     def run_dir_with_a_model(name, **values):
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "config.json").write_text(json.dumps({**resolve(**values).values}))
-        (folder / "best.keras").write_bytes(b"")
-        return str(folder)
+        return str(write_run_dir_stub(tmp_path / name, {**resolve(**values).values}))
 
     fitting = run_dir_with_a_model("fits", arch="bert_gru", dataset="imdb")
     assert resolve(arch="bert_gru", dataset="sst2", init_from=fitting).init_from == fitting

@@ -48,3 +48,34 @@ def test_ngrams_beside_a_finished_run_give_the_model_train_with_ngrams_gives(tmp
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ngrams_beside_a_run.py"), str(out), str(tmp_path / "x")],
                            capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 2 and "already has n-grams" in again.stderr
+
+
+def test_average_runs_scores_each_run_as_its_metrics_and_each_group_by_its_mean_logit(tmp_path):
+    """`benchmarks/average_runs.py`: a run alone reproduces its `metrics.json`; a group's row is the
+    accuracy of its mean logit; runs of different seeds are refused (their valid splits differ)."""
+    from benchmarks.average_runs import mean_logit_figures
+
+    one = train_on_generated_sst2(tmp_path / "one", *TINY_GRU)
+    other = train_on_generated_sst2(tmp_path / "other", *TINY_GRU, "--hidden-dim", 12, "--epochs", 3)
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "average_runs.py"), str(one["dir"]),
+                             str(other["dir"])], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    for letter, run in (("A", one), ("B", other)):
+        metrics = json.loads((run["dir"] / "metrics.json").read_text())
+        assert rows[letter] == (f"| {letter} | {metrics['valid']['accuracy']:.2%} | {metrics['test']['accuracy']:.2%} | "
+                                f"{metrics['test']['f1']:.4f} |")
+    assert "A + B" in rows
+
+    # Two runs, each sure where it is right and unsure where wrong: their mean is right everywhere.
+    labels = {"valid": np.array([1, 1, 0, 0]), "test": np.array([1, 0])}
+    logits = {"a": {"valid": np.array([4.0, -1, -4, 1]), "test": np.array([4.0, 1])},
+              "b": {"valid": np.array([-1.0, 4, 1, -4]), "test": np.array([-1.0, -4])}}
+    figures = dict(mean_logit_figures(labels, logits))
+    assert [figures[(run,)]["valid"]["accuracy"] for run in "ab"] == [0.5, 0.5]
+    assert figures[("a", "b")]["valid"]["accuracy"] == 1.0 and figures[("a", "b")]["test"]["accuracy"] == 1.0
+
+    reseeded = train_on_generated_sst2(tmp_path / "reseeded", *TINY_GRU, "--seed", 7)
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "average_runs.py"), str(one["dir"]),
+                              str(reseeded["dir"])], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert refused.returncode == 2 and "trained on another split" in refused.stderr and "seed 1234 vs 7" in refused.stderr

@@ -463,7 +463,11 @@ def settings_of_run(run_dir):
     except ValueError as error:
         raise KerasSentimentError(f"{path}: not valid JSON ({error})") from None
     settings = ResolvedSettings.from_json(config)
-    validate(settings)
+    try:
+        validate(settings)
+    except KerasSentimentError as error:  # e.g. the --init-from or --teacher run dir it named was deleted since
+        raise KerasSentimentError(f"{path}: the run's settings no longer hold ({error}); put back what they name, "
+                                  "or start a new run") from None
     return settings
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import keras_sentiment.models  # noqa: F401  (registers the custom layers best.k
 import numpy as np
 import pytest
 
-from conftest import write_sst2
+from conftest import write_run_dir_stub, write_sst2
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -175,6 +176,20 @@ def test_resume_takes_no_other_flag_and_needs_a_run_dir(tmp_path, capsys):
     assert "drop --epochs" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "not a run directory to resume (no config.json)" in capsys.readouterr().err
+
+
+def test_a_run_whose_init_from_source_was_deleted_says_so_when_resumed(tmp_path, capsys):
+    from keras_sentiment.cli import main
+    from keras_sentiment.settings import resolve_settings
+
+    source = write_run_dir_stub(tmp_path / "source", resolve_settings({"arch": "bert_gru"}).values)
+    run = resolve_settings({"arch": "bert_gru", "init_from": str(source), "run_dir": str(tmp_path / "run")})
+    write_run_dir_stub(tmp_path / "run", run.to_json())
+    shutil.rmtree(source)
+    assert main(["train", "--resume", str(tmp_path / "run")]) == 2  # in this process: a traceback would fail here
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"error: {tmp_path / 'run' / 'config.json'}: the run's settings no "
+                                                   f"longer hold (--init-from: {source} is not a run directory")
 
 
 def test_the_backup_restores_the_deciders_state_and_the_optimizer(tmp_path):

@@ -86,12 +86,26 @@ def sst2_dir(tmp_path):
     return data_dir
 
 
+def isolate_cache_and_data(folder, monkeypatch):
+    """Point the cache, the default data dir and TFDS's at `folder`: nothing reaches the user's."""
+    monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(folder / "cache"))
+    monkeypatch.setenv("KERAS_SENTIMENT_DATA", str(folder / "no-data-here"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(folder / "tfds"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache_for_shared_fixtures(tmp_path_factory):
+    """Module and session fixtures are set up before any test's own `isolated_cache`: this keeps what
+    they write (e.g. the marker that a data dir's reviews were checked) out of the user's cache too."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_cache_and_data(tmp_path_factory.mktemp("shared"), monkeypatch)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """Archive extraction and the default data dir stay inside the test's tmp dir."""
-    monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KERAS_SENTIMENT_DATA", str(tmp_path / "no-data-here"))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    isolate_cache_and_data(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -295,3 +295,14 @@ def test_subsample_takes_seeded_random_subsets_of_both_labels(imdb_dir):
     assert test == as_pairs(data.subsample(load_imdb(imdb_dir, seed=0), 10, 20, seed=4).test)
     unchanged = data.subsample(load_imdb(imdb_dir, seed=0))
     assert unchanged.sizes == {"train": 56, "valid": 24, "test": 80}
+
+
+@pytest.fixture(scope="module")
+def cache_of_a_module_fixture():
+    return data.default_cache_dir()
+
+
+def test_module_fixtures_see_a_temporary_cache_not_the_users(cache_of_a_module_fixture, tmp_path_factory):
+    # Module fixtures are set up before each test's own isolated_cache; the test suite once left
+    # markers of its generated data dirs in ~/.cache/keras_sentiment/checked this way.
+    assert cache_of_a_module_fixture.is_relative_to(tmp_path_factory.getbasetemp())

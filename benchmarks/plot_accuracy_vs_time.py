@@ -1,7 +1,8 @@
 """Plot test accuracy against training time for run directories: docs/img/accuracy_vs_time.png.
 
 Reads each run's `config.json` (dataset, arch), `metrics.json` (test accuracy, number of test
-examples) and `history.csv` (`epoch_seconds`), one panel per dataset. Runs evaluated on a
+examples) and `history.csv` (`epoch_seconds`), one panel per dataset. A run's minutes count its
+refit's epochs, its teacher's and its `--init-from` run's too (`training_minutes`): what the model cost from scratch. Runs evaluated on a
 subset of the test split are drawn hollow and labelled with the subset size. Run directories
 do not outlive a session, so `docs/runs.csv` keeps one row per run reported in docs/RESULTS.md
 (`--table`; `--append-table` adds the run directories given); a run directory wins over a row
@@ -33,10 +34,28 @@ def read_run(run_dir):
         return None
     config = json.loads((run_dir / "config.json").read_text())
     test = json.loads((run_dir / "metrics.json").read_text())["test"]
-    with open(run_dir / "history.csv") as handle:
-        minutes = sum(float(row["epoch_seconds"]) for row in csv.DictReader(handle)) / 60
-    return {"name": run_dir.name, "dataset": config["dataset"], "arch": config["arch"], "minutes": minutes,
-            "accuracy": 100 * test["accuracy"], "examples": test.get("num_examples", FULL_TEST[config["dataset"]])}
+    return {"name": run_dir.name, "dataset": config["dataset"], "arch": config["arch"],
+            "minutes": training_minutes(run_dir), "accuracy": 100 * test["accuracy"],
+            "examples": test.get("num_examples", FULL_TEST[config["dataset"]])}
+
+
+def training_minutes(run_dir, seen=()):
+    """Minutes of every epoch the delivered model cost: the run's, its refit's, and those of the runs
+    it needed first, its teacher and its `--init-from` run (run dirs, counted the same way: a
+    student's teacher may have had a teacher). Evaluation, export and scoring the teacher's targets
+    are not epochs and are left out."""
+    run_dir = Path(run_dir).resolve()
+    seconds = 0.0
+    for name in ("history.csv", "refit_history.csv"):
+        if (run_dir / name).is_file():
+            with open(run_dir / name) as handle:
+                seconds += sum(float(row["epoch_seconds"]) for row in csv.DictReader(handle))
+    config = json.loads((run_dir / "config.json").read_text())
+    seen = (*seen, run_dir)
+    for before in (config.get("teacher_model"), config.get("init_from")):
+        if before and (Path(before) / "history.csv").is_file() and Path(before).resolve() not in seen:
+            seconds += 60 * training_minutes(before, seen)
+    return seconds / 60
 
 
 TABLE_FIELDS = ["name", "dataset", "arch", "minutes", "accuracy", "examples", "measured"]

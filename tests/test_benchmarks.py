@@ -79,3 +79,27 @@ def test_average_runs_scores_each_run_as_its_metrics_and_each_group_by_its_mean_
     refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "average_runs.py"), str(one["dir"]),
                               str(reseeded["dir"])], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert refused.returncode == 2 and "trained on another split" in refused.stderr and "seed 1234 vs 7" in refused.stderr
+
+
+def test_the_plots_minutes_count_the_refit_and_every_run_needed_before(tmp_path):
+    """A self-trained student cost its own epochs, its refit's, its teacher's and what that teacher needed."""
+    from benchmarks.plot_accuracy_vs_time import training_minutes
+
+    def run_dir(name, epoch_seconds, refit_seconds=(), teacher=None, init_from=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"teacher_model": teacher and str(tmp_path / teacher),
+                                                        "init_from": init_from and str(tmp_path / init_from)}))
+        for file, seconds in (("history.csv", epoch_seconds), ("refit_history.csv", refit_seconds)):
+            if seconds:
+                (folder / file).write_text("epoch,epoch_seconds\n" + "".join(f"{i},{s}\n" for i, s in enumerate(seconds)))
+        return folder
+
+    run_dir("imdb", [600])
+    run_dir("first_teacher", [60, 120])
+    run_dir("teacher", [300], teacher="first_teacher", init_from="imdb")
+    student = run_dir("student", [120, 120], refit_seconds=[60], teacher="teacher")
+    assert training_minutes(student) == pytest.approx((600 + 60 + 120 + 300 + 120 + 120 + 60) / 60)
+    # An export as the teacher (no history.csv) adds nothing; a run naming itself is counted once.
+    assert training_minutes(run_dir("from_an_export", [60], teacher="an_export")) == pytest.approx(1)
+    assert training_minutes(run_dir("own_teacher", [60], teacher="own_teacher")) == pytest.approx(1)

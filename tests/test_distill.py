@@ -137,7 +137,8 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
 
 
 def test_a_bert_gru_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
-    """The flipped-labels test for a bert_gru student (a tiny encoder, fine-tuned) of a GRU teacher."""
+    """The flipped-labels test for a bert_gru student (a tiny encoder, fine-tuned) of a GRU teacher,
+    with n-grams beside it: they too learn from the teacher's decisions, not the flipped labels."""
     pytest.importorskip("keras_hub", reason="bert extra not installed")
     from test_bert import save_tiny_preset
 
@@ -146,12 +147,16 @@ def test_a_bert_gru_student_learns_the_teachers_decisions_not_the_labels(tmp_pat
     teacher = train_gru_teacher(tmp_path / "true", tmp_path, cache)
     student = cli("train", "--dataset", "sst2", "--arch", "bert_gru", "--bert-preset", preset, "--trainable-layers", "all",
                   "--encoder-learning-rate", 1e-3, "--hidden-dim", 8, "--max-length", 32, "--learning-rate", 0.005,
-                  "--batch-size", 16, "--epochs", 4, "--monitor", "val_accuracy",
+                  "--batch-size", 16, "--epochs", 4, "--monitor", "val_accuracy", "--ngrams", 1, "--ngram-max-length", 32,
                   "--data-dir", tmp_path / "flipped", "--teacher", teacher, "--run-dir", tmp_path / "student",
                   "--export-dir", tmp_path / "s_export", cache=cache)
     assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-3000:]
     config = json.loads((tmp_path / "student" / "config.json").read_text())
     assert config["teacher_label_agreement"] < 0.1
+    # The n-grams alone on the valid split's true labels: fitted to the flipped ones they would be near 0.
+    ngram_valid = [float(line.split("valid accuracy ")[1].split("%")[0]) for line in student.stdout.splitlines()
+                   if line.strip().startswith("n-grams, C=")]
+    assert len(ngram_valid) >= 2 and min(ngram_valid) >= 90, student.stdout[-3000:]
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
 

@@ -1,12 +1,14 @@
 """`keras-sentiment` command line: train, evaluate, export, predict, explain, score, serve.
 
-TensorFlow is imported only inside the commands, so `--help` answers at once.
+TensorFlow is imported only once a command runs, so `--help` answers at once; its start-up notes
+to stderr are left out (`START_UP_NOTES`) unless TF_CPP_MIN_LOG_LEVEL asks for logs.
 """
 
 import argparse
 import json
 import os
 import sys
+import tempfile
 
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.explain import DEFAULT_STEPS as DEFAULT_EXPLAIN_STEPS  # imports no TensorFlow
@@ -368,6 +370,31 @@ COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, 
             "explain": run_explain, "score": run_score, "serve": run_serve}
 
 
+# What TensorFlow 2.21 writes to stderr as it loads, before it reads TF_CPP_MIN_LOG_LEVEL: twice over
+# (two libraries), on every command. Notes, not problems; any other line still reaches the user.
+START_UP_NOTES = ("All log messages before absl::InitializeLog() is called are written to STDERR",
+                  "oneDNN custom operations are on", "Could not find cuda drivers on your machine",
+                  "This TensorFlow binary is optimized to use available CPU instructions")
+
+
+def import_tensorflow_without_start_up_notes():
+    """Import TensorFlow with stderr held in a file, then write back every line but `START_UP_NOTES`'."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode("utf-8", errors="replace").splitlines(keepends=True):
+                if not any(note in line for note in START_UP_NOTES):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
@@ -377,6 +404,8 @@ def main(argv=None):
     args.pipeline_args = unknown  # score on a Beam runner: its pipeline options
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
     try:
+        if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":
+            import_tensorflow_without_start_up_notes()
         return COMMANDS[args.command](args)
     except KerasSentimentError as error:
         print(f"error: {error}", file=sys.stderr)

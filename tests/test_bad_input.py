@@ -112,3 +112,27 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_and_the_r
     assert code == 0
     assert (run_dir / "metrics.json").is_file() and (tmp_path / "export" / "1").is_dir()
 
+
+
+def test_a_command_shows_the_user_its_error_without_tensorflows_start_up_notes(tmp_path):
+    """TensorFlow writes notes to stderr as it loads (oneDNN, CUDA probing), whatever TF_CPP_MIN_LOG_LEVEL
+    says; the CLI holds them back unless the user asks for TensorFlow's logs."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from keras_sentiment.cli import START_UP_NOTES
+
+    def stderr_of_predict(**env):
+        base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "predict.py"), "--model", str(tmp_path / "none"),
+                                 "a film"], capture_output=True, text=True, env={**base, **env}, timeout=300)
+        assert result.returncode == 2, result.stderr
+        return result.stderr
+
+    asked_for_logs = stderr_of_predict(TF_CPP_MIN_LOG_LEVEL="0")
+    assert any(note in asked_for_logs for note in START_UP_NOTES)  # this TensorFlow does write them
+    quiet = stderr_of_predict()
+    assert not any(note in quiet for note in START_UP_NOTES), quiet
+    assert f"error: {tmp_path / 'none'}: neither a run directory" in quiet

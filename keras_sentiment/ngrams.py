@@ -32,6 +32,8 @@ import scipy.sparse
 import keras
 import tensorflow as tf
 
+from keras_sentiment.errors import KerasSentimentError
+
 # L2 strengths tried on the valid split (inverse, as LIBLINEAR's C): IMDB's valid accuracy
 # barely moves across them (91.44-91.65%, seed 1234, orders 1-2), so a short grid suffices.
 L2_GRID = (0.1, 0.3, 1.0, 3.0)
@@ -195,6 +197,9 @@ def logistic_regression(features, labels, C):
 def fit_ngram_logit(train_rows, train_labels, C):
     """`(keys, weights, bias)` of the NB-scaled logistic regression on rows of n-gram keys."""
     table = np.unique(np.concatenate(train_rows)) if train_rows else np.zeros([0], "int64")
+    if len(table) == 0:  # every training text empty: a layer with no n-gram cannot even be called
+        raise KerasSentimentError("--ngrams: the training texts hold no n-gram (no token the model reads), "
+                                  "so there is nothing to fit; check the training data, or drop --ngrams")
     presence = presence_matrix(train_rows, table)
     ratios = nb_ratios(presence, train_labels)
     weights, bias = logistic_regression(presence @ scipy.sparse.diags(ratios), train_labels, C)

@@ -91,6 +91,11 @@ def negation_rows(count, rng):
     return rows, np.array(labels, "float64")
 
 
+def test_training_texts_without_a_single_ngram_are_a_one_line_error():
+    with pytest.raises(KerasSentimentError, match="--ngrams: the training texts hold no n-gram"):
+        ngrams.fit_ngram_logit([np.zeros([0], "int64")] * 4, np.array([1.0, 0, 1, 0]), C=1.0)
+
+
 def test_the_nb_logistic_regression_learns_a_bigram_that_single_words_cannot_decide():
     rng = np.random.default_rng(0)
     train, test = negation_rows(400, rng), negation_rows(200, rng)

@@ -378,7 +378,17 @@ START_UP_NOTES = ("All log messages before absl::InitializeLog() is called are w
 
 
 def import_tensorflow_without_start_up_notes():
-    """Import TensorFlow with stderr held in a file, then write back every line but `START_UP_NOTES`'."""
+    """Import TensorFlow with stderr held in a file, then write back every line but `START_UP_NOTES`'.
+
+    A TensorFlow that cannot run here aborts the process while it loads, and what it wrote would die
+    in the file: on a CPU without AVX (TensorFlow's x86 wheels need it) nothing is held back.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            if " avx" not in cpuinfo.read():
+                return
+    except OSError:  # not Linux: no way to tell, so nothing is held back
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:

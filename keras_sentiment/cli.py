@@ -1,19 +1,19 @@
 """`keras-sentiment` command line: train, evaluate, export, predict, explain, score, serve.
 
-TensorFlow is imported only once a command runs, so `--help` answers at once; its start-up notes
-to stderr are left out (`START_UP_NOTES`) unless TF_CPP_MIN_LOG_LEVEL asks for logs.
+TensorFlow is imported only inside the commands, so `--help` answers at once; its start-up notes to
+stderr are held back (`keras_sentiment.start_up_notes`) unless TF_CPP_MIN_LOG_LEVEL asks for logs.
 """
 
 import argparse
 import json
 import os
 import sys
-import tempfile
 
 from keras_sentiment.errors import KerasSentimentError
 from keras_sentiment.explain import DEFAULT_STEPS as DEFAULT_EXPLAIN_STEPS  # imports no TensorFlow
 from keras_sentiment.settings import (BY_NAME, add_train_arguments, describe_default, explicit_settings,
                                       resolve_settings, settings_of_run, train_context)
+from keras_sentiment.start_up_notes import hold_back_tensorflow_start_up_notes
 
 DATASETS = BY_NAME["dataset"].choices
 DEFAULT_MODEL = resolve_settings({}, stamp="-").export_dir  # where `train` with no flags exports (make train)
@@ -370,41 +370,6 @@ COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, 
             "explain": run_explain, "score": run_score, "serve": run_serve}
 
 
-# What TensorFlow 2.21 writes to stderr as it loads, before it reads TF_CPP_MIN_LOG_LEVEL: twice over
-# (two libraries), on every command. Notes, not problems; any other line still reaches the user.
-START_UP_NOTES = ("All log messages before absl::InitializeLog() is called are written to STDERR",
-                  "oneDNN custom operations are on", "Could not find cuda drivers on your machine",
-                  "This TensorFlow binary is optimized to use available CPU instructions")
-
-
-def import_tensorflow_without_start_up_notes():
-    """Import TensorFlow with stderr held in a file, then write back every line but `START_UP_NOTES`'.
-
-    A TensorFlow that cannot run here aborts the process while it loads, and what it wrote would die
-    in the file: on a CPU without AVX (TensorFlow's x86 wheels need it) nothing is held back.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            if " avx" not in cpuinfo.read():
-                return
-    except OSError:  # not Linux: no way to tell, so nothing is held back
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().decode("utf-8", errors="replace").splitlines(keepends=True):
-                if not any(note in line for note in START_UP_NOTES):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
@@ -415,7 +380,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
     try:
         if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":
-            import_tensorflow_without_start_up_notes()
+            hold_back_tensorflow_start_up_notes()
         return COMMANDS[args.command](args)
     except KerasSentimentError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -122,7 +122,7 @@ def test_a_command_shows_the_user_its_error_without_tensorflows_start_up_notes(t
     import sys
 
     from conftest import ROOT
-    from keras_sentiment.cli import START_UP_NOTES
+    from keras_sentiment.start_up_notes import START_UP_NOTES
 
     def stderr_of_predict(**env):
         base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -136,3 +136,20 @@ def test_a_command_shows_the_user_its_error_without_tensorflows_start_up_notes(t
     quiet = stderr_of_predict()
     assert not any(note in quiet for note in START_UP_NOTES), quiet
     assert f"error: {tmp_path / 'none'}: neither a run directory" in quiet
+
+
+def test_a_bad_flag_fails_before_tensorflow_is_loaded(tmp_path):
+    """Settings are checked first, so a mistake costs no TensorFlow start (`-X importtime` lists every import)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "scripts" / "train.py"), "--epochs", "0"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and lines[-1].startswith("error: --epochs"), result.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+    assert "keras_sentiment.settings" in imported  # the listing is there
+    assert not imported & {"tensorflow", "keras"}

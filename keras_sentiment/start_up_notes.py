@@ -20,7 +20,8 @@ import tempfile
 
 START_UP_NOTES = ("All log messages before absl::InitializeLog() is called are written to STDERR",
                   "oneDNN custom operations are on", "Could not find cuda drivers on your machine",
-                  "This TensorFlow binary is optimized to use available CPU instructions")
+                  "This TensorFlow binary is optimized to use available CPU instructions",
+                  "To enable the following instructions:")  # that note's second line
 
 
 def hold_back_tensorflow_start_up_notes():

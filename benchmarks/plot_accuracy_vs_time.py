@@ -4,10 +4,9 @@ Reads each run's `config.json` (dataset, arch), `metrics.json` (test accuracy, n
 examples) and `history.csv` (`epoch_seconds`), one panel per dataset. A run's minutes count its
 refit's epochs, its teacher's and its `--init-from` run's too (`training_minutes`): what the model
 cost from scratch. Runs evaluated on a subset of the test split are drawn hollow and labelled with
-the subset size. Run directories
-do not outlive a session, so `docs/runs.csv` keeps one row per run reported in docs/RESULTS.md
-(`--table`; `--append-table` adds the run directories given); a run directory wins over a row
-of the same name.
+the subset size. Run directories do not outlive a session, so `docs/runs.csv` keeps one row per
+run reported in docs/RESULTS.md (`--table`; `--append-table` adds the run directories given); a
+run directory wins over a row of the same name.
 
     python benchmarks/plot_accuracy_vs_time.py --table docs/runs.csv /work/runs_real/* --output docs/img/accuracy_vs_time.png
 """

@@ -379,8 +379,7 @@ def main(argv=None):
     args.pipeline_args = unknown  # score on a Beam runner: its pipeline options
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
     try:
-        if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":
-            hold_back_tensorflow_start_up_notes()
+        hold_back_tensorflow_start_up_notes()
         return COMMANDS[args.command](args)
     except KerasSentimentError as error:
         print(f"error: {error}", file=sys.stderr)

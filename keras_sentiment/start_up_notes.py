@@ -27,10 +27,11 @@ START_UP_NOTES = ("All log messages before absl::InitializeLog() is called are w
 def hold_back_tensorflow_start_up_notes():
     """Load TensorFlow, when it is first imported, with `stderr_without_start_up_notes`.
 
-    Not where TensorFlow is loaded already, and not on a CPU without AVX (or where that cannot be
-    told): TensorFlow's x86 builds abort there while loading, and their reason must reach the user.
+    Only while TF_CPP_MIN_LOG_LEVEL is 3 (below it the user asked for TensorFlow's logs); not where
+    TensorFlow is loaded already; not on a CPU without AVX (or where that cannot be told):
+    TensorFlow's x86 builds abort there while loading, and their reason must reach the user.
     """
-    if "tensorflow" in sys.modules or not cpu_has_avx():
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3" or "tensorflow" in sys.modules or not cpu_has_avx():
         return
     sys.meta_path.insert(0, _LoadTensorFlowHoldingNotes())
 

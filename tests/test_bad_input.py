@@ -2,14 +2,18 @@
 (and line), exit code 2, and what was written before stays (a full disk mid-training can be resumed)."""
 
 import errno
+import os
+import subprocess
+import sys
 import tarfile
 
 import keras
 import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
 import pytest
 
-from conftest import write_aclimdb, write_sst2
+from conftest import ROOT, write_aclimdb, write_sst2
 from keras_sentiment.cli import main
+from keras_sentiment.start_up_notes import START_UP_NOTES
 
 TINY = ["--hidden-dim", "4", "--embedding-dim", "4", "--batch-size", "16", "--epochs", "1", "--backup-every", "0"]
 
@@ -113,41 +117,28 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_and_the_r
     assert (run_dir / "metrics.json").is_file() and (tmp_path / "export" / "1").is_dir()
 
 
+def run_script_for_its_stderr(*args, python_flags=(), **env):
+    """A script of `scripts/` in a fresh process, TF_CPP_MIN_LOG_LEVEL only as `env` sets it."""
+    base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, *python_flags, str(ROOT / "scripts" / args[0]), *map(str, args[1:])],
+                          capture_output=True, text=True, env={**base, "PYTHONPATH": str(ROOT), **env}, timeout=300)
+
 
 def test_a_command_shows_the_user_its_error_without_tensorflows_start_up_notes(tmp_path):
     """TensorFlow writes notes to stderr as it loads (oneDNN, CUDA probing), whatever TF_CPP_MIN_LOG_LEVEL
     says; the CLI holds them back unless the user asks for TensorFlow's logs."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-    from keras_sentiment.start_up_notes import START_UP_NOTES
-
-    def stderr_of_predict(**env):
-        base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "predict.py"), "--model", str(tmp_path / "none"),
-                                 "a film"], capture_output=True, text=True, env={**base, **env}, timeout=300)
-        assert result.returncode == 2, result.stderr
-        return result.stderr
-
-    asked_for_logs = stderr_of_predict(TF_CPP_MIN_LOG_LEVEL="0")
-    assert any(note in asked_for_logs for note in START_UP_NOTES)  # this TensorFlow does write them
-    quiet = stderr_of_predict()
-    assert not any(note in quiet for note in START_UP_NOTES), quiet
-    assert f"error: {tmp_path / 'none'}: neither a run directory" in quiet
+    predict = ("predict.py", "--model", tmp_path / "none", "a film")
+    asked_for_logs = run_script_for_its_stderr(*predict, TF_CPP_MIN_LOG_LEVEL="0")
+    assert asked_for_logs.returncode == 2, asked_for_logs.stderr
+    assert any(note in asked_for_logs.stderr for note in START_UP_NOTES)  # this TensorFlow does write them
+    quiet = run_script_for_its_stderr(*predict)
+    assert quiet.returncode == 2 and not any(note in quiet.stderr for note in START_UP_NOTES), quiet.stderr
+    assert f"error: {tmp_path / 'none'}: neither a run directory" in quiet.stderr
 
 
-def test_a_bad_flag_fails_before_tensorflow_is_loaded(tmp_path):
+def test_a_bad_flag_fails_before_tensorflow_is_loaded():
     """Settings are checked first, so a mistake costs no TensorFlow start (`-X importtime` lists every import)."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    result = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "scripts" / "train.py"), "--epochs", "0"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    result = run_script_for_its_stderr("train.py", "--epochs", 0, python_flags=("-X", "importtime"))
     lines = result.stderr.splitlines()
     assert result.returncode == 2 and lines[-1].startswith("error: --epochs"), result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}

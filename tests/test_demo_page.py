@@ -125,3 +125,18 @@ def test_the_servers_error_is_shown_on_the_page(page):
     assert f"holds {MAX_BATCH + 5} texts; the limit is {MAX_BATCH}" in error.text
     assert "400" in error.text
     assert not page.find_elements(By.CSS_SELECTOR, "#table tbody tr")
+
+
+def test_the_page_merges_word_pieces_as_the_library_does(page):
+    """demo.js keeps a twin of `explain.merge_word_pieces` (the served model here is recurrent, so the
+    other tests never reach it): the same pieces give the same words and sums, padding ("") left out."""
+    from keras_sentiment.explain import TokenAttribution, merge_word_pieces
+
+    pieces = [("[CLS]", 0.5), ("##oops", 0.0625), ("un", -0.25), ("##watch", -0.5), ("##able", -0.25),
+              ("film", 0.125), ("[SEP]", 0.1)]
+    tokens, attributions = [token for token, _ in pieces], [value for _, value in pieces]
+    merged = page.execute_script("return mergeWordPieces(arguments[0], arguments[1]);",
+                                 tokens + ["", ""], attributions + [0.0, 0.0])
+    expected = merge_word_pieces([TokenAttribution(token, value) for token, value in pieces])
+    assert [(word["token"], word["attribution"]) for word in merged] == [(w.token, w.attribution) for w in expected]
+    assert [word["token"] for word in merged] == ["##oops", "unwatchable", "film"]

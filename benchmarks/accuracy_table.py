@@ -56,7 +56,7 @@ def run_job(dataset, arch, args):
 def summarize(dataset, arch, run_dir, command, tag=""):
     import keras
 
-    import keras_sentiment.models  # noqa: F401  (registers MaskedPooling, which best.keras may hold)
+    import keras_sentiment.core.recurrent  # noqa: F401  (registers MaskedPooling, which best.keras may hold)
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     with open(run_dir / "history.csv", newline="") as handle:

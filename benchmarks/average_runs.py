@@ -18,11 +18,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from benchmarks.common import machine  # noqa: E402
-from keras_sentiment.errors import KerasSentimentError  # noqa: E402
-from keras_sentiment.evaluation import classification_metrics, score_dataset  # noqa: E402
-from keras_sentiment.inference import load_scorer  # noqa: E402
-from keras_sentiment.settings import settings_of_run  # noqa: E402
-from keras_sentiment.training import prepare_data  # noqa: E402
+from keras_sentiment.core.errors import KerasSentimentError  # noqa: E402
+from keras_sentiment.run.evaluation import classification_metrics, score_dataset  # noqa: E402
+from keras_sentiment.run.loading import load_scorer  # noqa: E402
+from keras_sentiment.run.settings import settings_of_run  # noqa: E402
+from keras_sentiment.run.training import prepare_data  # noqa: E402
 
 # What decides which examples land in valid and test: runs must agree on all of it to be compared.
 SPLIT_DECIDING = ("dataset", "seed", "max_train_samples", "max_eval_samples")

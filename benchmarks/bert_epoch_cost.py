@@ -34,10 +34,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
-from keras_sentiment import bert  # noqa: E402
-from keras_sentiment.data import load_dataset, make_batches  # noqa: E402
-from keras_sentiment.settings import resolve_settings  # noqa: E402
-from keras_sentiment.training import compile_model  # noqa: E402
+from keras_sentiment.core import bert  # noqa: E402
+from keras_sentiment.run.sources import load_dataset  # noqa: E402
+from keras_sentiment.run.batching import make_batches
+from keras_sentiment.run.settings import resolve_settings  # noqa: E402
+from keras_sentiment.run.training import compile_model  # noqa: E402
 
 def bert_gru_settings(args, trainable_layers="0"):
     """`train`'s resolved settings for bert_gru on IMDB (`--cache-encoder` unless every layer trains)."""

@@ -16,7 +16,7 @@ REFERENCE = {"arch": "bilstm", "embedding_dim": 100, "hidden_dim": 128, "num_lay
 
 def imdb_split(data_dir, split):
     """`(texts, labels)` lists of one IMDB split from local files, in the loader's fixed order."""
-    from keras_sentiment.data import load_imdb
+    from keras_sentiment.run.sources import load_imdb
 
     dataset = getattr(load_imdb(data_dir, source="local"), split)
     texts, labels = [], []

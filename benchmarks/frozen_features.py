@@ -34,9 +34,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
-from keras_sentiment.bert import BertHiddenStates, BertTextEncoder, build_bert_gru_head, load_bert  # noqa: E402
-from keras_sentiment.training import EpochTimer, compile_model, learning_rate_halving  # noqa: E402
-from keras_sentiment.data import EpochBatches, concatenate_epochs, epoch_order_seed, load_dataset, make_batches  # noqa: E402
+from keras_sentiment.core.bert import BertHiddenStates, BertTextEncoder, build_bert_gru_head, load_bert  # noqa: E402
+from keras_sentiment.run.training import EpochTimer, compile_model, learning_rate_halving  # noqa: E402
+from keras_sentiment.run.batching import EpochBatches, concatenate_epochs, epoch_order_seed, make_batches  # noqa: E402
+from keras_sentiment.run.sources import load_dataset
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 - `ours`: the SavedModel (`--model`, an export base or version of the reference BiLSTM) loaded
   as `keras-sentiment score` loads it, scoring raw strings in batches sorted by length within
-  windows of 8 batches (`keras_sentiment.scoring.score_texts`); vectorizing is inside the graph.
+  windows of 8 batches (`keras_sentiment.apps.scoring.score_texts`); vectorizing is inside the graph.
 - `torch_packed`: the seeds' PyTorch design (`benchmarks/peers/torch_packed.py`) in eval mode
   under `torch.no_grad()`: its tokenizer, padding per batch, `pack_padded_sequence`, same dims.
   Its weights are untrained (the speed of a forward pass does not depend on them).
@@ -37,8 +37,8 @@ def worker(args):
         work = pickle.load(handle)
     texts, batch_size = work["texts"], work["batch_size"]
     if args.worker == "ours":
-        from keras_sentiment.inference import load_scorer
-        from keras_sentiment.scoring import score_texts
+        from keras_sentiment.run.loading import load_scorer
+        from keras_sentiment.core.scorer import score_texts
 
         scorer = load_scorer(work["model"])
         window = batch_size * 8

@@ -2,7 +2,7 @@
 
 `train --ngrams N` trains the model exactly as it would without the flag and only then fits the
 bag-of-n-grams model and the combination's weights on the valid split
-(`keras_sentiment.training.add_ngram_model`). So that step can be measured on a finished run: this
+(`keras_sentiment.run.training.add_ngram_model`). So that step can be measured on a finished run: this
 copies RUN_DIR's settings, tokenizer and checkpoints to OUT, runs the step there with the package's
 own functions, and evaluates the combined model on test and valid as `train` does (OUT/metrics.json).
 It prints the run's own figures beside the combined ones. Nothing is exported: `train --ngrams N`
@@ -20,11 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from benchmarks.common import machine  # noqa: E402
-from keras_sentiment.errors import KerasSentimentError  # noqa: E402
-from keras_sentiment.inference import load_run  # noqa: E402
-from keras_sentiment.settings import architecture_default, settings_of_run, validate  # noqa: E402
-from keras_sentiment.training import (add_ngram_model, delivered_encoder, evaluate, load_best, prepare_data,  # noqa: E402
-                                      write_config)
+from keras_sentiment.core.errors import KerasSentimentError  # noqa: E402
+from keras_sentiment.run.loading import load_run  # noqa: E402
+from keras_sentiment.run.settings import architecture_default, settings_of_run, validate  # noqa: E402
+from keras_sentiment.run.training import add_ngram_model, delivered_encoder, evaluate, load_best, prepare_data, write_config  # noqa: E402
 
 # The backups and TensorBoard logs of a long run are gigabytes that the n-gram step never reads.
 NOT_COPIED = shutil.ignore_patterns("backup", "tensorboard", "members", "encoder_cache")

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_inputs(data_dir, folder, limit=None):
-    from keras_sentiment.data import load_imdb
+    from keras_sentiment.run.sources import load_imdb
 
     test = load_imdb(data_dir, source="local").test
     csv_path, jsonl_path = folder / "imdb_test.csv", folder / "imdb_test.jsonl"
@@ -57,7 +57,7 @@ RUNNERS = {
 
 
 def time_score(model, input_path, output_path, batch_size, extra):
-    command = [sys.executable, "-m", "keras_sentiment.cli", "score", "--model", str(model), "--input",
+    command = [sys.executable, "-m", "keras_sentiment.apps.cli", "score", "--model", str(model), "--input",
                str(input_path), "--output", str(output_path), "--batch-size", str(batch_size), "--overwrite",
                *extra]
     start = time.perf_counter()

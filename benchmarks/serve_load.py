@@ -1,6 +1,6 @@
 """`keras-sentiment serve` under load: N concurrent clients for T seconds, on loopback.
 
-Starts the real server (`python -m keras_sentiment.cli serve`) once per mode (with and without
+Starts the real server (`python -m keras_sentiment.apps.cli serve`) once per mode (with and without
 request batching, or as `--modes` says), waits until it answers, then runs N client threads, each
 with a keep-alive HTTP connection, sending `:predict` requests of `--texts-per-request` real IMDB
 test reviews (or generated ones without `--data-dir`) back to back for T seconds. Both are bounded
@@ -66,7 +66,7 @@ class Server:
         self.port = free_port()
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"serve_load_{self.port}.log", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "keras_sentiment.cli", "serve", "--model-base", str(model_base), "--model-name", name,
+            [sys.executable, "-m", "keras_sentiment.apps.cli", "serve", "--model-base", str(model_base), "--model-name", name,
              "--port", str(self.port), *flags],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
         self.path = f"/v1/models/{name}:predict"

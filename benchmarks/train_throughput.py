@@ -49,9 +49,9 @@ class Ours:
         import keras
         import tensorflow as tf
 
-        from keras_sentiment.models import ModelConfig, build_model
-        from keras_sentiment.training import compile_model
-        from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
+        from keras_sentiment.core.recurrent import ModelConfig, build_model
+        from keras_sentiment.run.training import compile_model
+        from keras_sentiment.core.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
 
         self.tf, self.num_buckets = tf, options.buckets
         keras.utils.set_random_seed(0)
@@ -67,7 +67,7 @@ class Ours:
             self.model.jit_compile = True  # Keras leaves XLA off on CPU-only machines
 
     def end_to_end(self, texts, labels):
-        from keras_sentiment.data import default_bucket_boundaries, make_batches
+        from keras_sentiment.run.batching import default_bucket_boundaries, make_batches
 
         dataset = self.tf.data.Dataset.from_tensor_slices((texts, labels))
         boundaries = default_bucket_boundaries(REFERENCE["max_length"], self.num_buckets)
@@ -155,7 +155,7 @@ def prepare_work(args, folder):
 
     import numpy as np
 
-    from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
+    from keras_sentiment.core.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
     import tensorflow as tf
 
     vocab_texts, _ = imdb_split(args.data_dir, "train")

@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--height", type=int, default=760, help="window height in pixels")
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "keras_sentiment.cli", "serve", "--model-base", args.model_base,
+    server = subprocess.Popen([sys.executable, "-m", "keras_sentiment.apps.cli", "serve", "--model-base", args.model_base,
                                "--port", str(port)], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     try:
         url = f"http://127.0.0.1:{port}/"

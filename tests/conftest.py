@@ -1,5 +1,7 @@
 """Generated data for the tests: a separable sentiment task in the real datasets' layouts."""
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -117,9 +119,9 @@ def served_base(tmp_path_factory):
     import keras
     import tensorflow as tf
 
-    from keras_sentiment.export import export_serving_model
-    from keras_sentiment.models import ModelConfig, build_model
-    from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+    from keras_sentiment.run.export import export_serving_model
+    from keras_sentiment.core.recurrent import ModelConfig, build_model
+    from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
 
     keras.utils.set_random_seed(0)
     examples = make_examples(400, seed=5)
@@ -146,7 +148,7 @@ def cli_environment(cache):
 
 def cli(*args, cache):
     """Run `keras-sentiment ARGS` in a fresh process; the completed process (text output)."""
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.apps.cli", *map(str, args)], capture_output=True, text=True,
                           env=cli_environment(cache), cwd=ROOT, timeout=600)
 
 
@@ -158,14 +160,38 @@ def write_run_dir_stub(folder, config):
     return folder
 
 
-def train_on_generated_sst2(tmp, *args):
-    """`train ARGS` on a generated SST-2 (600 training sentences, 80 dev) under `tmp`: run dir `tmp/run`,
-    exports under `tmp/export`; returns `{"tmp", "dir", "log"}` and fails the test if training fails."""
+def train_on_generated_sst2(tmp, *flags):
+    """`ks.train` with the settings `train FLAGS` gives, in this process, on a generated SST-2 (600 training
+    sentences, 80 dev) under `tmp`: run dir `tmp/run`, exports under `tmp/export`, cache `tmp/cache`; returns
+    `{"tmp", "dir", "log", "run"}` (`log`: what training printed). A failure fails the test."""
+    import keras_sentiment as ks
+    from keras_sentiment.apps.cli import build_parser
+    from keras_sentiment.run.settings import explicit_settings
+
     write_sst2(tmp / "data", num_train=600, num_dev=80)
-    done = cli("train", *args, "--data-dir", tmp / "data", "--run-dir", tmp / "run", "--export-dir", tmp / "export",
-               cache=tmp / "cache")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return {"tmp": tmp, "dir": tmp / "run", "log": done.stdout}
+    argv = ["train", *map(str, flags), "--data-dir", str(tmp / "data"), "--run-dir", str(tmp / "run"),
+            "--export-dir", str(tmp / "export")]
+    settings = explicit_settings(build_parser(argv).parse_args(argv))  # the flags as the CLI reads them
+    log = io.StringIO()
+    with environment(KERAS_SENTIMENT_CACHE=str(tmp / "cache"), KERAS_SENTIMENT_DATA=str(tmp / "cache")), \
+            contextlib.redirect_stdout(log):
+        run = ks.train(**settings)
+    return {"tmp": tmp, "dir": tmp / "run", "log": log.getvalue(), "run": run}
+
+
+@contextlib.contextmanager
+def environment(**values):
+    """Environment variables set for a block, as they were after it (module fixtures cannot use monkeypatch)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # Flags of a GRU small enough to train in seconds on the generated SST-2 (recipe seed: no word vectors to train)
@@ -176,7 +202,7 @@ TINY_GRU = ["--dataset", "sst2", "--arch", "gru", "--recipe", "seed", "--embeddi
 def load_keras_model(path):
     """A run dir's `.keras` file, uncompiled, with the package's custom layers registered."""
     import keras
-    import keras_sentiment.models  # noqa: F401  (registers the custom layers the file holds)
+    import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layers the file holds)
     return keras.models.load_model(path, compile=False)
 
 

@@ -8,12 +8,12 @@ import sys
 import tarfile
 
 import keras
-import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
+import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layers best.keras holds)
 import pytest
 
 from conftest import ROOT, write_aclimdb, write_sst2
-from keras_sentiment.cli import main
-from keras_sentiment.start_up_notes import START_UP_NOTES
+from keras_sentiment.apps.cli import main
+from keras_sentiment.apps.start_up_notes import START_UP_NOTES
 
 TINY = ["--hidden-dim", "4", "--embedding-dim", "4", "--batch-size", "16", "--epochs", "1", "--backup-every", "0"]
 
@@ -142,5 +142,5 @@ def test_a_bad_flag_fails_before_tensorflow_is_loaded():
     lines = result.stderr.splitlines()
     assert result.returncode == 2 and lines[-1].startswith("error: --epochs"), result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
-    assert "keras_sentiment.settings" in imported  # the listing is there
+    assert "keras_sentiment.run.settings" in imported  # the listing is there
     assert not imported & {"tensorflow", "keras"}

@@ -2,12 +2,14 @@
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
 
-from keras_sentiment import beam_score, cli
-from keras_sentiment.scoring import ScoreOptions, score_file
+from keras_sentiment.apps import cli
+from keras_sentiment.run.readers import ScoreOptions
+from keras_sentiment.apps.scoring import score_file
 
 TEXTS = ["a wonderful, moving film", "dull and boring, a waste", 'two\nlines, "quoted" and great', "",
          "just awful acting", "superb and brilliant"]
@@ -70,10 +72,11 @@ def test_beam_scores_every_row_of_many_files_like_score_and_dead_letters_the_bad
     assert "Scored 17 rows from 4 files" in err and "4 bad rows" in err
 
 
-def test_python_m_beam_score_defaults_to_the_direct_runner_and_keeps_line_number_ids(served_base, tmp_path):
+def test_a_beam_runner_by_name_keeps_line_number_ids(served_base, tmp_path):
     source = tmp_path / "reviews.txt"
     source.write_text("\n".join(TEXTS[:2] + TEXTS[3:]) + "\n")
-    assert beam_score.main(["--model", str(served_base / "1"), "--input", str(source), "--output", str(tmp_path / "o")]) == 0
+    assert cli.main(["score", "--runner", "DirectRunner", "--model", str(served_base / "1"), "--input", str(source),
+                     "--output", str(tmp_path / "o")]) == 0
     rows = read_shards(tmp_path, "o")
     assert sorted(row["id"] for row in rows) == [1, 2, 3, 4, 5]
     assert read_shards(tmp_path, "o.bad-rows") == []
@@ -106,3 +109,23 @@ def test_options_foreign_to_score_are_refused_without_a_beam_runner(tmp_path, ca
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["score", "--input", str(tmp_path / "x.txt"), "--output", str(tmp_path / "o.jsonl"), "--direct_num_workers", "2"])
     assert exit_info.value.code == 2 and "unrecognized arguments: --direct_num_workers 2" in capsys.readouterr().err
+
+
+IMPORTS_OF_BEAM_SCORING = """
+import sys
+import keras_sentiment.apps.beam_score
+print(sorted(name for name in ("tensorflow_hub", "pkg_resources", "apache_beam.ml.inference.tensorflow_inference")
+             if name in sys.modules))
+"""
+
+
+def test_beam_scoring_needs_neither_tensorflow_hub_nor_pkg_resources():
+    """Beam's TensorFlow handler imports tensorflow-hub, whose `import pkg_resources` fails under a current
+    setuptools (no pkg_resources since 81): our handler must not bring either in."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", IMPORTS_OF_BEAM_SCORING], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

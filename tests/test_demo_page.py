@@ -130,7 +130,7 @@ def test_the_servers_error_is_shown_on_the_page(page):
 def test_the_page_merges_word_pieces_as_the_library_does(page):
     """demo.js keeps a twin of `explain.merge_word_pieces` (the served model here is recurrent, so the
     other tests never reach it): the same pieces give the same words and sums, padding ("") left out."""
-    from keras_sentiment.explain import TokenAttribution, merge_word_pieces
+    from keras_sentiment.core.explanation import TokenAttribution, merge_word_pieces
 
     pieces = [("[CLS]", 0.5), ("##oops", 0.0625), ("un", -0.25), ("##watch", -0.5), ("##able", -0.25),
               ("film", 0.125), ("[SEP]", 0.1)]

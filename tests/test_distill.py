@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli, make_examples, write_run_dir_stub, write_sst2
-from keras_sentiment.data import SST2_VALID_FRACTION, read_glue_rows, split_sst2_by_sentence, whole_text_indices
-from keras_sentiment.distill import (make_variants, ngrams_fitted_on_these_texts, score_in_length_order, split_sentences,
-                                     variants_of)
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.settings import resolve_settings
+from keras_sentiment.run.sources import SST2_VALID_FRACTION, read_glue_rows, split_sst2_by_sentence, whole_text_indices
+from keras_sentiment.core.scorer import score_texts
+from keras_sentiment.run.teacher import make_variants, ngrams_fitted_on_these_texts, split_sentences, variants_of
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.settings import resolve_settings
 
 def is_subsequence(words, of):
     remaining = iter(of)
@@ -53,7 +53,7 @@ def test_teacher_logits_come_back_in_the_texts_order_whatever_the_batching():
     def scorer(batch):
         return np.array([len(t) for t in batch.numpy()], "float32")
 
-    np.testing.assert_array_equal(score_in_length_order(scorer, texts, batch_size=4), [5, 1, 9, 3, 7, 2])
+    np.testing.assert_array_equal(score_texts(scorer, texts, batch_size=4), [5, 1, 9, 3, 7, 2])
 
 
 def test_a_missing_teacher_or_variants_without_one_are_one_line_errors(tmp_path):
@@ -203,8 +203,8 @@ def test_teacher_auto_trains_the_recipes_bert_gru_on_the_students_split_once_the
 def test_the_automatic_teachers_folder_is_named_by_the_training_split_and_its_settings(tmp_path):
     import tensorflow as tf
 
-    from keras_sentiment.data import Splits
-    from keras_sentiment.distill import auto_teacher_settings
+    from keras_sentiment.run.sources import Splits
+    from keras_sentiment.run.teacher import auto_teacher_settings
 
     def splits_of(examples):
         train = tf.data.Dataset.from_tensor_slices(([t for t, _ in examples], [y for _, y in examples]))
@@ -243,8 +243,8 @@ TEACHER_NAME_SETTINGS = (
 
 
 def test_a_new_setting_does_not_rename_the_cached_teachers_unless_chosen_to():
-    from keras_sentiment.distill import IN_THE_TEACHERS_NAME_WHEN_SET, NOT_IN_THE_TEACHERS_NAME
-    from keras_sentiment.settings import BY_NAME
+    from keras_sentiment.run.teacher import IN_THE_TEACHERS_NAME_WHEN_SET, NOT_IN_THE_TEACHERS_NAME
+    from keras_sentiment.run.settings import BY_NAME
 
     assert all(BY_NAME[name].default is None for name in IN_THE_TEACHERS_NAME_WHEN_SET)  # unset: left out of the hash
     hashed = set(BY_NAME) - set(NOT_IN_THE_TEACHERS_NAME) - set(IN_THE_TEACHERS_NAME_WHEN_SET)
@@ -255,8 +255,8 @@ def test_a_new_setting_does_not_rename_the_cached_teachers_unless_chosen_to():
 def test_an_interrupted_automatic_teacher_is_resumed_and_a_missing_bert_is_said_or_refused(tmp_path, monkeypatch, capsys):
     import tensorflow as tf
 
-    from keras_sentiment import distill, training
-    from keras_sentiment.data import Splits
+    from keras_sentiment.run import teacher as distill
+    from keras_sentiment.run.sources import Splits
 
     examples = make_examples(30)
     splits = Splits(tf.data.Dataset.from_tensor_slices(([t for t, _ in examples], [y for _, y in examples])), None, None)
@@ -267,24 +267,26 @@ def test_an_interrupted_automatic_teacher_is_resumed_and_a_missing_bert_is_said_
     (run_dir / "config.json").write_text(json.dumps(teacher.to_json()))
     (run_dir / "backup" / "state.json").write_text(json.dumps({"epoch": 1, "batch": 30}))  # killed in epoch 2
     calls = []
-    monkeypatch.setattr(training, "train", lambda s, resume=False: calls.append((s.run_dir, s.arch, resume)))
-    assert distill.train_or_reuse_auto_teacher(settings, splits) == run_dir
+    def train(s, resume=False):
+        calls.append((s.run_dir, s.arch, resume))
+
+    assert distill.train_or_reuse_auto_teacher(settings, splits, train) == run_dir
     assert calls == [(str(run_dir), "bert_gru", True)]
     assert "Teacher: continuing the bert_gru" in capsys.readouterr().out
 
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # no keras-hub installed: importing it fails
-    assert distill.train_or_reuse_auto_teacher(settings, splits) is None  # the recipe's teacher: said, then the labels
+    assert distill.train_or_reuse_auto_teacher(settings, splits, train) is None  # the recipe's teacher: said, then the labels
     assert "cannot be trained here (bert_gru needs keras-hub" in capsys.readouterr().out
     flagged = resolve_settings({"dataset": "sst2", "teacher": "auto", "recipe": "seed"})
     with pytest.raises(KerasSentimentError, match="bert_gru needs keras-hub"):
-        distill.train_or_reuse_auto_teacher(flagged, splits)
+        distill.train_or_reuse_auto_teacher(flagged, splits, train)
     assert len(calls) == 1
 
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from keras_sentiment.locks import exclusive_lock
+from keras_sentiment.run.locks import exclusive_lock
 lock, ready, go = map(Path, sys.argv[1:4])
 with exclusive_lock(lock, waiting="holder waited"):
     ready.touch()
@@ -302,7 +304,7 @@ def wait_for(condition, seconds=60):
 
 
 def test_teacher_lock_makes_a_second_run_wait_and_a_killed_holder_leaves_no_stale_lock(tmp_path, capsys):
-    from keras_sentiment.locks import exclusive_lock
+    from keras_sentiment.run.locks import exclusive_lock
 
     lock, ready, go = tmp_path / "teacher.lock", tmp_path / "ready", tmp_path / "go"
 

@@ -51,7 +51,7 @@ def command(tmp, name):
 
 
 def train(tmp, name, *flags, env=None):
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.cli", "train", *command(tmp, name), *map(str, flags)],
+    return subprocess.run([sys.executable, "-m", "keras_sentiment.apps.cli", "train", *command(tmp, name), *map(str, flags)],
                           capture_output=True, text=True, cwd=ROOT, timeout=600, env=env or environment(tmp / "cache"))
 
 
@@ -63,11 +63,11 @@ def data(tmp_path_factory):
 
 
 def test_mirrored_on_two_logical_cpus_trains_like_one_device(data, capsys, monkeypatch):
-    from keras_sentiment.cli import main
+    from keras_sentiment.apps.cli import main
 
     # Mirrored needs a process of its own (logical devices are set before TensorFlow starts);
     # the one-device run goes on in this one meanwhile.
-    process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.cli", "train", *command(data, "mirrored"),
+    process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.apps.cli", "train", *command(data, "mirrored"),
                                 "--strategy", "mirrored", "--logical-cpus", "2"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=ROOT, env=environment(data / "cache"))
     for name, value in environment(data / "cache").items():
@@ -94,7 +94,7 @@ def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data)
     for index in range(2):
         env = environment(data / "cache", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "keras_sentiment.cli", "train", *command(data, "cluster"), "--strategy", "multi_worker"],
+            [sys.executable, "-m", "keras_sentiment.apps.cli", "train", *command(data, "cluster"), "--strategy", "multi_worker"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env))
     outputs = []
     try:
@@ -120,8 +120,9 @@ def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data)
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] >= 0.85
     assert [int(r.split(",")[0]) for r in (run_dir / "history.csv").read_text().splitlines()[1:]] == [0, 1, 2]
     # The export holds the chief's best weights: it scores like the run dir's best.keras.
-    import keras_sentiment.models  # noqa: F401  (registers the custom layers)
-    from keras_sentiment.inference import load_scorer, predict_texts
+    import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layers)
+    from keras_sentiment.run.loading import load_scorer
+    from keras_sentiment.core.scorer import predict_texts
 
     texts = ["a good film", "awful and boring", "the plot was superb", "dreadful"]
     from_run, _ = predict_texts(load_scorer(run_dir), texts, 8)

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import (ROOT, TINY_GRU, cli, cli_environment, load_keras_model, predicted_probability,
                       train_on_generated_sst2)
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.settings import resolve_settings
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.settings import resolve_settings
 
 MEMBERS = 3
 SMALL = [*TINY_GRU, "--ensemble", MEMBERS]
@@ -58,7 +58,7 @@ def test_the_export_and_the_run_dir_give_the_ensembles_probability(run):
 def test_a_member_killed_mid_training_resumes_and_the_members_before_it_are_not_retrained(run, tmp_path):
     data, cache, run_dir = run["tmp"] / "data", tmp_path / "cache", tmp_path / "run"
     args = ["train", *SMALL, "--backup-every", 5, "--data-dir", data, "--run-dir", run_dir, "--export-dir", tmp_path / "export"]
-    process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.apps.cli", *map(str, args)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=cli_environment(cache), cwd=ROOT)
     second = run_dir / "members" / "2" / "backup" / "state.json"
     deadline = time.monotonic() + 300

@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import FILLER, NEGATIVE, POSITIVE, make_examples
-from keras_sentiment.explain import (DEFAULT_STEPS, TokenAttribution, explanations_from_outputs, format_explanation,
-                                     make_explainer, merge_word_pieces)
-from keras_sentiment.export import export_serving_model
-from keras_sentiment.models import ARCHITECTURES, ModelConfig, build_model, embedding_path
-from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+from keras_sentiment.core.explanation import DEFAULT_STEPS, TokenAttribution, explanations_from_outputs, format_explanation, merge_word_pieces
+from keras_sentiment.core.integrated_gradients import make_explainer
+from keras_sentiment.run.export import export_serving_model
+from keras_sentiment.core.recurrent import ARCHITECTURES, ModelConfig, build_model, embedding_path
+from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
 
 
 def completeness_errors(outputs):
@@ -83,7 +83,7 @@ def one_planted_word(rng):
 
 
 def test_an_ensembles_attributions_add_up_to_its_mean_logit_and_padding_gets_none(bilstm, encoder):
-    from keras_sentiment.models import build_ensemble
+    from keras_sentiment.core.recurrent import build_ensemble
 
     ensemble = build_ensemble([bilstm, trained("bigru", encoder, pooling="max")], "bilstm")
     ids = encoder(tf.constant([text for text, _ in make_examples(8, seed=3)]))
@@ -176,7 +176,7 @@ def test_bert_gru_attributions_add_up_and_name_word_pieces(tmp_path, encoder_sta
     pytest.importorskip("keras_hub", reason="bert extra not installed")
     from test_bert import tiny_backbone, tiny_encoder
 
-    from keras_sentiment.bert import build_bert_gru, embedding_path as bert_embedding_path
+    from keras_sentiment.core.bert import build_bert_gru, embedding_path as bert_embedding_path
 
     encoder = tiny_encoder()
     model = build_bert_gru(tiny_backbone(seed=5), hidden_dim=8, encoder_states=encoder_states)
@@ -200,7 +200,7 @@ def test_bert_gru_attributions_add_up_and_name_word_pieces(tmp_path, encoder_sta
 
 
 def test_explain_and_predict_explain_commands_on_an_export(served_base, capsys):
-    from keras_sentiment.cli import main
+    from keras_sentiment.apps.cli import main
 
     assert main(["explain", "--model", str(served_base), "--json", "a wonderful film", "awful, boring"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -220,7 +220,7 @@ def test_explain_and_predict_explain_commands_on_an_export(served_base, capsys):
 
 
 def test_explain_on_a_model_without_the_signature_is_a_one_line_error(tmp_path, capsys):
-    from keras_sentiment.cli import main
+    from keras_sentiment.apps.cli import main
 
     assert main(["explain", "--model", str(tmp_path), "text"]) == 2
     assert "neither a run directory (config.json + best.keras) nor a SavedModel" in capsys.readouterr().err

@@ -9,10 +9,13 @@ import tensorflow as tf
 
 import keras
 from conftest import make_examples
-from keras_sentiment.export import export_serving_model, make_text_scorer, next_version, prune_versions
-from keras_sentiment.inference import load_scorer, predict_texts
-from keras_sentiment.models import ModelConfig, build_model
-from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+from keras_sentiment.run.export import export_serving_model, prune_versions
+from keras_sentiment.core.scorer import make_text_scorer
+from keras_sentiment.run.rundir import next_version
+from keras_sentiment.run.loading import load_scorer
+from keras_sentiment.core.scorer import predict_texts
+from keras_sentiment.core.recurrent import ModelConfig, build_model
+from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
 
 TEXTS = ["A wonderful, brilliant film!", "Awful.<br />Boring plot", "", "😀 ממש טוב \x07 unseen-words", "good " * 500]
 
@@ -121,8 +124,8 @@ def test_prune_versions_keeps_the_newest(tmp_path):
 
 
 def test_recurrent_exports_need_no_custom_op_and_refuse_no_tokenizer(served_base, trained_parts, tmp_path):
-    from keras_sentiment.errors import KerasSentimentError
-    from keras_sentiment.export import ops_outside_core_tensorflow, ops_used
+    from keras_sentiment.core.errors import KerasSentimentError
+    from keras_sentiment.run.export import ops_outside_core_tensorflow, ops_used
 
     assert "LookupTableFindV2" in ops_used(served_base / "1")  # the vectorizer is in the graph
     assert ops_outside_core_tensorflow(served_base / "1") == []

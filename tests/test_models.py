@@ -4,9 +4,10 @@ import tensorflow as tf
 
 import keras
 from conftest import make_examples
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.models import ARCHITECTURES, POOLINGS, MaskedPooling, ModelConfig, build_model, load_embedding_matrix
-from keras_sentiment.vectorizer import build_vectorizer, encode_texts
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.recurrent import ARCHITECTURES, POOLINGS, MaskedPooling, ModelConfig, build_model, load_embedding_matrix
+from keras_sentiment.core.vectorizer import build_vectorizer, encode_texts
+from keras_sentiment.run.settings import resolve_settings
 
 SMALL = ModelConfig(vocab_size=64, embedding_dim=16, hidden_dim=16, dropout=0.1)
 
@@ -85,16 +86,19 @@ def test_every_recurrent_layer_stays_cudnn_eligible(arch):
 
 
 def test_default_layer_counts_and_final_state_width():
-    config = ModelConfig(vocab_size=50, embedding_dim=8, hidden_dim=6)
-    def count(model, kind):
+    """The seed design's layer counts are the settings table's (the architecture's defaults); the model
+    code builds what it is given."""
+    def count(arch, kind):
+        settings = resolve_settings({"arch": arch, "recipe": "seed"}, stamp="x")
+        model = build_model(arch, ModelConfig(vocab_size=50, embedding_dim=8, hidden_dim=6, num_layers=settings.num_layers))
         return sum(isinstance(layer, kind) for layer in model.layers)
-    assert count(build_model("lstm", config), keras.layers.LSTM) == 1
-    assert count(build_model("stacked_lstm", config), keras.layers.LSTM) == 2
-    assert count(build_model("bilstm", config), keras.layers.Bidirectional) == 2
-    assert count(build_model("bigru", ModelConfig(vocab_size=50, embedding_dim=8, hidden_dim=6, num_layers=3)),
-                 keras.layers.Bidirectional) == 3
+    assert count("lstm", keras.layers.LSTM) == 1
+    assert count("stacked_lstm", keras.layers.LSTM) == 2
+    assert count("bilstm", keras.layers.Bidirectional) == 2
+    assert sum(isinstance(layer, keras.layers.Bidirectional) for layer in build_model(
+        "bigru", ModelConfig(vocab_size=50, embedding_dim=8, hidden_dim=6, num_layers=3)).layers) == 3
     # Forward and backward final states are concatenated into the logit layer.
-    assert build_model("bilstm", config).get_layer("logit").kernel.shape == (12, 1)
+    assert build_model("bilstm", ModelConfig(vocab_size=50, embedding_dim=8, hidden_dim=6)).get_layer("logit").kernel.shape == (12, 1)
 
 
 def test_masked_pooling_ignores_padding_and_pools_empty_texts_to_zero():

@@ -1,4 +1,4 @@
-"""`--ngrams N`: the bag-of-n-grams model (`keras_sentiment.ngrams`) and its combination with a
+"""`--ngrams N`: the bag-of-n-grams model (`keras_sentiment.core.ngrams`) and its combination with a
 recurrent model: presence features that padding never changes, an NB-scaled logistic regression
 that learns what single words cannot, exact token shares, and `train --ngrams 2 --refit` end to end."""
 
@@ -10,19 +10,20 @@ import sys
 from itertools import product
 
 import keras
-import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
+import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layers best.keras holds)
 import numpy as np
 import pytest
 
 from conftest import TINY_GRU, assert_attributions_add_up, load_keras_model, predicted_probability, train_on_generated_sst2
-from keras_sentiment import ngrams
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.explain import make_token_id_explainer
-from keras_sentiment.export import ops_outside_core_tensorflow
-from keras_sentiment.inference import load_run, load_scorer, resolve_saved_model
-from keras_sentiment.models import NGRAM_PART, STACK, embedding_path, recurrent_part
-from keras_sentiment.settings import resolve_settings, settings_of_run
-from keras_sentiment.training import add_ngram_model, prepare_data
+from keras_sentiment.core import ngrams
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.integrated_gradients import make_token_id_explainer
+from keras_sentiment.run.export import ops_outside_core_tensorflow
+from keras_sentiment.run.loading import load_run, load_scorer
+from keras_sentiment.run.rundir import resolve_saved_model
+from keras_sentiment.core.recurrent import NGRAM_PART, STACK, embedding_path, recurrent_part
+from keras_sentiment.run.settings import resolve_settings, settings_of_run
+from keras_sentiment.run.training import add_ngram_model, prepare_data
 from test_export import LOAD_WITHOUT_PACKAGE
 
 VOCABULARY = 40

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_sentiment.data import load_imdb, load_sst2
+from keras_sentiment.run.sources import load_imdb, load_sst2
 
 pytestmark = pytest.mark.slow
 

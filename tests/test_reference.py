@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_sentiment import reference
+from keras_sentiment.core import reference
 
 BATCH, STEPS, DIM, UNITS = 4, 7, 5, 3
 LENGTHS = [7, 4, 1, 0]  # a full row, two right-padded ones, an empty one

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import keras
-import keras_sentiment.models  # noqa: F401  (registers the custom layers best.keras holds)
+import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layers best.keras holds)
 import numpy as np
 import pytest
 
@@ -46,7 +46,7 @@ def replace(src, dst, *args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
     return real_replace(src, dst, *args, **kwargs)
 os.replace = replace
-from keras_sentiment.cli import main
+from keras_sentiment.apps.cli import main
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -61,7 +61,7 @@ def train_command(data_dir, run_dir):
 
 def kill_at_a_random_moment(args, cache, run_dir, seed):
     """Start training, wait for its first backup, then SIGKILL it after a seeded random delay (0-4 s)."""
-    process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.cli", *map(str, args)], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "keras_sentiment.apps.cli", *map(str, args)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=environment(cache), cwd=ROOT)
     state = Path(run_dir) / "backup" / "state.json"
     deadline = time.monotonic() + 300
@@ -79,7 +79,7 @@ def read_history(run_dir):
 
 def in_process(*args):
     """The CLI in this process (no TensorFlow start-up to pay); its exit code and output."""
-    from keras_sentiment.cli import main
+    from keras_sentiment.apps.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -161,7 +161,7 @@ def test_a_kill_while_writing_the_best_checkpoint_keeps_the_previous_one_whole(r
 
 
 def test_resuming_a_complete_run_is_refused_in_one_line(runs, capsys):
-    from keras_sentiment.cli import main
+    from keras_sentiment.apps.cli import main
 
     assert main(["train", "--resume", str(runs["tmp"] / "killed")]) == 2  # in this process: a traceback would fail here
     assert capsys.readouterr().err.strip().splitlines() == [
@@ -170,7 +170,7 @@ def test_resuming_a_complete_run_is_refused_in_one_line(runs, capsys):
 
 
 def test_resume_takes_no_other_flag_and_needs_a_run_dir(tmp_path, capsys):
-    from keras_sentiment.cli import main
+    from keras_sentiment.apps.cli import main
 
     assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 2
     assert "drop --epochs" in capsys.readouterr().err
@@ -179,8 +179,8 @@ def test_resume_takes_no_other_flag_and_needs_a_run_dir(tmp_path, capsys):
 
 
 def test_a_run_whose_init_from_source_was_deleted_says_so_when_resumed(tmp_path, capsys):
-    from keras_sentiment.cli import main
-    from keras_sentiment.settings import resolve_settings
+    from keras_sentiment.apps.cli import main
+    from keras_sentiment.run.settings import resolve_settings
 
     source = write_run_dir_stub(tmp_path / "source", resolve_settings({"arch": "bert_gru"}).values)
     run = resolve_settings({"arch": "bert_gru", "init_from": str(source), "run_dir": str(tmp_path / "run")})
@@ -193,7 +193,7 @@ def test_a_run_whose_init_from_source_was_deleted_says_so_when_resumed(tmp_path,
 
 
 def test_the_backup_restores_the_deciders_state_and_the_optimizer(tmp_path):
-    from keras_sentiment.backup import BestCheckpoint, TrainingBackup, read_backup_state, restore_training_state
+    from keras_sentiment.run.backup import BestCheckpoint, TrainingBackup, read_backup_state, restore_training_state
 
     def setup():
         keras.utils.set_random_seed(0)
@@ -228,7 +228,8 @@ def test_the_backup_restores_the_deciders_state_and_the_optimizer(tmp_path):
 
 
 def test_an_interrupted_backup_write_leaves_the_previous_backup(tmp_path, monkeypatch):
-    from keras_sentiment import backup as backup_module
+    from keras_sentiment.run import atomic
+    from keras_sentiment.run import backup as backup_module
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("adam", "mse")
@@ -239,7 +240,7 @@ def test_an_interrupted_backup_write_leaves_the_previous_backup(tmp_path, monkey
     def fail(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(backup_module.os, "replace", fail)
+    monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(OSError):
         callback.save(2, 0)
     state = backup_module.read_backup_state(tmp_path)
@@ -250,8 +251,8 @@ def test_epoch_batches_resumed_anywhere_are_the_batches_of_an_uninterrupted_run(
     import tensorflow as tf
 
     from conftest import make_examples
-    from keras_sentiment.data import EpochBatches
-    from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+    from keras_sentiment.run.batching import EpochBatches
+    from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
 
     examples = make_examples(300, seed=3, min_words=0, max_words=30)
     texts, labels = [t for t, _ in examples], [y for _, y in examples]
@@ -275,8 +276,8 @@ def test_an_encoder_cache_run_resumes_after_an_interruption(tmp_path, monkeypatc
     pytest.importorskip("keras_hub", reason="bert extra not installed")
     from test_bert import save_tiny_preset
 
-    from keras_sentiment import backup
-    from keras_sentiment.cli import main
+    from keras_sentiment.run import backup
+    from keras_sentiment.apps.cli import main
 
     preset = save_tiny_preset(tmp_path / "tiny_bert")
     write_sst2(tmp_path / "data", num_train=300, num_dev=60)

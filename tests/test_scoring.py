@@ -6,10 +6,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from keras_sentiment import scoring
-from keras_sentiment.errors import KerasSentimentError, MalformedDataError
-from keras_sentiment.inference import load_scorer, predict_texts
-from keras_sentiment.scoring import InputReader, Row, ScoreOptions, score_file
+from keras_sentiment.apps import scoring
+from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError
+from keras_sentiment.run.loading import load_scorer
+from keras_sentiment.core.scorer import predict_texts
+from keras_sentiment.run.readers import InputReader, Row, ScoreOptions
+from keras_sentiment.apps.scoring import score_file
 
 ODD_TEXTS = ["A wonderful, brilliant film!", "", "   ", "Awful.\tBoring plot", "😀 ממש טוב \x07", "bad " * 3000]
 
@@ -228,7 +230,8 @@ def test_score_cli_formats_and_skip_report(served_base, tmp_path):
 
 
 def test_a_window_of_long_rows_is_bounded_by_bytes_as_well_as_rows(served_base, tmp_path, monkeypatch):
-    from keras_sentiment.scoring import BadRow, windows
+    from keras_sentiment.run.readers import BadRow
+    from keras_sentiment.apps.scoring import windows
 
     megabyte_rows = [Row(i, "x" * 2**20, i + 1) for i in range(10)]
     sizes = [len(w) for w in windows(iter(megabyte_rows), max_rows=2048, max_bytes=3 * 2**20)]

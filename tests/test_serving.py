@@ -12,9 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from keras_sentiment.client import ServingError, predict
-from keras_sentiment.explain import explain_texts
-from keras_sentiment.inference import load_scorer, predict_texts
+from keras_sentiment.apps.client import ServingError, predict
+from keras_sentiment.run.explaining import explain_texts
+from keras_sentiment.run.loading import load_scorer
+from keras_sentiment.core.scorer import predict_texts
 
 ODD_TEXTS = ["", "   \n\t ", "😀😀 great", "סרט נהדר وممتاز", "ctrl \x00\x01\x1b[31m good", "good " * 200_000]
 
@@ -37,7 +38,7 @@ def start_server(served_base, tmp_path_factory, *flags):
     port = free_port()
     log = open(base.parent / "server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_sentiment.cli", "serve", "--model-base", base, "--model-name", "tiny",
+        [sys.executable, "-m", "keras_sentiment.apps.cli", "serve", "--model-base", base, "--model-name", "tiny",
          "--port", str(port), "--poll-seconds", "1", *flags],
         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     url = f"http://127.0.0.1:{port}"
@@ -164,6 +165,9 @@ def test_odd_but_valid_texts_get_predictions(server, served_base):
     ({"instances": ["x"], "signature_name": "other"}, 400, "not found in signature def"),
     ({"instances": ["x"] * 1025}, 400, "limit is 1024"),
     (b'{"instances": ["\\ud800"]}', 400, "surrogate"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+    (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested too deeply"),
+    (b'{"instances": [' + b"9" * 5000 + b"]}", 400, "JSON Parse error"),
 ])
 def test_invalid_requests_get_4xx_and_the_server_stays_up(server, body, status, message):
     url, _, process = server
@@ -230,7 +234,7 @@ def test_a_new_version_is_served_without_restart_and_removal_rolls_back(server):
 
 
 def test_serve_binds_loopback_by_default_and_reports_a_missing_base(tmp_path):
-    from keras_sentiment.cli import build_parser
+    from keras_sentiment.apps.cli import build_parser
     from test_cli import run_cli
 
     args = build_parser().parse_args(["serve", "--model-base", "x"])
@@ -259,7 +263,7 @@ def run_batched(requests, max_texts=256, wait_seconds=0.01):
     """Send `requests` [(version, texts)] concurrently through a `RequestBatcher`; returns each answer or exception."""
     import asyncio
 
-    from keras_sentiment.serving import RequestBatcher
+    from keras_sentiment.apps.serving import RequestBatcher
 
     async def in_thread(function, *args):
         return await asyncio.to_thread(function, *args)

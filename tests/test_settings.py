@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_run_dir_stub
-from keras_sentiment import settings as S
-from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.run import settings as S
+from keras_sentiment.core.errors import KerasSentimentError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,14 +161,14 @@ def test_config_json_records_values_sources_and_measured_facts():
     assert set(S.BY_NAME) <= set(record)
 
 
-def test_readme_flag_table_is_the_one_derived_from_the_settings():
-    readme = (ROOT / "README.md").read_text()
-    begin, end = readme.index(S.README_BEGIN), readme.index(S.README_END) + len(S.README_END)
-    assert readme[begin:end] == S.readme_table(), "README out of date: python -m keras_sentiment.settings"
+def test_the_training_guides_flag_table_is_the_one_derived_from_the_settings():
+    guide = (ROOT / "docs" / "TRAINING.md").read_text()
+    begin, end = guide.index(S.FLAG_TABLE_BEGIN), guide.index(S.FLAG_TABLE_END) + len(S.FLAG_TABLE_END)
+    assert guide[begin:end] == S.flag_table(), "docs/TRAINING.md out of date: python -m keras_sentiment.run.settings"
 
 
 def help_text(*args):
-    result = subprocess.run([sys.executable, "-m", "keras_sentiment.cli", "train", *args, "--help"],
+    result = subprocess.run([sys.executable, "-m", "keras_sentiment.apps.cli", "train", *args, "--help"],
                             capture_output=True, text=True, cwd=ROOT, timeout=120, env=dict(os.environ, COLUMNS="1000"))
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -83,8 +83,8 @@ def test_auto_word_vectors_come_from_the_training_text_only_and_are_cached(runs)
 
 
 def test_the_embedding_starts_from_the_word_vectors(runs, tmp_path):
-    from keras_sentiment.models import build_classifier, build_encoder
-    from keras_sentiment.settings import resolve_settings
+    from keras_sentiment.run.recurrent_builder import build_classifier, build_encoder
+    from keras_sentiment.run.settings import resolve_settings
 
     vectors_file = config_of(runs["tmp"] / "refit")["word_vectors"]
     vectors = {line.split(" ")[0]: np.array(line.split(" ")[1:], "float32")
@@ -128,7 +128,7 @@ def test_every_epoch_shows_a_progress_total(runs):
 
 
 def test_evaluate_export_and_predict_read_the_run_dirs_settings(runs, tmp_path):
-    from keras_sentiment.inference import load_run
+    from keras_sentiment.run.loading import load_run
 
     tmp, cache = runs["tmp"], runs["cache"]
     # No --dataset: the run's own (sst2); defaulting to imdb would find no IMDB data and fail.
@@ -155,8 +155,8 @@ def test_evaluate_export_and_predict_read_the_run_dirs_settings(runs, tmp_path):
 
 @pytest.mark.parametrize("batch_size, shuffle", [(1, False), (7, True), (32, True), (500, False)])
 def test_the_batch_count_the_bar_shows_is_the_number_of_batches(batch_size, shuffle):
-    from keras_sentiment.data import make_batches
-    from keras_sentiment.vectorizer import TextEncoder, build_vectorizer
+    from keras_sentiment.run.batching import make_batches
+    from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
 
     examples = make_examples(300, seed=3, min_words=0, max_words=60)
     texts, labels = [t for t, _ in examples], [y for _, y in examples]
@@ -171,7 +171,7 @@ def test_the_batch_count_the_bar_shows_is_the_number_of_batches(batch_size, shuf
 
 
 def test_count_bucketed_batches_counts_one_partial_batch_per_bucket():
-    from keras_sentiment.data import count_bucketed_batches
+    from keras_sentiment.run.batching import count_bucketed_batches
 
     # Buckets: < 5, [5, 10), >= 10.
     assert count_bucketed_batches([1, 2, 3, 5, 9, 10, 50], [5, 10], 2) == 2 + 1 + 1
@@ -182,7 +182,7 @@ def test_count_bucketed_batches_counts_one_partial_batch_per_bucket():
 def test_the_imdb_text_for_word_vectors_is_the_same_file_whatever_the_global_seed(tmp_path, monkeypatch):
     import keras
 
-    from keras_sentiment.word_vectors import imdb_training_reviews_file
+    from keras_sentiment.run.word_vectors import imdb_training_reviews_file
 
     write_aclimdb(tmp_path / "data")
     contents = []

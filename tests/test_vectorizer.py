@@ -1,13 +1,6 @@
 import tensorflow as tf
 
-from keras_sentiment.vectorizer import (
-    OOV_ID,
-    build_vectorizer,
-    encode_texts,
-    load_vectorizer,
-    save_vectorizer,
-    standardize_review,
-)
+from keras_sentiment.core.vectorizer import OOV_ID, build_vectorizer, encode_texts, load_vectorizer, save_vectorizer, standardize_review
 
 
 def test_standardize_lowercases_and_strips_html_breaks_and_punctuation():

@@ -8,7 +8,7 @@ from conftest import ROOT, make_examples
 
 TRAIN_AND_WRITE = """
 import sys
-from keras_sentiment.word_vectors import train_word2vec, write_glove_atomically
+from keras_sentiment.run.word_vectors import train_word2vec, write_glove_atomically
 documents = [line.split() for line in open(sys.argv[1], encoding="utf-8")]
 write_glove_atomically(train_word2vec(documents, 8, 1234), sys.argv[2])
 """

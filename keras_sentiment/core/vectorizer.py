@@ -95,7 +95,7 @@ def encode_texts(vectorizer, texts, max_length):
 class TextEncoder:
     """Strings `[batch]` to right-padded token ids `[batch, <= max_length]` (0 = padding).
 
-    The encoder interface shared with `keras_sentiment.bert.BertTextEncoder`: calling it
+    The encoder interface shared with `keras_sentiment.core.bert.BertTextEncoder`: calling it
     encodes, and `layers` lists the Keras layers (vocabularies) an export must carry.
 
     Args:

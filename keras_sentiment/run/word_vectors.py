@@ -19,10 +19,15 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from gensim.models import Word2Vec
+from gensim.models.callbacks import CallbackAny2Vec
 
-from keras_sentiment.data import default_cache_dir
-from keras_sentiment.settings import AUTO_EMBEDDINGS, IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS, NO_EMBEDDINGS_TEXT
-from keras_sentiment.vectorizer import standardize_review
+from keras_sentiment.core.errors import DataNotFoundError, KerasSentimentError
+from keras_sentiment.core.vectorizer import standardize_review
+from keras_sentiment.run.atomic import write_text_atomically
+from keras_sentiment.run.settings import (AUTO_EMBEDDINGS, BY_NAME, FLAG, IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS,
+                                          NO_EMBEDDINGS_TEXT)
+from keras_sentiment.run.sources import default_cache_dir, load_imdb
 
 # Skip-gram as measured in docs/RESULTS.md (+2.2 points of IMDB valid accuracy over random
 # embeddings); 5 passes suffice for 4 M words, min_count 5 keeps 25k IMDB words. One worker
@@ -63,8 +68,6 @@ def resolve_imdb_text(settings, name, use, result):
     Asked for with the flag, a missing IMDB is an error. Set by a recipe, it falls back to no
     extra text, says so, and records the change, so SST-2 still trains where IMDB is absent.
     """
-    from keras_sentiment.errors import KerasSentimentError
-    from keras_sentiment.settings import BY_NAME, FLAG
 
     if settings.values.get(name) != IMDB_EMBEDDINGS_TEXT:
         return settings
@@ -96,9 +99,6 @@ def imdb_training_reviews_file(data_dir=None, data_source="auto"):
     depends on TensorFlow's global seed, which a training run sets to its own `--seed`, and
     word2vec's cache key hashes the documents in order.
     """
-    from keras_sentiment.backup import write_text_atomically
-    from keras_sentiment.data import load_imdb
-    from keras_sentiment.errors import DataNotFoundError, KerasSentimentError
 
     path = default_cache_dir() / "embeddings_text" / "imdb_train_reviews.txt"
     if path.is_file():
@@ -155,9 +155,6 @@ def train_word2vec_cached(documents, dim, seed, cache_dir=None, parameters=None)
 
 def train_word2vec(documents, dim, seed, parameters=None):
     """gensim `KeyedVectors` from lists of words, with a progress bar over the passes."""
-    from gensim.models import Word2Vec
-    from gensim.models.callbacks import CallbackAny2Vec
-
     parameters = parameters or WORD2VEC
 
     class Progress(CallbackAny2Vec):

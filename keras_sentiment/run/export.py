@@ -3,7 +3,7 @@
 Signature `serving_default`: input `text` (`tf.string`, `[None]`); outputs `probability`
 (float32 `[None]`, P(positive)), `label` (int32 `[None]`) and `logits` (float32 `[None]`).
 Signature `explain`: input `text`; outputs `tokens` (string `[None, None]`, "" at padding),
-`attributions` (float32 `[None, None]`, Integrated Gradients, `keras_sentiment.explain`),
+`attributions` (float32 `[None, None]`, Integrated Gradients, `keras_sentiment.core.explanation`),
 `probability`, `logits` and `baseline_logits` (float32 `[None]`; the attributions of a text sum
 to about `logits - baseline_logits`).
 The vectorizer (vocabulary and standardization) is traced into the graph, so the export loads
@@ -13,7 +13,7 @@ Serving consumes it unchanged.
 A BERT export's word-piece tokenizer uses TensorFlow Text ops, which a server must register.
 `tokenizer_in_graph=False` (`export --no-tokenizer`) leaves it out: the signature's input is
 `token_ids` (int32 `[None, None]`, `[CLS] ... [SEP]`, 0-padded) and the export carries the
-tokenizer in `assets.extra/tokenizer/` for `keras_sentiment.client.BertTokenIds` to run on the
+tokenizer in `assets.extra/tokenizer/` for `keras_sentiment.apps.client.BertTokenIds` to run on the
 client. `ops_outside_core_tensorflow` lists what an export needs beyond core TensorFlow.
 """
 
@@ -27,39 +27,13 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.explain import DEFAULT_STEPS, make_explainer
+from tensorflow.core.protobuf import saved_model_pb2
 
-TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
-TOKEN_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="token_ids")  # [batch, seq_len]
-CLIENT_TOKENIZER_DIR = Path("assets.extra") / "tokenizer"  # TF Serving ignores assets.extra/
-
-
-def make_text_scorer(encoder, model):
-    """A `tf.function` mapping strings `[batch]` to logits `[batch]`; what the export serves.
-
-    `encoder` maps strings to token ids (`TextEncoder`, `BertTextEncoder`); `model` maps token
-    ids to logits `[batch, 1]`.
-    """
-
-    @tf.function(input_signature=[TEXT_SPEC], reduce_retracing=True)
-    def score(text):
-        token_ids = encoder(text)  # [batch, seq_len]
-        return model(token_ids, training=False)[:, 0]  # [batch]
-
-    return score
-
-
-def next_version(export_dir):
-    """The next free integer version under `export_dir` (1 when there is none)."""
-    return max(existing_versions(export_dir), default=0) + 1
-
-
-def existing_versions(export_dir):
-    export_dir = Path(export_dir)
-    if not export_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit())
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.explanation import DEFAULT_STEPS
+from keras_sentiment.core.integrated_gradients import make_explainer
+from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, serving_outputs
+from keras_sentiment.run.rundir import SAVED_MODEL_FILE, CLIENT_TOKENIZER_DIR, existing_versions, next_version
 
 
 def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS):
@@ -111,16 +85,6 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
     return final
 
 
-def serving_outputs(logits):
-    """The signature's outputs from logits `[batch]`."""
-    return {"probability": tf.sigmoid(logits), "label": tf.cast(logits > 0, tf.int32), "logits": logits}
-
-
-def takes_token_ids(saved_model_dir):
-    """Whether an export was written with `--no-tokenizer` (token ids in, tokenizer for clients beside)."""
-    return (Path(saved_model_dir) / CLIENT_TOKENIZER_DIR).is_dir()
-
-
 def prune_versions(export_dir, keep):
     """Remove all but the `keep` highest versions; returns the removed version numbers.
 
@@ -140,10 +104,8 @@ def prune_versions(export_dir, keep):
 
 def ops_used(saved_model_dir):
     """Every op type in a SavedModel's graphs: the graph's nodes and those of its function library."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    saved_model.ParseFromString((Path(saved_model_dir) / SAVED_MODEL_FILE).read_bytes())
     ops = set()
     for meta_graph in saved_model.meta_graphs:
         ops.update(node.op for node in meta_graph.graph_def.node)

@@ -13,38 +13,41 @@ TensorShape([1, 1])
 """
 
 import inspect
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_sentiment import ngrams  # noqa: F401  (registers NgramLogit, which a model with --ngrams holds)
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.settings import BY_NAME, POOLINGS, architecture_default, architecture_module
-from keras_sentiment.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, load_vectorizer, save_vectorizer
+from keras_sentiment.core import ngrams  # noqa: F401  (registers NgramLogit, which a model with --ngrams holds)
+from keras_sentiment.core.errors import KerasSentimentError
+
+POOLINGS = ("last", "max", "mean")  # the settings table offers the same (tests/test_layers.py checks)
 
 
 @dataclass
 class ModelConfig:
     """Hyper-parameters shared by every recurrent architecture.
 
+    The defaults are the seed tutorials' design, as the settings table's (`keras_sentiment.run.settings`;
+    tests/test_layers.py checks that they agree); training passes every value explicitly.
+
     Args:
         vocab_size: rows of the embedding matrix (PAD and OOV included).
         embedding_dim: width of a token embedding.
         hidden_dim: units per recurrent layer (per direction when bidirectional).
-        num_layers: recurrent layers; None takes the architecture's registered default.
+        num_layers: recurrent layers.
         dropout: rate on the embeddings, between recurrent layers and on the final state.
         pooling: how the top layer's states become one vector per text: "last" (its final
             state, the seed design), "max" or "mean" over the real (unmasked) tokens.
     """
 
-    vocab_size: int = BY_NAME["vocab_size"].default
-    embedding_dim: int = BY_NAME["embedding_dim"].default
-    hidden_dim: int = BY_NAME["hidden_dim"].default
-    num_layers: int | None = None
-    dropout: float = BY_NAME["dropout"].default
-    pooling: str = BY_NAME["pooling"].default
+    vocab_size: int = 25_000
+    embedding_dim: int = 100
+    hidden_dim: int = 256
+    num_layers: int = 1
+    dropout: float = 0.5
+    pooling: str = "last"
 
     @classmethod
     def from_dict(cls, values):
@@ -144,7 +147,7 @@ def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectiona
 
 
 # The recurrent architectures: (recurrent layer, bidirectional). Their layer counts and other
-# defaults are registered in `keras_sentiment.settings.ARCHITECTURES`.
+# defaults are the run's business (`keras_sentiment.run.settings.ARCHITECTURES`).
 RECURRENT_LAYERS = {
     "rnn": (layers.SimpleRNN, False),  # Elman RNN
     "lstm": (layers.LSTM, False),
@@ -157,16 +160,12 @@ ARCHITECTURES = tuple(RECURRENT_LAYERS)
 
 
 def build_model(arch, config=None):
-    """Token ids -> logit model of a recurrent architecture by name (see `RECURRENT_LAYERS`).
-
-    `config.num_layers=None` takes the architecture's registered default.
-    """
+    """Token ids -> logit model of a recurrent architecture by name (see `RECURRENT_LAYERS`)."""
     if arch not in RECURRENT_LAYERS:
         raise KerasSentimentError(f"unknown architecture {arch!r}; choose one of {sorted(RECURRENT_LAYERS)}")
     config = config or ModelConfig()
-    num_layers = config.num_layers or architecture_default(arch, "num_layers")
     recurrent_layer, bidirectional = RECURRENT_LAYERS[arch]
-    return build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectional, arch)
+    return build_recurrent_classifier(config, recurrent_layer, config.num_layers, bidirectional, arch)
 
 
 def build_ensemble(members, name):
@@ -179,8 +178,7 @@ def build_ensemble(members, name):
     Args:
         members: trained classifiers (token ids `[batch, seq_len]` -> logit `[batch, 1]`); they are
             wrapped as `member_1`, `member_2`, ... so their names never clash.
-        name: the model's name: the members' architecture, so that `architecture_module(model.name)`
-            finds this module's `embedding_path`.
+        name: the model's name: the members' architecture.
 
     Example:
     >>> import numpy as np
@@ -241,7 +239,7 @@ class FirstTokens(layers.Layer):
 
 
 def build_with_ngrams(recurrent, ngram_logit, stack, first_tokens=None):
-    """One model: `a * recurrent logit + b * n-gram logit + c` (`--ngrams N`, `keras_sentiment.ngrams`).
+    """One model: `a * recurrent logit + b * n-gram logit + c` (`--ngrams N`, `keras_sentiment.core.ngrams`).
 
     Args:
         recurrent: a trained classifier (token ids `[batch, seq_len]` -> logit `[batch, 1]`).
@@ -252,7 +250,7 @@ def build_with_ngrams(recurrent, ngram_logit, stack, first_tokens=None):
 
     Example:
     >>> import numpy as np
-    >>> from keras_sentiment.ngrams import NgramLogit
+    >>> from keras_sentiment.core.ngrams import NgramLogit
     >>> gru = build_model("gru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3))
     >>> bag = NgramLogit(vocabulary_size=50, order=1, num_features=1)
     >>> bag.set_feature_weights(np.array([5]), np.array([2.0]), bias=0.0)
@@ -276,51 +274,6 @@ def recurrent_part(model):
     """The recurrent classifier inside a `build_with_ngrams` model; the model itself otherwise."""
     names = [layer.name for layer in model.layers]
     return model.get_layer(RECURRENT_PART) if RECURRENT_PART in names else model
-
-
-# === Builder interface (see keras_sentiment.settings.Architecture) ===
-
-
-def build_encoder(settings, train_texts, run_dir):
-    """A `TextVectorization` adapted on the training split's text, saved into `run_dir`."""
-    vectorizer = adapt_vectorizer(build_vectorizer(settings.vocab_size), train_texts.map(lambda text, label: text))
-    save_vectorizer(vectorizer, run_dir)
-    return TextEncoder(vectorizer, settings.max_length)
-
-
-def build_classifier(settings, encoder, word_vectors=None):
-    """The model for `settings.arch`, its embedding sized to the encoder's real vocabulary.
-
-    Args:
-        word_vectors: a GloVe-format file to initialise the embedding from, or None.
-    """
-    vocabulary = encoder.vectorizer.get_vocabulary()
-    config = replace(ModelConfig.from_dict(settings.values), vocab_size=len(vocabulary))
-    model = build_model(settings.arch, config)
-    if word_vectors:
-        matrix, found = load_embedding_matrix(word_vectors, vocabulary, settings.embedding_dim, settings.seed)
-        model.get_layer("embedding").set_weights([matrix])
-        words = len(vocabulary) - 2
-        print(f"Embeddings: {found:,} of {words:,} vocabulary words found in {word_vectors} "
-              f"({found / max(words, 1):.1%})", flush=True)
-    return model
-
-
-def load_encoder(run_dir, config):
-    return TextEncoder(load_vectorizer(run_dir), delivered_input_length(config))
-
-
-def delivered_input_length(config):
-    """Tokens per text the run's delivered model takes (`config`: its `config.json`): `--max-length`, or
-    once n-grams joined it (`ngram_stack` recorded) what its n-gram part reads, `--ngram-max-length`."""
-    if "ngram_stack" not in config:  # a run trained with --ngrams has none until training ends
-        return config["max_length"]
-    return ngram_input_length(config["max_length"], config.get("ngram_max_length"))
-
-
-def ngram_input_length(max_length, ngram_max_length):
-    """Tokens per text the n-gram part reads: `--ngram-max-length` (None: not set), never fewer than `--max-length`."""
-    return max(max_length, ngram_max_length or 0)
 
 
 def embedding_path(model):
@@ -367,18 +320,6 @@ def mean_of_paths(paths, widths):
     return EmbeddingPath(embed, logits)
 
 
-def embedding_path_of_any(model):
-    """The `EmbeddingPath` of any of our models: its architecture module's, and for a model with
-    `--ngrams` (`build_with_ngrams`, whatever the architecture) that of its first part with the
-    n-gram part on top."""
-    path = architecture_module(model.name).embedding_path(recurrent_part(model))  # the outer model keeps the arch's name
-    if recurrent_part(model) is model:
-        return path
-    if FIRST_TOKENS in [layer.name for layer in model.layers]:
-        path = on_first_tokens(path, model.get_layer(FIRST_TOKENS))
-    return with_ngrams(path, model.get_layer(NGRAM_PART), model.get_layer(STACK))
-
-
 def on_first_tokens(path, first_tokens):
     """The `EmbeddingPath` of a model that reads `first_tokens` of longer ids. The tokens past them get
     nothing from it; an end id that `first_tokens` put in place of a token keeps its own embedding,
@@ -410,7 +351,7 @@ def with_ngrams(path, ngram_logit, stack):
 
 @dataclass
 class EmbeddingPath:
-    """A model as two functions meeting at its token embeddings (`keras_sentiment.explain`).
+    """A model as two functions meeting at its token embeddings (`keras_sentiment.core.explanation`).
 
     Args:
         embed: token ids `[batch, seq_len]` -> their embeddings `[batch, seq_len, dim]`.
@@ -424,30 +365,6 @@ class EmbeddingPath:
     embed: object
     logits: object
     token_shares: object = None
-
-
-def fit_plan(model, train_batches, valid_batches, run_dir, settings):
-    """Recurrent models train end to end on the batches as they are (`train_batches`: `EpochBatches`)."""
-    return FitPlan(model, train_batches.epoch, valid_batches)
-
-
-@dataclass
-class FitPlan:
-    """What `fit` trains and on which data; `finish(checkpoint)` puts the result into the whole model.
-
-    Args:
-        fit_model: the model `fit` trains (the whole model, or a head over cached features).
-        train_epoch: epoch number (0-based) -> that epoch's training batches, in an order fixed
-            by the seed and the epoch (so a resumed run trains on what an uninterrupted one would).
-        valid_data: the validation batches.
-        finish: called with the best checkpoint path of `fit_model` after training; writes
-            the whole model's best weights. None: `fit_model` is the whole model.
-    """
-
-    fit_model: keras.Model
-    train_epoch: object
-    valid_data: object
-    finish: object = None
 
 
 def load_embedding_matrix(path, vocabulary, embedding_dim, seed=0):
@@ -485,6 +402,3 @@ def load_embedding_matrix(path, vocabulary, embedding_dim, seed=0):
     return matrix, len(found)
 
 
-def make_optimizer(settings, model, total_steps):
-    """Adam at `--learning-rate`, gradients clipped to norm 1.0 (`total_steps`: unused, no schedule)."""
-    return keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0)

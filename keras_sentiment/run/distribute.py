@@ -21,8 +21,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.settings import BY_NAME
+import tensorflow as tf
+from keras.src.backend.tensorflow import trainer
+
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.settings import BY_NAME
 
 STRATEGIES = BY_NAME["strategy"].choices
 
@@ -69,7 +72,6 @@ def cluster_spec():
 
 def split_cpu(count):
     """Make `count` logical CPU devices (before TensorFlow starts its runtime)."""
-    import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
@@ -88,7 +90,6 @@ def make_distribution(strategy="auto", logical_cpus=None):
     >>> with distribution.strategy.scope():  # doctest: +SKIP
     ...     model = build_model(...)
     """
-    import tensorflow as tf
 
     if strategy not in STRATEGIES:
         raise KerasSentimentError(f"--strategy {strategy}: choose one of {', '.join(STRATEGIES)}")
@@ -136,7 +137,6 @@ def fitting_under(model, strategy):
     is not needed: fit runs with the strategy taken from the scope instead, the optimizer built
     here first.
     """
-    import tensorflow as tf
 
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         yield
@@ -160,8 +160,6 @@ def reduce_scalar_logs_over_workers():
     over the replicas instead (axis None): the same number on every worker, so early stopping and
     the checkpoint decide alike everywhere. Anything else goes to Keras unchanged.
     """
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer
 
     original = trainer.reduce_per_replica
     if getattr(original, "averages_scalars_over_workers", False):

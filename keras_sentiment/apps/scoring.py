@@ -19,38 +19,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from keras_sentiment.errors import KerasSentimentError, MalformedDataError
+from tqdm.auto import tqdm
 
-INPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
-OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError
+from keras_sentiment.core.scorer import score_texts, sigmoid
+from keras_sentiment.run.loading import load_scorer
+from keras_sentiment.run.readers import BadRow, InputReader, Row
+from keras_sentiment.run.rundir import is_run_dir, resolve_saved_model
+
 ON_ERROR = ("fail", "skip")
-MAX_FIELD_BYTES = 64 * 1024 * 1024  # one CSV field; a larger one is an error, not a memory blow-up
 STATE_VERSION = 1
-
-
-@dataclass
-class Row:
-    id: object
-    text: str
-    line: int
-
-
-@dataclass
-class BadRow:
-    line: int
-    reason: str
-
-
-@dataclass
-class ScoreOptions:
-    """What is read, how, and with which model; a resumed run must use the same."""
-
-    input_format: str
-    output_format: str
-    text_column: str = "text"
-    id_column: str = None
-    text_field: str = "text"
-    id_field: str = None
 
 
 @dataclass
@@ -68,176 +46,6 @@ class ScoreReport:
     def rows_per_second(self):
         """Rows scored by this run (not the resumed ones) per second of this run."""
         return self.new_rows / self.seconds if self.seconds else 0.0
-
-
-def detect_format(path, formats, kind, given=None):
-    if given:
-        return given
-    suffix = Path(path).suffix.lower()
-    if kind == "output":
-        return formats.get(suffix, "jsonl")
-    if suffix not in formats:
-        raise KerasSentimentError(
-            f"{path}: cannot tell the input format from '{suffix or 'no extension'}'; "
-            f"use one of {', '.join(sorted(formats))} or pass --input-format"
-        )
-    return formats[suffix]
-
-
-class LineSource:
-    """Decoded lines of a file from a byte offset, with `offset` and `line` of what was consumed.
-
-    A UTF-8 BOM at the start is dropped. A line that is not valid UTF-8 is decoded with
-    replacement characters and its number recorded in `bad_lines`, so the row holding it is
-    reported instead of scored as altered text.
-    """
-
-    def __init__(self, handle, offset=0, line=0):
-        self.handle, self.offset, self.line = handle, offset, line
-        self.bad_lines = set()
-        handle.seek(offset)
-
-    def __iter__(self):
-        for raw in self.handle:
-            if self.offset == 0 and raw.startswith(b"\xef\xbb\xbf"):
-                raw_text = raw[3:]
-            else:
-                raw_text = raw
-            self.offset += len(raw)
-            self.line += 1
-            try:
-                text = raw_text.decode("utf-8")
-            except UnicodeDecodeError:
-                self.bad_lines.add(self.line)
-                text = raw_text.decode("utf-8", errors="replace")
-            yield text
-
-    def take_bad(self, first, last):
-        """Whether a line in `[first, last]` was not UTF-8 (and forget lines up to `last`)."""
-        bad = any(first <= n <= last for n in self.bad_lines)
-        self.bad_lines = {n for n in self.bad_lines if n > last}
-        return bad
-
-
-class InputReader:
-    """Rows (`Row`) and bad rows (`BadRow`) of an input file, resumable at a byte offset.
-
-    `handle`: an open binary file to read instead of opening `path` (e.g. one from a Beam
-    filesystem); `path` then only names it in messages.
-    """
-
-    def __init__(self, path, options, offset=0, line=0, handle=None):
-        self.path, self.options = Path(path), options
-        csv.field_size_limit(MAX_FIELD_BYTES)
-        self.handle = handle or open(self.path, "rb")
-        self.header = None
-        if options.input_format in ("csv", "tsv"):
-            self.header = self._read_header()
-            offset, line = max(offset, self._header_end), max(line, 1)
-        self.source = LineSource(self.handle, offset, line)
-
-    def close(self):
-        self.handle.close()
-
-    @property
-    def offset(self):
-        return self.source.offset
-
-    @property
-    def line(self):
-        return self.source.line
-
-    def _read_header(self):
-        source = LineSource(self.handle)
-        try:
-            header = next(csv.reader(source, **self._csv_dialect()))
-        except StopIteration:
-            raise MalformedDataError(self.path, 1, "empty file: expected a header row") from None
-        except csv.Error as error:
-            raise MalformedDataError(self.path, 1, f"unreadable header: {error}") from None
-        self._header_end = source.offset
-        for role, name in (("--text-column", self.options.text_column), ("--id-column", self.options.id_column)):
-            if name is not None and name not in header:
-                raise MalformedDataError(self.path, 1, f"{role} '{name}' is not a column; columns: {', '.join(header)}")
-        return header
-
-    def _csv_dialect(self):
-        if self.options.input_format == "tsv":
-            # TSV as GLUE writes it: no quoting, a field holds no tab or newline, quotes are text.
-            return {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "strict": True}
-        return {"delimiter": ",", "strict": True}
-
-    def __iter__(self):
-        reader = {"csv": self._csv_rows, "tsv": self._csv_rows, "jsonl": self._jsonl_rows, "txt": self._text_rows}
-        for item in reader[self.options.input_format]():
-            first = item.line
-            if isinstance(item, Row) and self.source.take_bad(first, self.source.line):
-                item = BadRow(first, "not valid UTF-8")
-            yield item
-
-    def _text_rows(self):
-        for text in self.source:
-            yield Row(self.source.line, text.rstrip("\r\n"), self.source.line)
-
-    def _jsonl_rows(self):
-        options = self.options
-        for text in self.source:
-            line = self.source.line
-            if not text.strip():
-                continue  # a blank line holds no record
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                yield BadRow(line, f"not valid JSON ({error.msg} at column {error.colno})")
-                continue
-            if not isinstance(record, dict):
-                yield BadRow(line, f"expected a JSON object, got {type(record).__name__}")
-                continue
-            if options.text_field not in record:
-                yield BadRow(line, f"no '{options.text_field}' field (see --text-field)")
-                continue
-            value = record[options.text_field]
-            if not isinstance(value, str):
-                yield BadRow(line, f"'{options.text_field}' must be a string, got {json.dumps(value)[:40]}")
-                continue
-            if not _is_unicode(value):
-                yield BadRow(line, f"'{options.text_field}' holds an unpaired surrogate escape (not Unicode text)")
-                continue
-            if options.id_field is None:
-                yield Row(line, value, line)
-            elif options.id_field not in record:
-                yield BadRow(line, f"no '{options.id_field}' field (see --id-field)")
-            else:
-                yield Row(record[options.id_field], value, line)
-
-    def _csv_rows(self):
-        reader = csv.reader(self.source, **self._csv_dialect())
-        text_index = self.header.index(self.options.text_column)
-        id_index = self.header.index(self.options.id_column) if self.options.id_column is not None else None
-        while True:
-            first = self.source.line + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                yield BadRow(first, f"malformed CSV ({error})")
-                continue
-            if len(fields) != len(self.header):
-                if not fields or fields == [""]:
-                    continue  # a blank line holds no record
-                yield BadRow(first, f"expected {len(self.header)} fields like the header, found {len(fields)}")
-                continue
-            row_id = fields[id_index] if id_index is not None else first
-            yield Row(row_id, fields[text_index], first)
-
-
-def _is_unicode(text):
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class PartialFile:
@@ -305,8 +113,6 @@ def _input_identity(path):
 
 
 def _progress_bar(total_bytes, enabled):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total_bytes, unit="B", unit_scale=True, disable=not enabled, file=sys.stderr,
                 dynamic_ncols=True, desc="scoring",
                 bar_format="{l_bar}{bar}| {n_fmt}B/{total_fmt}B{postfix} [{elapsed}<{remaining}]")
@@ -327,19 +133,6 @@ def windows(items, max_rows, max_bytes):
             window, size = [], 0
     if window:
         yield window
-
-
-def score_texts(scorer, texts, batch_size):
-    """Logits for `texts` in input order, scored in batches of similar length (less padding)."""
-    import numpy as np
-    import tensorflow as tf
-
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    logits = np.zeros([len(texts)], "float32")
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        logits[index] = scorer(tf.constant([texts[i] for i in index], tf.string)).numpy()
-    return logits
 
 
 def score_file(model, input_path, output_path, options, batch_size=256, on_error="fail", resume=False,
@@ -364,7 +157,6 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
     >>> report = score_file("saved_models/imdb_bigru", "reviews.csv", "scores.jsonl",
     ...                     ScoreOptions("csv", "jsonl", text_column="review"))  # doctest: +SKIP
     """
-    from keras_sentiment.inference import is_run_dir, load_scorer, resolve_saved_model, sigmoid
 
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")

@@ -26,15 +26,22 @@ costs far less CPU than one each (benchmarks/serve_load.py measures both).
 """
 
 import asyncio
+import html
 import json
 import logging
 import re
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.export import existing_versions
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.protobuf import saved_model_pb2
 
-log = logging.getLogger("keras_sentiment.serving")
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.loading import register_text_ops
+from keras_sentiment.run.rundir import SAVED_MODEL_FILE, existing_versions, takes_token_ids
+
+log = logging.getLogger("keras_sentiment.apps.serving")
 
 GET_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?/?$")
 POST_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[a-z]+)$")
@@ -47,7 +54,6 @@ DEMO_FILES = {"demo.css": "text/css", "demo.js": "text/javascript"}
 
 class RequestError(Exception):
     """A request the client must fix: answered with `status` and `{"error": message}`."""
-
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
@@ -55,26 +61,18 @@ class RequestError(Exception):
 
 class LoadedVersion:
     """One SavedModel version: its serving signature and its signature defs (for metadata)."""
-
     def __init__(self, path):
-        import tensorflow as tf
-        from google.protobuf import json_format
-        from tensorflow.core.protobuf import saved_model_pb2
-
-        from keras_sentiment.export import takes_token_ids
-        from keras_sentiment.inference import register_text_ops
-
         self.path, self.version = Path(path), int(Path(path).name)
         if takes_token_ids(path):
             raise KerasSentimentError(
                 f"{path} takes token ids (exported with --no-tokenizer, for servers without TensorFlow Text): serve it "
-                "with TF Serving and send ids from keras_sentiment.client.BertTokenIds, or export the run again "
+                "with TF Serving and send ids from keras_sentiment.apps.client.BertTokenIds, or export the run again "
                 "without --no-tokenizer for `serve`")
         register_text_ops()
         self.signatures = tf.saved_model.load(str(path)).signatures
         self.signature = self.signatures[SIGNATURE]
         proto = saved_model_pb2.SavedModel()
-        proto.ParseFromString((self.path / "saved_model.pb").read_bytes())
+        proto.ParseFromString((self.path / SAVED_MODEL_FILE).read_bytes())
         self.signature_defs = {
             name: json_format.MessageToDict(definition, preserving_proto_field_name=True)
             for name, definition in proto.meta_graphs[0].signature_def.items()
@@ -82,7 +80,6 @@ class LoadedVersion:
 
     def predict(self, texts, signature=SIGNATURE):
         """Outputs (lists; strings decoded) of `signature` for a list of strings; runs in a worker thread."""
-        import tensorflow as tf
 
         outputs = self.signatures[signature](text=tf.constant(texts, tf.string))
         return {name: decoded(tensor.numpy().tolist()) if tensor.dtype == tf.string else tensor.numpy().tolist()
@@ -165,7 +162,6 @@ class RequestBatcher:
 
 class VersionWatcher:
     """Holds the latest version under `base` and reloads when the set of versions changes."""
-
     def __init__(self, base, name):
         self.base, self.name = Path(base), name
         self.current = None
@@ -236,7 +232,9 @@ def parse_predict_request(body, max_batch, default_signature=SIGNATURE):
     """
     try:
         request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError:  # Python's parser recurses once per nesting level: `[` x 100,000 ends here
+        raise RequestError(400, "JSON Parse error: nested too deeply") from None
+    except ValueError as error:  # not UTF-8, not JSON, or an integer of more digits than Python converts
         raise RequestError(400, f"JSON Parse error: {error}") from None
     if not isinstance(request, dict):
         raise RequestError(400, "Malformed request: the body must be a JSON object")
@@ -291,8 +289,6 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
     >>> app = create_app("saved_models/imdb_bigru")  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8501)  # doctest: +SKIP
     """
-    from contextlib import asynccontextmanager
-
     _require_serve_extra()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -396,8 +392,6 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
 
 def demo_page(model_name):
     """The demo page with the served model's name filled in (HTML-escaped)."""
-    import html
-
     return (DEMO_DIR / "index.html").read_text(encoding="utf-8").replace("__MODEL_NAME__", html.escape(model_name, quote=True))
 
 

@@ -1,7 +1,7 @@
 """Every training setting, declared once, and how the value in force is decided.
 
 `SETTINGS` names each setting with its type, default, choices and help. The `train` parser and
-its `--help`, validation, the README's flag table (`python -m keras_sentiment.settings`) and the
+its `--help`, validation, the flag table of docs/TRAINING.md (`python -m keras_sentiment.run.settings`) and the
 run directory's `config.json` are all derived from it; nothing else states a default.
 
 A value is decided by the first of these that sets it (highest first); `sources` records which:
@@ -20,12 +20,14 @@ Nothing here imports TensorFlow, so `--help` answers at once.
 import argparse
 import importlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from keras_sentiment.errors import KerasSentimentError
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.rundir import RunDir
 
 DEFAULT = "default"
 FLAG = "flag"
@@ -52,12 +54,7 @@ class Architecture:
 
     Args:
         name: the `--arch` value.
-        module: implements the builder interface: `build_encoder(settings, train_texts, run_dir)`
-            (the text encoder, saved into the run dir), `build_classifier(settings, encoder,
-            word_vectors)` (token ids -> logit model), `load_encoder(run_dir, config)`,
-            `make_optimizer(settings, model, total_steps)`, `fit_plan(model, train_batches,
-            valid_batches, run_dir, settings)` (what `fit` trains) and `embedding_path(model)`
-            (the model split at its token embeddings, for `keras_sentiment.explain`).
+        module: implements the builder interface (`keras_sentiment.run.builder`).
         defaults: this architecture's own defaults (over the dataset's and the table's).
         fixed: settings it cannot change: name -> (the only value, why).
         optional: settings only some architectures accept (and only this one among them).
@@ -73,7 +70,7 @@ class Architecture:
     ignored: dict = field(default_factory=dict)
 
 
-RECURRENT, BERT = "keras_sentiment.models", "keras_sentiment.bert"
+RECURRENT, BERT = "keras_sentiment.run.recurrent_builder", "keras_sentiment.run.bert_builder"
 # Settings that only some architectures use: word vectors feed a learned embedding; a teacher's
 # targets train any student (but not a bert_gru from its encoder cache, which stores labels); the
 # preset, the cache and --init-from belong to the BERT encoder.
@@ -90,10 +87,8 @@ ARCHITECTURES = {
     "gru": Architecture("gru", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
     "bigru": Architecture("bigru", RECURRENT, {"num_layers": 2}, optional=_OPTIONAL_FOR_RECURRENT),
     # BERT takes [CLS] + 510 word pieces + [SEP]; the seed design's head: 2 BiGRU layers, dropout 0.25,
-    # reading the last layer (encoder_states 1). A float16 cache gave the head the same valid accuracy
-    # as float32 at every epoch (SST-2, docs/RESULTS.md) for half the disk. Its n-grams read up to
-    # 4,096 word pieces, the longest IMDB review whole (3,127 in the valid split), where BERT reads 254
-    # of 256: IMDB valid 93.09% against 91.41% (docs/RESULTS.md).
+    # reading the last layer. float16 cache: the same valid accuracy as float32, half the disk; n-grams of
+    # the whole review (4,096 pieces): IMDB valid 93.09% vs 91.41% for BERT's 254 (RESULTS, "bert_gru recipes").
     "bert_gru": Architecture(
         "bert_gru", BERT, {"num_layers": 2, "dropout": 0.25, "max_length": 512, "trainable_layers": "0",
                            "encoder_learning_rate": 5e-5, "cache_dtype": "float16", "encoder_states": 1,
@@ -122,7 +117,7 @@ class Setting:
         help: what the setting does, one sentence.
         choices: allowed values, if a fixed set.
         minimum: smallest allowed number; `below` the first number not allowed (exclusive).
-        none_means: words for a None default in `--help` and the README.
+        none_means: words for a None default in `--help` and docs/TRAINING.md.
     """
 
     name: str
@@ -256,44 +251,28 @@ def architecture_default(arch, name):
 # ---------------------------------------------------------------------------------- recipes
 
 # `seed` adds nothing: the table, dataset and architecture defaults are the seed tutorials'
-# design. `best` holds, per (dataset, arch), what was measured best on the valid split
-# (docs/RESULTS.md, "Recipes"); a pair not listed has not been tuned and trains as `seed`.
-# IMDB BiLSTM, valid accuracy (issue #5 tuning, 2 layers): hidden 128 87.41%, + max pooling 87.89%,
-# + train-split word2vec 90.11%, + 800 tokens 91.32% (epoch 5). val_loss picked an early epoch while
-# val_accuracy still rose, hence the monitor. The other recurrent architectures gain from the same
-# settings (seed 1234, valid accuracy, seed recipe -> these): rnn 51.36% -> 88.59% (max pooling gives
-# every step a short path to the output), lstm 86.31% -> 89.73%, gru 88.03% -> 90.20%, bigru (one
-# layer, as the BiLSTM) 86.81% -> 91.61%, stacked_lstm (its 2 layers) 85.23% -> over 90% (2026-12-01).
+# design. `best` holds, per (dataset, arch), what was measured best on the valid split; a pair not
+# listed has not been tuned and trains as `seed`. The evidence: docs/RESULTS.md, one line here each.
+# IMDB, every recurrent arch: hidden 128, max pooling, word2vec, 800 tokens, valid accuracy selects:
+# BiLSTM valid 87.41 -> 91.32%, rnn 51.36 -> 88.59%, gru 88.03 -> 90.20% (RESULTS, "IMDB recipe").
 _IMDB_RECURRENT = {"hidden_dim": 128, "pooling": "max", "embeddings": AUTO_EMBEDDINGS, "max_length": 800,
                    "monitor": "val_accuracy", "epochs": 8}
 
-# SST-2 BiLSTM, valid accuracy on held-out whole sentences (seed 1234): hidden 128 + max pooling
-# 81.28%; + word2vec on SST-2's phrases and IMDB's 25,000 training reviews (text only) 84.18%;
-# + vectors from IMDB's reviews alone 83.89%. SST-2's own 567k words cover 75% of its vocabulary;
-# with IMDB's 6 M, 95%. Distilled from the fine-tuned bert_gru (88.97% valid): its targets alone
-# 82.87%; + 8 variants per sentence 84.47% (20: 84.33%); + 100,000 IMDB sentences it labels 88.68%.
-# The teacher costs ~45 min on 2 CPU cores, once per split. The other recurrent architectures gain
-# as much from it (seed recipe -> this): rnn 80.84% -> 84.47%, lstm 83.45% -> 86.79%, gru 83.31% -> 87.23%,
-# bigru (its 2 layers) 84.18% -> over 88%, stacked_lstm 83.31% -> over 88% (2026-12-01).
+# SST-2, every recurrent arch: word2vec with IMDB's text (BiLSTM valid 81.28 -> 84.18%), distilled
+# from the fine-tuned bert_gru with 8 variants and 100,000 IMDB sentences (-> 88.68%) (RESULTS, "SST-2 recipes").
 _SST2_RECURRENT = {"hidden_dim": 128, "pooling": "max", "embeddings": AUTO_EMBEDDINGS,
                    "embeddings_text": IMDB_EMBEDDINGS_TEXT, "teacher": AUTO_TEACHER, "teacher_variants": 8,
                    "teacher_text": IMDB_EMBEDDINGS_TEXT, "teacher_text_sentences": 100_000}
 
 BEST = {
-    # One layer instead of two: 90.84% by epoch 4 at 2.5x less time per epoch, which `make train`'s
-    # 45-minute budget needed while it trained the BiLSTM.
+    # One layer: 0.4 points of valid for 2.5x less time per step (RESULTS, "IMDB recipe").
     ("imdb", "bilstm"): {**_IMDB_RECURRENT, "num_layers": 1},
     ("imdb", "rnn"): _IMDB_RECURRENT,
     ("imdb", "lstm"): _IMDB_RECURRENT,
     ("imdb", "gru"): _IMDB_RECURRENT,
     ("imdb", "stacked_lstm"): _IMDB_RECURRENT,
-    # Refit on train + valid: valid accuracy by training reviews (seed 1234, 8,750 / 13,125 / 17,500):
-    # 89.79%, 90.89%, 91.61%, still rising, so the 7,500 valid reviews (+43%) should help; about 10
-    # more minutes on 2 cores (make train ~25 min). Measured on the bigru, not the other pairs.
-    # + a bag of uni- and bigrams beside it (NBSVM), the two logits combined on valid: valid accuracy
-    # 91.61 / 91.36 / 91.20% -> 92.52 / 92.49 / 92.32% (seeds 1234-1236; the n-gram model alone 91.4-91.8%):
-    # the two err on different reviews. About a minute more (2026-12-01). On SST-2 it lowered the
-    # distilled BiLSTM's valid accuracy (88.68% -> 88.39%), so the SST-2 recipes do without.
+    # Refit: valid still rose with more training reviews (89.79 / 90.89 / 91.61%); n-grams beside it:
+    # valid 91.61 -> 92.52% (seed 1234), the two err on different reviews (RESULTS, "IMDB recipe").
     ("imdb", "bigru"): {**_IMDB_RECURRENT, "num_layers": 1, "refit": True, "ngrams": 2},
     ("sst2", "bilstm"): _SST2_RECURRENT,
     ("sst2", "rnn"): _SST2_RECURRENT,
@@ -301,34 +280,19 @@ BEST = {
     ("sst2", "gru"): _SST2_RECURRENT,
     ("sst2", "bigru"): _SST2_RECURRENT,
     ("sst2", "stacked_lstm"): _SST2_RECURRENT,
-    # SST-2 bert_gru (MiniLM-L6, seed 1234). Frozen: val_loss rises from epoch 2 while valid
-    # accuracy climbs, so val_loss kept epoch 1 (82.44%); val_accuracy with patience 3 kept epoch 5
-    # (85.63%). Every layer fine-tuned (encoder 5e-5, warm-up, linear decay to 0 over 3 epochs):
-    # 87.08%, 87.66%, 88.97% at epochs 1-3 (+3.34 over frozen), val_loss again flat while accuracy rose.
-    # Encoder rate 1e-4, a 4th epoch, or the 7-state mix: 88.24, 88.39, 88.10% at best (2026-12-01);
-    # layer-wise rate decay 0.8: 88.53% (seed 1235: 90.13% against 90.42%).
-    # Self-training: that run (--teacher auto) labels the training phrases and 100,000 IMDB sentences
-    # for another: valid 88.97 -> 89.99% (seed 1234), 90.42 -> 90.86% (1235), 89.26 -> 89.40% (1236);
-    # about 90 min on 2 cores instead of 20-25, the teacher included (cached, and shared with the
-    # recurrent students).
-    # A second round (the student teaches) or --teacher-variants 8: 91.00% vs 90.86% (seed 1235), one sentence.
+    # Every layer fine-tuned for 3 epochs (valid 88.97% vs 85.63% frozen), then self-trained on 100,000
+    # IMDB sentences (valid +1.02 / +0.44 / +0.15, three seeds); ~90 min (RESULTS, "bert_gru recipes").
     ("sst2", "bert_gru"): {"trainable_layers": "all", "epochs": 3, "monitor": "val_accuracy", "teacher": AUTO_TEACHER,
                            "teacher_text": IMDB_EMBEDDINGS_TEXT, "teacher_text_sentences": 100_000},
-    # IMDB bert_gru (MiniLM-L6, seed 1234), valid accuracy: frozen, 512 word pieces, 3 epochs 84.83%;
-    # top layer fine-tuned, 2 epochs 84.48%; every layer fine-tuned at 256 word pieces (512 costs 2.7x
-    # per step: 1.7 h an epoch on 2 cores), batch 32, 2 epochs 89.05% -> 90.25% (test 90.50%), 81 min
-    # on 2 partly shared cores (about 70 alone); + word-piece uni- and bigrams of those 254 pieces
-    # 91.41%, of the whole review (the arch's --ngram-max-length) 93.09%, test 92.84% (2026-12-01).
-    # No --refit: it would fine-tune BERT a second time (another hour here).
+    # Every layer fine-tuned over 256 word pieces (valid 90.25% vs 84.83% frozen; 512 costs 2.7x), with
+    # n-grams of the whole review (93.09%); no refit: a second hour-long fine-tune (RESULTS, "bert_gru recipes").
     ("imdb", "bert_gru"): {"trainable_layers": "all", "max_length": 256, "batch_size": 32, "epochs": 2,
                            "monitor": "val_accuracy", "ngrams": 2},
 }
 
 
-# The architecture `best` trains where --arch is not given. IMDB, valid accuracy over seeds
-# 1234-1236 with each one's best settings: bigru 91.61/91.36/91.20% (about 12 min per run on 2
-# CPU cores) against bilstm 90.95/91.07/89.85% (39-67 min). SST-2: the bilstm (distilled, 88.68%
-# valid), the arch table's default.
+# The architecture `best` trains where --arch is not given: on IMDB the BiGRU, valid 91.61 / 91.36 /
+# 91.20% vs the BiLSTM's 90.95 / 91.07 / 89.85% at a quarter of the time (RESULTS, "IMDB recipe").
 BEST_ARCH = {"imdb": "bigru"}
 
 
@@ -457,9 +421,9 @@ def resolve_settings(explicit, stamp=None):
 
 def settings_of_run(run_dir):
     """A run directory's own resolved settings (its `config.json`), for `train --resume`."""
-    path = Path(run_dir) / "config.json"
+    path = RunDir(run_dir).config
     if not path.is_file():
-        raise KerasSentimentError(f"{run_dir}: not a run directory to resume (no config.json)")
+        raise KerasSentimentError(f"{run_dir}: not a run directory to resume (no {RunDir.CONFIG})")
     try:
         config = json.loads(path.read_text())
     except ValueError as error:
@@ -560,14 +524,14 @@ WEIGHT_SHAPING = ("bert_preset", "hidden_dim", "num_layers", "encoder_states")
 
 def check_init_from(settings):
     """A one-line error unless `--init-from` names a bert_gru run dir with a model whose weights fit this run's."""
-    source = Path(settings.init_from)
-    if not (source / "config.json").is_file() or not (source / "best.keras").is_file():
-        raise KerasSentimentError(f"--init-from: {source} is not a run directory with a model (config.json and "
-                                  "best.keras); an export holds no Keras model to start from")
+    source = RunDir(settings.init_from)
+    if not source.holds_model():
+        raise KerasSentimentError(f"--init-from: {source} is not a run directory with a model ({RunDir.CONFIG} and "
+                                  f"{RunDir.BEST}); an export holds no Keras model to start from")
     try:
-        config = json.loads((source / "config.json").read_text())
+        config = source.read_config()
     except (OSError, ValueError) as error:
-        raise KerasSentimentError(f"--init-from: {source / 'config.json'} cannot be read ({error})") from None
+        raise KerasSentimentError(f"--init-from: {source.config} cannot be read ({error})") from None
     if config.get("arch") != "bert_gru":
         raise KerasSentimentError(f"--init-from: {source} trained a {config.get('arch')}, not a bert_gru")
     ours = {name: settings.values.get(name) for name in WEIGHT_SHAPING}
@@ -579,11 +543,11 @@ def check_init_from(settings):
         raise KerasSentimentError(f"--init-from: {source}'s weights do not fit this model: {'; '.join(differing)}")
 
 
-# ------------------------------------------------------------------------ parser and README
+# ---------------------------------------------------------------- parser and flag table
 
 
 def describe_default(setting):
-    """The default in words, every layer included: what `--help` and the README show."""
+    """The default in words, every layer included: what `--help` and docs/TRAINING.md show."""
     base = setting.none_means if setting.default is None else _format(setting.default)
     parts = [base]
     per_dataset = [f"{d} {_format(v[setting.name])}" for d, v in DATASET_DEFAULTS.items() if setting.name in v]
@@ -655,6 +619,24 @@ def _flag_type(setting):
     return parse
 
 
+def settings_from_python(values):
+    """Settings given as Python keyword arguments (`keras_sentiment.train`), checked and made plain:
+    a path becomes its string, and a value of the wrong type is a one-line error naming the setting."""
+    unknown = sorted(set(values) - set(BY_NAME))
+    if unknown:
+        raise KerasSentimentError(f"unknown settings: {unknown} (python -m keras_sentiment.run.settings lists them)")
+    plain = {}
+    for name, value in values.items():
+        setting = BY_NAME[name]
+        if isinstance(value, os.PathLike) and setting.type is str:
+            value = os.fspath(value)
+        allowed = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}[setting.type]
+        if value is not None and (not isinstance(value, allowed) or (isinstance(value, bool) and setting.type is not bool)):
+            raise KerasSentimentError(f"{name}={value!r}: expected {setting.type.__name__} (as {setting.flag} takes it)")
+        plain[name] = value
+    return plain
+
+
 def explicit_settings(args):
     """The settings given on the command line, from a namespace parsed by `add_train_arguments`' flags."""
     return {s.name: getattr(args, s.name) for s in SETTINGS if hasattr(args, s.name)}
@@ -669,19 +651,19 @@ def train_context(argv):
     return {k: v for k, v in vars(known).items() if v is not None}
 
 
-README_BEGIN = "<!-- settings table: python -m keras_sentiment.settings -->"
-README_END = "<!-- end of settings table -->"
+FLAG_TABLE_BEGIN = "<!-- settings table: python -m keras_sentiment.run.settings -->"
+FLAG_TABLE_END = "<!-- end of settings table -->"
 
 
-def readme_table():
-    """The README's flag table, derived from `SETTINGS`."""
-    lines = [README_BEGIN, "", "| flag | default | meaning |", "| --- | --- | --- |"]
+def flag_table():
+    """docs/TRAINING.md's flag table, derived from `SETTINGS`."""
+    lines = [FLAG_TABLE_BEGIN, "", "| flag | default | meaning |", "| --- | --- | --- |"]
     for setting in SETTINGS:
         flag = f"`{setting.flag}` / `--no-{setting.flag[2:]}`" if setting.type is bool else f"`{setting.flag}`"
         choices = f" ({', '.join(map(str, setting.choices))})" if setting.choices else ""
         lines.append(f"| {flag} | {describe_default(setting)} | {setting.help}{choices} |")
-    return "\n".join(lines + ["", README_END])
+    return "\n".join(lines + ["", FLAG_TABLE_END])
 
 
 if __name__ == "__main__":
-    sys.stdout.write(readme_table() + "\n")
+    sys.stdout.write(flag_table() + "\n")

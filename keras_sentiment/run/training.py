@@ -6,7 +6,7 @@
 models averaged, members 2..N in `members/<n>/`), `refit` (with `--refit`), `add_ngram_model` (with
 `--ngrams N`: a bag-of-n-grams model combined with the recurrent one), `evaluate`, then the export.
 `train(settings, resume=True)` runs the same steps on a run directory a killed process left:
-`fit` continues from the last backup (`keras_sentiment.backup`: every `--backup-every` steps and
+`fit` continues from the last backup (`keras_sentiment.run.backup`: every `--backup-every` steps and
 each epoch end), a finished fit is not repeated. Everything goes into one run directory:
 `config.json` (the resolved settings, the source of each, and what the run measured: the real
 vocabulary size, the word vectors file, refit epochs), the text encoder (`vocabulary.txt` +
@@ -21,30 +21,30 @@ import csv
 import os
 import shutil
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_sentiment.backup import (BACKUP_DIR, BestCheckpoint, TrainingBackup, higher_is_better, mark_run_complete,
-                                    read_backup_state, remove_partial_writes,
-                                    restore_training_state, save_model_atomically, training_is_over, truncate_history,
-                                    write_json_atomically)
-from keras_sentiment.data import EpochBatches, concatenate_epochs, load_dataset, make_batches, subsample
-from keras_sentiment.distribute import fitting_under, make_distribution, worker_directories
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
-from keras_sentiment.export import export_serving_model, make_text_scorer
-from keras_sentiment.inference import BEST_CHECKPOINT
-from keras_sentiment.models import TargetAccuracy, delivered_input_length
-from keras_sentiment.settings import AUTO_TEACHER, BY_NAME, TEACHER_DEPENDENT, architecture_module
-from keras_sentiment.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
-
-# The model selected by early stopping on the valid split, kept beside a refit model.
-SELECTED_CHECKPOINT = "selected.keras"
-# `--ensemble N`: member n's checkpoint, history and backup live in members/<n>/.
-MEMBERS_DIR = "members"
+from keras_sentiment.core import ngrams
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, FirstTokens, TargetAccuracy, build_ensemble,
+                                            build_with_ngrams, ensemble_members, recurrent_part)
+from keras_sentiment.core.scorer import make_text_scorer
+from keras_sentiment.run.atomic import save_model_atomically, write_json_atomically
+from keras_sentiment.run.backup import (BestCheckpoint, TrainingBackup, higher_is_better, mark_run_complete,
+                                        read_backup_state, remove_partial_writes, restore_training_state,
+                                        training_is_over, truncate_history)
+from keras_sentiment.run.batching import EpochBatches, concatenate_epochs, make_batches
+from keras_sentiment.run.builder import delivered_input_length, ngram_input_length
+from keras_sentiment.run.distribute import fitting_under, make_distribution, worker_directories
+from keras_sentiment.run.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
+from keras_sentiment.run.export import export_serving_model
+from keras_sentiment.run.rundir import RunDir
+from keras_sentiment.run.settings import AUTO_TEACHER, BY_NAME, TEACHER_DEPENDENT, architecture_module
+from keras_sentiment.run.sources import load_dataset, subsample
+from keras_sentiment.run.teacher import distil_training_split, train_or_reuse_auto_teacher
+from keras_sentiment.run.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -62,7 +62,7 @@ def train(settings, resume=False):
     """Train, evaluate and export one model; returns `(run_dir, export_path, metrics)`.
 
     Args:
-        settings: `ResolvedSettings`, as `keras_sentiment.settings.resolve_settings` makes them
+        settings: `ResolvedSettings`, as `keras_sentiment.run.settings.resolve_settings` makes them
             (for a resume: `settings_of_run(run_dir)`).
         resume: continue the run in `settings.run_dir` from its last backup.
 
@@ -99,7 +99,7 @@ def train(settings, resume=False):
         metrics = evaluate(settings, model, encoder, splits, run_dir)
         export_path = export_serving_model(model, encoder, settings.export_dir)
         mark_run_complete(run_dir, export_path)
-        return run_dir, export_path, metrics
+        return run_dir.path, export_path, metrics
     finally:
         if scratch:  # a worker that is not the chief: its copies were only needed to take part
             shutil.rmtree(scratch, ignore_errors=True)
@@ -110,9 +110,9 @@ def train(settings, resume=False):
 
 def start_run(settings, resume=False):
     """Create the run dir, seed everything, log the settings in force and write `config.json`."""
-    run_dir = Path(settings.run_dir)
+    run_dir = RunDir(settings.run_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.path.mkdir(parents=True, exist_ok=True)
         write_config(run_dir, settings)  # also proves the folder is writable before any work is done
     except OSError as error:
         raise KerasSentimentError(f"{run_dir}: cannot write the run directory here ({error.strerror or error})") from None
@@ -155,13 +155,12 @@ def build(settings, splits, run_dir, strategy=None):
 
 def find_teacher(settings, splits):
     """`(teacher, settings)`: the `--teacher` model to distil from (for `auto`, trained now or found
-    trained before: `keras_sentiment.distill`), or None; the settings record a recipe's teacher that
+    trained before: `keras_sentiment.run.teacher`), or None; the settings record a recipe's teacher that
     could not be had. Before `build`, so that the student starts the same either way."""
     if settings.teacher != AUTO_TEACHER:
         return settings.teacher, settings
-    from keras_sentiment.distill import train_or_reuse_auto_teacher
 
-    teacher = train_or_reuse_auto_teacher(settings, splits)
+    teacher = train_or_reuse_auto_teacher(settings, splits, train)
     if teacher is None:
         settings = settings.replace(f"{settings.sources['teacher']}; no BERT here", teacher=None,
                                     **{name: BY_NAME[name].default for name in TEACHER_DEPENDENT})
@@ -170,8 +169,7 @@ def find_teacher(settings, splits):
 
 def distil(settings, splits, run_dir, teacher):
     """The training split with `teacher`'s probabilities as targets, plus the texts only it labels
-    (`keras_sentiment.distill`); the encoder and word vectors were built from the texts as given."""
-    from keras_sentiment.distill import distil_training_split
+    (`keras_sentiment.run.teacher`); the encoder and word vectors were built from the texts as given."""
 
     settings = resolve_imdb_text(settings, "teacher_text", "the sentences the teacher labels", "the recipe's measured student")
     splits, facts = distil_training_split(settings, splits, teacher)
@@ -188,6 +186,7 @@ def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
         backup: the `state.json` of the run's last backup, to continue from; None starts afresh.
         strategy: the `tf.distribute.Strategy` the model was built under.
     """
+    run_dir = RunDir(run_dir)
     train_batches = EpochBatches(splits.train, encoder, settings.batch_size, settings.max_length, seed=settings.seed)
     valid_batches = make_batches(splits.valid, encoder, settings.batch_size, settings.max_length)
     builder = architecture_module(settings.arch)
@@ -198,18 +197,18 @@ def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
         plan = builder.fit_plan(model, train_batches, valid_batches, run_dir, settings)
         if plan.fit_model is not model:
             compile_model(plan.fit_model, builder.make_optimizer(settings, plan.fit_model, total_steps))
-    checkpoint = run_dir / (BEST_CHECKPOINT if plan.finish is None else "best_part.keras")
+    checkpoint = (run_dir.best if plan.finish is None else run_dir.best_part)
     if backup is not None and training_is_over(backup, settings.epochs):
         print(f"Training had finished (epoch {backup['epoch']}); going on from its best checkpoint", flush=True)
     else:
         with fitting_under(plan.fit_model, strategy):
             run_epochs(settings, plan, train_batches.per_epoch, run_dir, checkpoint, backup)
-    plot_curves(run_dir / "history.csv", run_dir / "curves.png")
+    plot_curves(run_dir.history, run_dir.curves)
     if plan.finish is not None and checkpoint.exists():  # gone when a resumed run had finished this too
         plan.finish(checkpoint)  # the best part's weights into the whole model
-        save_model_atomically(model, run_dir / BEST_CHECKPOINT)
+        save_model_atomically(model, run_dir.best)
         checkpoint.unlink()
-    best_epoch = best_epoch_of(run_dir / "history.csv", settings.monitor)
+    best_epoch = best_epoch_of(run_dir.history, settings.monitor)
     print(f"Best epoch by {settings.monitor}: {best_epoch}", flush=True)
     return best_epoch
 
@@ -224,7 +223,7 @@ def run_epochs(settings, plan, steps_per_epoch, run_dir, checkpoint, backup=None
     callbacks, backup_callback = selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup)
     if backup:
         restore_training_state(plan.fit_model, run_dir, backup)
-        truncate_history(run_dir / "history.csv", first_epoch)
+        truncate_history(run_dir.history, first_epoch)
         print(f"Resuming at epoch {first_epoch + 1}, batch {skip + 1} of {steps_per_epoch}", flush=True)
     # The data shuffles itself; in a cluster each worker takes its share of every batch.
     fit_args = dict(validation_data=shard_by_data(plan.valid_data), shuffle=False, callbacks=callbacks)
@@ -253,13 +252,14 @@ def fit_other_members(settings, encoder, splits, run_dir, resume=False, strategy
     Member n keeps its checkpoint, history and backup in `members/<n>/`; a resumed run continues
     the member that was training and skips those that had finished.
     """
+    run_dir = RunDir(run_dir)
     builder = architecture_module(settings.arch)
     for number in range(2, settings.ensemble + 1):
-        member_dir = member_directory(run_dir, number)
+        member_dir = run_dir.member(number)
         member = settings.replace(f"ensemble member {number}", seed=settings.seed + number - 1)
         backup = read_backup_state(member_dir) if resume else None
         print(f"Ensemble member {number} of {settings.ensemble} (seed {member.seed}), into {member_dir}", flush=True)
-        member_dir.mkdir(parents=True, exist_ok=True)
+        member_dir.path.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(member.seed)
         with (strategy or tf.distribute.get_strategy()).scope():
             model = builder.build_classifier(member, encoder, settings.record.get("word_vectors"))
@@ -269,15 +269,15 @@ def fit_other_members(settings, encoder, splits, run_dir, resume=False, strategy
 def combine_members(settings, run_dir):
     """`best.keras` becomes the model averaging every member's best checkpoint (`models.build_ensemble`);
     the first member's own checkpoint moves to `members/1/`."""
-    from keras_sentiment.models import build_ensemble
+    run_dir = RunDir(run_dir)
 
-    first = member_directory(run_dir, 1) / BEST_CHECKPOINT
+    first = run_dir.member(1).best
     if not first.exists():  # a resumed run may have moved it already
         first.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(run_dir / BEST_CHECKPOINT, first)
-    members = [load_best(member_directory(run_dir, number)) for number in range(1, settings.ensemble + 1)]
-    save_model_atomically(build_ensemble(members, settings.arch), run_dir / BEST_CHECKPOINT)
-    print(f"Ensemble: the mean logit of {len(members)} members, {run_dir / BEST_CHECKPOINT}", flush=True)
+        os.replace(run_dir.best, first)
+    members = [load_best(run_dir.member(number)) for number in range(1, settings.ensemble + 1)]
+    save_model_atomically(build_ensemble(members, settings.arch), run_dir.best)
+    print(f"Ensemble: the mean logit of {len(members)} members, {run_dir.best}", flush=True)
 
 
 def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
@@ -286,9 +286,10 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     The selected model is kept as `selected.keras`; the refit one becomes `best.keras` (what
     `evaluate`, `predict` and the export use). Its history is `refit_history.csv`.
     """
-    if not (run_dir / SELECTED_CHECKPOINT).exists():  # a resumed run may have moved it already
-        os.replace(run_dir / BEST_CHECKPOINT, run_dir / SELECTED_CHECKPOINT)
-    learning_rates = learning_rates_of(run_dir / "history.csv")[:epochs]
+    run_dir = RunDir(run_dir)
+    if not (run_dir.selected).exists():  # a resumed run may have moved it already
+        os.replace(run_dir.best, run_dir.selected)
+    learning_rates = learning_rates_of(run_dir.history)[:epochs]
     combined = float_targets(splits.train).concatenate(float_targets(splits.valid))  # a teacher's are float
     size = splits.sizes["train"] + splits.sizes["valid"]
     print(f"Refit: a fresh model on train + valid ({size:,} examples) for {epochs} epochs", flush=True)
@@ -303,16 +304,16 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
         model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, callbacks=[
             EpochTimer(),
             keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rates[epoch]),
-            keras.callbacks.CSVLogger(str(run_dir / "refit_history.csv")),
+            keras.callbacks.CSVLogger(str(run_dir.refit_history)),
         ])
-    save_model_atomically(model, run_dir / BEST_CHECKPOINT)
+    save_model_atomically(model, run_dir.best)
     settings = settings.with_record(refit_epochs=epochs, refit_examples=size)
     write_config(run_dir, settings)
     return settings
 
 
 def add_ngram_model(settings, encoder, splits, run_dir):
-    """`--ngrams N`: a bag-of-n-grams model beside the recurrent one, combined (`keras_sentiment.ngrams`).
+    """`--ngrams N`: a bag-of-n-grams model beside the recurrent one, combined (`keras_sentiment.core.ngrams`).
 
     Its L2 strength and the combination's weights are fitted on the valid split, against the
     selected recurrent model. After a refit the n-gram model is fitted again on train + valid and
@@ -322,8 +323,7 @@ def add_ngram_model(settings, encoder, splits, run_dir):
     delivered model then takes the longer ids (`models.delivered_input_length`). Returns the
     settings with what was chosen recorded.
     """
-    from keras_sentiment import ngrams
-    from keras_sentiment.models import FIRST_TOKENS, FirstTokens, build_with_ngrams, ngram_input_length, recurrent_part
+    run_dir = RunDir(run_dir)
 
     length = ngram_input_length(settings.max_length, settings.ngram_max_length)
     print(f"N-grams (orders 1-{settings.ngrams}, the first {length:,} tokens of each text): fitting beside the "
@@ -332,7 +332,7 @@ def add_ngram_model(settings, encoder, splits, run_dir):
     if length > settings.max_length:
         first_tokens = FirstTokens(settings.max_length, encoder.end_token_id, name=FIRST_TOKENS)
     ngram_encoder = encoder.with_max_length(length)
-    selected_file = run_dir / (SELECTED_CHECKPOINT if settings.refit else BEST_CHECKPOINT)
+    selected_file = (run_dir.selected if settings.refit else run_dir.best)
     selected = recurrent_part(load_best_file(selected_file))  # a resumed run may have combined it already
     train, valid, l2, fitted, stack = fit_ngrams_on_valid(settings, ngram_encoder, splits, selected, first_tokens)
 
@@ -344,7 +344,7 @@ def add_ngram_model(settings, encoder, splits, run_dir):
         everything = (train[0] + valid[0], np.concatenate([train[1], valid[1]]))
         print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={l2:g}", flush=True)
         refit_fitted = ngrams.fit_ngram_logit(*everything, l2)
-        save_model_atomically(combined(recurrent_part(load_best(run_dir)), refit_fitted), run_dir / BEST_CHECKPOINT)
+        save_model_atomically(combined(recurrent_part(load_best(run_dir)), refit_fitted), run_dir.best)
     settings = settings.with_record(ngram_l2=l2, ngram_features=len(fitted[0]), ngram_stack=list(stack))
     write_config(run_dir, settings)
     return settings
@@ -357,7 +357,6 @@ def fit_ngrams_on_valid(settings, encoder, splits, recurrent, first_tokens=None)
     `(train rows, valid rows, C, (keys, weights, bias), (a, b, c))`; rows are `ngrams.row_keys`'
     `(keys per text, labels)`.
     """
-    from keras_sentiment import ngrams
 
     def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
         return list(make_batches(dataset, encoder, 256, encoder.max_length))
@@ -387,10 +386,8 @@ def delivered_encoder(encoder, settings):
 
 def ngram_layer(settings, encoder, fitted):
     """An `NgramLogit` holding `fitted` (`(keys, weights, bias)`), named where `models.embedding_path` looks."""
-    from keras_sentiment.models import NGRAM_PART
-    from keras_sentiment.ngrams import NgramLogit
 
-    layer = NgramLogit(encoder.vocabulary_size, settings.ngrams, len(fitted[0]), name=NGRAM_PART)
+    layer = ngrams.NgramLogit(encoder.vocabulary_size, settings.ngrams, len(fitted[0]), name=NGRAM_PART)
     layer.set_feature_weights(*fitted)
     return layer
 
@@ -402,19 +399,18 @@ def evaluate(settings, model, encoder, splits, run_dir):
     selected model (`selected.keras`) instead, and "selected_test" its test metrics: the refit's
     effect, for reporting only (settings are chosen on the valid split).
     """
-    scorers = {BEST_CHECKPOINT: make_text_scorer(encoder, model)}
-    jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", BEST_CHECKPOINT)]
+    run_dir = RunDir(run_dir)
+    scorers = {RunDir.BEST: make_text_scorer(encoder, model)}
+    jobs = [("test", "test", RunDir.BEST), ("valid", "valid", RunDir.BEST)]
     if settings.refit:
-        selected = keras.models.load_model(run_dir / SELECTED_CHECKPOINT, compile=False)
-        scorers[SELECTED_CHECKPOINT] = make_text_scorer(encoder, selected)
-        jobs = [("test", "test", BEST_CHECKPOINT), ("valid", "valid", SELECTED_CHECKPOINT),
-                ("selected_test", "test", SELECTED_CHECKPOINT)]
+        selected = keras.models.load_model(run_dir.selected, compile=False)
+        scorers[RunDir.SELECTED] = make_text_scorer(encoder, selected)
+        jobs = [("test", "test", RunDir.BEST), ("valid", "valid", RunDir.SELECTED),
+                ("selected_test", "test", RunDir.SELECTED)]
     members = range(1, settings.ensemble + 1) if settings.ensemble > 1 else []
     if members:  # each member alone on valid: what the average adds
-        from keras_sentiment.models import ensemble_members
-
         for number, member in zip(members, ensemble_members(model)):  # the delivered model holds them
-            checkpoint = f"{MEMBERS_DIR}/{number}/{BEST_CHECKPOINT}"
+            checkpoint = run_dir.member_checkpoint_name(number)
             scorers[checkpoint] = make_text_scorer(encoder, member)
             jobs.append((f"member_{number}_valid", "valid", checkpoint))
     metrics = {}
@@ -425,8 +421,8 @@ def evaluate(settings, model, encoder, splits, run_dir):
     if members:
         alone = ", ".join(f"{metrics[f'member_{n}_valid']['accuracy']:.2%}" for n in members)
         print(f"Valid accuracy: ensemble {metrics['valid']['accuracy']:.2%}; its members alone {alone}", flush=True)
-    write_json_atomically(run_dir / "metrics.json", metrics)
-    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir / "confusion_matrix.png", f"{settings.dataset} test: {settings.arch}")
+    write_json_atomically(run_dir.metrics, metrics)
+    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir.confusion_matrix, f"{settings.dataset} test: {settings.arch}")
     return metrics
 
 
@@ -448,12 +444,8 @@ def float_targets(dataset):
     return dataset.map(lambda text, target: (text, tf.cast(target, tf.float32)))
 
 
-def member_directory(run_dir, number):
-    return Path(run_dir) / MEMBERS_DIR / str(number)
-
-
 def load_best(run_dir):
-    return load_best_file(Path(run_dir) / BEST_CHECKPOINT)
+    return load_best_file(RunDir(run_dir).best)
 
 
 def load_best_file(path):
@@ -462,7 +454,7 @@ def load_best_file(path):
 
 def write_config(run_dir, settings):
     """`config.json`: the resolved settings, their sources and what the run measured; replaced atomically."""
-    write_json_atomically(Path(run_dir) / "config.json", settings.to_json())
+    write_json_atomically(RunDir(run_dir).config, settings.to_json())
 
 
 def compile_model(model, optimizer, soft_targets=False):
@@ -487,12 +479,12 @@ def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=N
         "early_stopping": keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, verbose=1),
         "checkpoint": BestCheckpoint(checkpoint, monitor),
     }
-    backup_callback = TrainingBackup(Path(run_dir) / BACKUP_DIR, settings.backup_every, steps_per_epoch, deciders, backup)
+    backup_callback = TrainingBackup(RunDir(run_dir).backup, settings.backup_every, steps_per_epoch, deciders, backup)
     callbacks = [
         EpochTimer(),
         *deciders.values(),
-        keras.callbacks.CSVLogger(str(Path(run_dir) / "history.csv"), append=backup is not None),
-        keras.callbacks.TensorBoard(log_dir=str(Path(run_dir) / "tensorboard")),
+        keras.callbacks.CSVLogger(str(RunDir(run_dir).history), append=backup is not None),
+        keras.callbacks.TensorBoard(log_dir=str(RunDir(run_dir).tensorboard)),
         backup_callback,  # last: it saves what the others decided at the epoch's end
     ]
     return callbacks, backup_callback

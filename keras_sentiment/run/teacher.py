@@ -21,17 +21,23 @@ Contracts:
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_sentiment.backup import write_json_atomically
-from keras_sentiment.data import Splits, default_cache_dir, hash_file_into, whole_text_indices
-from keras_sentiment.inference import is_run_dir, load_scorer, read_run_config, resolve_saved_model, sigmoid
-from keras_sentiment.locks import exclusive_lock
-from keras_sentiment.settings import IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT, NO_TEACHER
+from keras_sentiment.core.bert import import_keras_hub, resolve_bert_preset
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.scorer import score_texts, sigmoid
+from keras_sentiment.run.atomic import write_json_atomically
+from keras_sentiment.run.backup import read_backup_state
+from keras_sentiment.run.loading import load_scorer
+from keras_sentiment.run.locks import exclusive_lock
+from keras_sentiment.run.rundir import RunDir, is_run_dir, read_run_config, resolve_saved_model
+from keras_sentiment.run.settings import (FLAG, IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT, NO_TEACHER, resolve_settings,
+                                          settings_of_run)
+from keras_sentiment.run.sources import Splits, default_cache_dir, hash_file_into, whole_text_indices
+from keras_sentiment.run.word_vectors import imdb_training_reviews_file
 
 # Tang et al.'s masking and n-gram sampling, with dropping for masking: the student's vocabulary
 # and the teacher's word pieces then see the same text.
@@ -101,8 +107,11 @@ def texts_and_labels(dataset):
 # === The automatic teacher ===
 
 
-def train_or_reuse_auto_teacher(settings, splits):
+def train_or_reuse_auto_teacher(settings, splits, train):
     """`--teacher auto`: the run dir of the dataset's `best` bert_gru trained on this run's training split.
+
+    `train` is `keras_sentiment.run.training.train`, passed in (training calls this module, not the
+    other way round).
 
     The teacher trains once per (training split, teacher settings), into
     `<cache>/teachers/<dataset>_bert_gru_<key>/`: later students on the same split (a resumed run,
@@ -111,10 +120,6 @@ def train_or_reuse_auto_teacher(settings, splits):
     Returns None, after saying why, where the recipe asked for a teacher that cannot be trained
     here (no BERT extra, no checkpoint); asked for with the flag, that is an error.
     """
-    from keras_sentiment.backup import read_backup_state
-    from keras_sentiment.errors import KerasSentimentError
-    from keras_sentiment.settings import FLAG, settings_of_run
-    from keras_sentiment.training import train
 
     try:
         teacher_settings = auto_teacher_settings(settings, splits)
@@ -124,12 +129,12 @@ def train_or_reuse_auto_teacher(settings, splits):
         print(f"--teacher: {settings.sources.get('teacher')} distils from a bert_gru, which cannot be trained here "
               f"({error}): training on the labels", flush=True)
         return None
-    run_dir = Path(teacher_settings.run_dir)
+    run_dir = RunDir(teacher_settings.run_dir)
     # Two students on one split at once (two architectures, say) would both train this teacher
     # into one folder; the second waits for the first and then reuses its teacher.
-    with exclusive_lock(run_dir.with_name(f".{run_dir.name}.lock"), waiting=f"Teacher: another run is training it "
+    with exclusive_lock(run_dir.path.with_name(f".{run_dir.path.name}.lock"), waiting=f"Teacher: another run is training it "
                         f"into {run_dir}; waiting for it to finish"):
-        state = read_backup_state(run_dir) if (run_dir / "config.json").is_file() else None
+        state = read_backup_state(run_dir) if run_dir.config.is_file() else None
         if state and state.get("exported"):
             print(f"Teacher: the bert_gru trained on this training split before, {run_dir}", flush=True)
         else:
@@ -143,7 +148,7 @@ def train_or_reuse_auto_teacher(settings, splits):
             keras.backend.clear_session()
             print(f"Teacher trained; back to the {settings.arch} student", flush=True)
     keras.utils.set_random_seed(settings.seed)  # the same student whether its teacher was trained now or found
-    return run_dir
+    return run_dir.path
 
 
 # Left out of the hash that names a teacher's folder: where things are (the same data elsewhere is
@@ -160,8 +165,6 @@ IN_THE_TEACHERS_NAME_WHEN_SET = ("init_from",)
 def auto_teacher_settings(settings, splits):
     """The automatic teacher's settings: `bert_gru`, recipe best, this run's data, seed and subsets;
     its run dir is named by a hash of those settings and of the training split's texts and labels."""
-    from keras_sentiment.bert import import_keras_hub, resolve_bert_preset
-    from keras_sentiment.settings import resolve_settings
 
     import_keras_hub()
     resolve_bert_preset(settings.bert_preset)  # a one-line error now, not after the student's set-up
@@ -223,7 +226,6 @@ def unlabelled_sentences(settings, known=()):
     at most `--teacher-text-sentences` of them, chosen by hash (the same ones in every run), none in `known`."""
     if settings.teacher_text in (None, NO_EMBEDDINGS_TEXT):
         return []
-    from keras_sentiment.word_vectors import imdb_training_reviews_file
 
     path = settings.teacher_text
     if path == IMDB_EMBEDDINGS_TEXT:
@@ -255,8 +257,7 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 def teacher_fingerprint(path):
     """A hash of the teacher's weights and graph: its files (best.keras and config.json of a run
     dir; every file of a SavedModel), so a retrained teacher at the same path is a new teacher."""
-    path = Path(path)
-    files = [path / "best.keras", path / "config.json"] if is_run_dir(path) else \
+    files = [RunDir(path).best, RunDir(path).config] if is_run_dir(path) else \
         sorted(p for p in resolve_saved_model(path).rglob("*") if p.is_file())
     digest = hashlib.sha256()
     for file in files:
@@ -272,19 +273,7 @@ def cached_teacher_logits(path, fingerprint, texts):
     missing = sorted({t for t in texts if t not in cached})
     if missing:
         print(f"Scoring {len(missing):,} texts with the teacher ({len(set(texts)) - len(missing):,} cached)", flush=True)
-        cached.update(zip(missing, score_in_length_order(load_scorer(path), missing).tolist()))
+        cached.update(zip(missing, score_texts(load_scorer(path), missing, SCORING_BATCH, progress=True).tolist()))
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(cache_file, cached)
     return np.array([cached[t] for t in texts], "float32")
-
-
-def score_in_length_order(scorer, texts, batch_size=SCORING_BATCH):
-    """`scorer`'s logits for `texts`, in their order; batches hold similar lengths (little padding)."""
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    logits = np.zeros([len(texts)], "float32")
-    progress = keras.utils.Progbar(len(texts), unit_name="text")
-    for start in range(0, len(texts), batch_size):
-        chosen = order[start:start + batch_size]
-        logits[chosen] = np.asarray(scorer(tf.constant([texts[i] for i in chosen], tf.string))).reshape([-1])
-        progress.add(len(chosen))
-    return logits

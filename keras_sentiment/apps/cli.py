@@ -1,7 +1,10 @@
 """`keras-sentiment` command line: train, evaluate, export, predict, explain, score, serve.
 
-TensorFlow is imported only inside the commands, so `--help` answers at once; its start-up notes to
-stderr are held back (`keras_sentiment.start_up_notes`) unless TF_CPP_MIN_LOG_LEVEL asks for logs.
+A thin layer over the library: each command parses its flags, then calls the Python API
+(`keras_sentiment.run.api`: `train`, `load(...).predict/explain/export`) or the run and app
+modules it names. TensorFlow is imported only inside the commands (their imports are there, not at
+the top, for this reason alone), so `--help` and a bad flag answer at once; its start-up notes to
+stderr are held back (`keras_sentiment.apps.start_up_notes`) unless TF_CPP_MIN_LOG_LEVEL asks for logs.
 """
 
 import argparse
@@ -9,11 +12,10 @@ import json
 import os
 import sys
 
-from keras_sentiment.errors import KerasSentimentError
-from keras_sentiment.explain import DEFAULT_STEPS as DEFAULT_EXPLAIN_STEPS  # imports no TensorFlow
-from keras_sentiment.settings import (BY_NAME, add_train_arguments, describe_default, explicit_settings,
-                                      resolve_settings, settings_of_run, train_context)
-from keras_sentiment.start_up_notes import hold_back_tensorflow_start_up_notes
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.explanation import DEFAULT_STEPS as DEFAULT_EXPLAIN_STEPS, format_explanation  # no TensorFlow
+from keras_sentiment.run.settings import BY_NAME, add_train_arguments, describe_default, explicit_settings, resolve_settings, settings_of_run, train_context
+from keras_sentiment.apps.start_up_notes import hold_back_tensorflow_start_up_notes
 
 DATASETS = BY_NAME["dataset"].choices
 DEFAULT_MODEL = resolve_settings({}, stamp="-").export_dir  # where `train` with no flags exports (make train)
@@ -95,7 +97,7 @@ def build_parser(argv=None):
                            "then needs a server that registers TensorFlow Text's ops)")
     tokenizer.add_argument("--no-tokenizer", dest="tokenizer_in_graph", action="store_false",
                            help="bert_gru: token ids in (int32 token_ids), core TensorFlow ops only, for TF Serving "
-                           "builds without TensorFlow Text; clients tokenize with keras_sentiment.client.BertTokenIds "
+                           "builds without TensorFlow Text; clients tokenize with keras_sentiment.apps.client.BertTokenIds "
                            "from the tokenizer saved in VERSION/assets.extra/tokenizer/")
 
     predict = commands.add_parser("predict", help="print P(positive) and the label for each text",
@@ -203,24 +205,25 @@ def run_train(args):
         if explicit:
             flags = " ".join(BY_NAME[name].flag for name in explicit)
             raise KerasSentimentError(f"--resume continues {args.resume} with its own settings; drop {flags}")
-        settings = settings_of_run(args.resume).replace(run_dir=args.resume, source="--resume")
+        settings_of_run(args.resume)
     else:
-        settings = resolve_settings(explicit)
-    from keras_sentiment.training import train
+        resolve_settings(explicit)
+    from keras_sentiment.run import api
 
-    run_dir, export_path, metrics = train(settings, resume=bool(args.resume))
-    test = metrics["test"]
+    run = api.train(resume=args.resume) if args.resume else api.train(**explicit)
+    test = run.metrics["test"]
     print(f"\nTest accuracy {test['accuracy']:.4f}  F1 {test['f1']:.4f}  loss {test['loss']:.4f}")
-    print(f"Run directory: {run_dir}\nSavedModel:    {export_path}")
+    print(f"Run directory: {run.run_dir}\nSavedModel:    {run.export_path}")
     return 0
 
 
 def run_evaluate(args):
     from pathlib import Path
 
-    from keras_sentiment.data import load_dataset
-    from keras_sentiment.evaluation import classification_metrics, plot_confusion_matrix, score_dataset
-    from keras_sentiment.inference import is_run_dir, load_scorer, read_run_config
+    from keras_sentiment.run.sources import load_dataset
+    from keras_sentiment.run.evaluation import classification_metrics, plot_confusion_matrix, score_dataset
+    from keras_sentiment.run.rundir import is_run_dir, read_run_config
+    from keras_sentiment.run.loading import load_scorer
 
     # A run directory knows its dataset, split seed and data; a SavedModel does not.
     run = read_run_config(args.model) if is_run_dir(args.model) else {}
@@ -245,45 +248,41 @@ def run_evaluate(args):
 
 
 def run_export(args):
-    from keras_sentiment.export import export_serving_model, ops_outside_core_tensorflow, prune_versions
-    from keras_sentiment.inference import load_run, read_run_config
+    from keras_sentiment.run import api
+    from keras_sentiment.run.export import ops_outside_core_tensorflow, prune_versions
 
-    encoder, model = load_run(args.run_dir)
-    export_dir = args.export_dir or read_run_config(args.run_dir)["export_dir"]
-    path = export_serving_model(model, encoder, export_dir, args.version, tokenizer_in_graph=args.tokenizer_in_graph,
-                                explain_steps=args.explain_steps)
+    path = api.load(args.run_dir).export(args.export_dir, args.version, tokenizer_in_graph=args.tokenizer_in_graph,
+                                         explain_steps=args.explain_steps)
     print(f"SavedModel: {path}" + ("  (input: token_ids; tokenizer for clients in assets.extra/tokenizer/)"
                                    if not args.tokenizer_in_graph else ""))
     custom = ops_outside_core_tensorflow(path)
     print(f"Ops beyond core TensorFlow: {', '.join(custom)} (the server must register them: docs/DEPLOY.md)" if custom
           else "Ops beyond core TensorFlow: none (any TF Serving build loads it)")
     if args.keep:
-        removed = prune_versions(export_dir, args.keep)
+        removed = prune_versions(path.parent, args.keep)
         if removed:
             print(f"Removed older versions: {', '.join(map(str, removed))}")
     return 0
 
 
 def run_predict(args):
-    from keras_sentiment.inference import load_scorer, predict_texts
+    from keras_sentiment.run import api
 
     texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
+    model = api.load(args.model)
     if args.explain:
-        return print_predictions_with_top_words(args, texts)
-    scorer = load_scorer(args.model)
-    probabilities, labels = predict_texts(scorer, texts, args.batch_size)
-    for text, probability, label in zip(texts, probabilities, labels):
+        return print_predictions_with_top_words(args, model, texts)
+    for text, prediction in zip(texts, model.predict(texts, args.batch_size)):
+        probability, label = prediction["scores"][api.CLASS_NAMES[1]], prediction["label"]
         if args.json:
-            print(json.dumps({"text": text, "probability": float(probability), "label": int(label)}))
+            print(json.dumps({"text": text, "probability": probability, "label": api.CLASS_NAMES.index(label)}))
         else:
-            print(f"{probability:.4f}\t{'positive' if label else 'negative'}\t{text}")
+            print(f"{probability:.4f}\t{label}\t{text}")
     return 0
 
 
-def print_predictions_with_top_words(args, texts):
-    from keras_sentiment.explain import explain_texts
-
-    for explanation in explain_texts(args.model, texts, args.steps):
+def print_predictions_with_top_words(args, model, texts):
+    for explanation in model.explanations(texts, args.steps):
         top = explanation.top(args.top)
         if args.json:
             print(json.dumps({"text": explanation.text, "probability": explanation.probability, "label": explanation.label,
@@ -296,12 +295,12 @@ def print_predictions_with_top_words(args, texts):
 
 
 def run_explain(args):
-    from keras_sentiment.explain import explain_in_batches, format_explanation, load_explainer
+    from keras_sentiment.run import api
 
     texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
-    explain = load_explainer(args.model, args.steps)
+    model = api.load(args.model)
     colour = sys.stdout.isatty() and not args.json and "NO_COLOR" not in os.environ
-    for explanation in explain_in_batches(explain, texts, args.batch_size, merge_pieces=not args.word_pieces):
+    for explanation in model.explanations(texts, args.steps, args.batch_size, merge_pieces=not args.word_pieces):
         print(json.dumps(explanation.to_dict()) if args.json else format_explanation(explanation, colour), flush=True)
     return 0
 
@@ -309,7 +308,8 @@ def run_explain(args):
 def run_score(args):
     if args.runner != "local":
         return run_score_on_beam(args)
-    from keras_sentiment.scoring import INPUT_FORMATS, OUTPUT_FORMATS, ScoreOptions, detect_format, score_file
+    from keras_sentiment.run.readers import INPUT_FORMATS, OUTPUT_FORMATS, ScoreOptions, detect_format
+    from keras_sentiment.apps.scoring import score_file
 
     if len(args.input) > 1:
         raise KerasSentimentError(f"--input: local scoring reads one file, got {len(args.input)}; "
@@ -334,10 +334,10 @@ def run_score(args):
 
 def run_score_on_beam(args):
     try:
-        from keras_sentiment.beam_score import score_on_beam
+        from keras_sentiment.apps.beam_score import score_on_beam
     except ImportError as error:
         raise KerasSentimentError(f"--runner {args.runner} needs Apache Beam ({error}): pip install 'keras-sentiment[beam]'") from None
-    from keras_sentiment.scoring import ScoreOptions
+    from keras_sentiment.run.readers import ScoreOptions
 
     if args.resume or args.on_error != "fail" or args.output.endswith(".csv"):
         raise KerasSentimentError(f"--runner {args.runner}: output is sharded JSONL, bad rows always go to the dead-letter "
@@ -358,7 +358,7 @@ def run_score_on_beam(args):
 
 
 def run_serve(args):
-    from keras_sentiment.serving import serve
+    from keras_sentiment.apps.serving import serve
 
     serve(args.model_base, args.model_name, host=args.host, port=args.port, max_batch=args.max_batch,
           max_request_bytes=args.max_request_bytes, poll_seconds=args.poll_seconds, batching=args.batching,

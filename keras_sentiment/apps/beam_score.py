@@ -2,7 +2,7 @@
 
     keras-sentiment score --runner beam --model saved_models/imdb_bigru \\
         --input 'reviews/*.csv' --text-column review --id-column id --output out/scores.jsonl
-    python -m keras_sentiment.beam_score --model ... --input ... --output ... [Beam pipeline options]
+    python -m keras_sentiment.apps.beam_score --model ... --input ... --output ... [Beam pipeline options]
 
 The pipeline, top to bottom:
 
@@ -21,16 +21,15 @@ Beam writes each shard to a temporary folder and renames it on success, so a fai
 leaves no partial output; rerun it (there is no `--resume`). The runner is any of Beam's: the
 DirectRunner here, Dataflow, Flink or Spark with their own pipeline options (docs/SCALE.md).
 
-Beam's handler loads with `tf.keras.models.load_model`, which under Keras 3 reads only `.keras`
-files, so `KerasSentimentModelHandler` overrides `load_model` to load our SavedModel (or run
-directory) as `score` does; batching, model sharing and metrics stay Beam's.
+`KerasSentimentModelHandler` loads our SavedModel (or run directory) as `score` does; batching,
+model sharing and metrics stay Beam's.
 """
 
-import functools
 import json
 import logging
-import sys
+import shutil
 import time
+from pathlib import Path
 from dataclasses import asdict
 
 
@@ -49,12 +48,14 @@ import apache_beam as beam  # noqa: E402  (after the filter: the import logs one
 from apache_beam.io import fileio  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 from apache_beam.metrics.metric import Metrics, MetricsFilter  # noqa: E402
-from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference  # noqa: E402
-from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor  # noqa: E402
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
-from keras_sentiment.errors import KerasSentimentError, MalformedDataError  # noqa: E402
-from keras_sentiment.scoring import INPUT_FORMATS, InputReader, Row, ScoreOptions, detect_format, score_texts  # noqa: E402
+from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError  # noqa: E402
+from keras_sentiment.core.scorer import score_texts, sigmoid  # noqa: E402
+from keras_sentiment.run.loading import load_scorer  # noqa: E402
+from keras_sentiment.run.readers import INPUT_FORMATS, InputReader, Row, ScoreOptions, detect_format  # noqa: E402
+from keras_sentiment.run.rundir import is_run_dir, not_a_model_message, resolve_saved_model  # noqa: E402
 
 BAD_ROWS = "bad_rows"
 METRICS = "keras_sentiment"
@@ -73,8 +74,14 @@ def score_batch(scorer, texts, inference_args, model_id=None, batch_size=256):
     return [PredictionResult(text, float(logit), model_id) for text, logit in zip(texts, logits)]
 
 
-class KerasSentimentModelHandler(TFModelHandlerTensor):
-    """Beam's TensorFlow handler for a keras-sentiment export; elements are review strings.
+class KerasSentimentModelHandler(ModelHandler):
+    """Beam's model handler for a keras-sentiment export; elements are review strings.
+
+    Built on Beam's generic `ModelHandler`, not its TensorFlow one: that module imports
+    tensorflow-hub, whose `pkg_resources` import fails under a current setuptools, and it loads
+    with `tf.keras.models.load_model`, which under Keras 3 reads only `.keras` files. So this
+    handler loads our SavedModel (or run directory) as `score` does; batching, model sharing and
+    metrics stay Beam's.
 
     Args:
         model: SavedModel version dir, export base (latest version) or run directory.
@@ -87,17 +94,20 @@ class KerasSentimentModelHandler(TFModelHandlerTensor):
     """
 
     def __init__(self, model, batch_size=256):
-        super().__init__(str(model), inference_fn=functools.partial(score_batch, batch_size=batch_size),
-                         min_batch_size=batch_size * SLICES_PER_BATCH,
-                         max_batch_size=batch_size * SLICES_PER_BATCH)
+        super().__init__(min_batch_size=batch_size * SLICES_PER_BATCH, max_batch_size=batch_size * SLICES_PER_BATCH)
+        self._model_uri, self._batch_size = str(model), batch_size
 
     def load_model(self):
-        from keras_sentiment.inference import load_scorer
-
         return load_scorer(self._model_uri)
+
+    def run_inference(self, batch, model, inference_args=None):
+        return score_batch(model, batch, inference_args, batch_size=self._batch_size)
 
     def get_num_bytes(self, batch):
         return sum(len(text.encode("utf-8")) for text in batch)
+
+    def get_metrics_namespace(self):
+        return "BeamML_KerasSentiment"
 
 
 # ------------------------------------------------------------------------------ reading rows
@@ -136,8 +146,6 @@ def bad_row_record(path, line, reason):
 
 
 def prediction_record(keyed_result):
-    from keras_sentiment.inference import sigmoid
-
     (row_id, source), result = keyed_result
     return json.dumps({"id": row_id, "source": source, "probability": float(sigmoid(result.inference)),
                        "label": int(result.inference > 0)}, ensure_ascii=False)
@@ -190,15 +198,13 @@ def resolved_model(model):
     """A local model as the exact SavedModel version every worker will load (a newer version
     appearing mid-run must not mix into the output), checked before the pipeline starts.
     A remote path (`gs://...`) is passed on as given; the workers report a bad one."""
-    from keras_sentiment.inference import is_run_dir, resolve_saved_model
 
     model = str(model)
     if "://" in model or is_run_dir(model):
         return model
     saved_model = resolve_saved_model(model)
     if saved_model is None:
-        raise KerasSentimentError(f"{model}: neither a run directory (config.json + best.keras) nor a SavedModel "
-                                  "(saved_model.pb, or integer version folders holding one)")
+        raise KerasSentimentError(not_a_model_message(model))
     return str(saved_model)
 
 
@@ -242,25 +248,9 @@ def score_on_beam(model, patterns, output, options, runner="DirectRunner", pipel
 
 def remove_temporary_shards(output):
     """Beam leaves `beam-temp-*` folders beside a failed pipeline's local output; nothing in them is final."""
-    import shutil
-    from pathlib import Path
 
     if "://" in output:
         return
     prefix = Path(output_prefix(output)[0])
     for folder in prefix.parent.glob(f"beam-temp-{prefix.name}-*"):
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def main(argv=None):
-    """`python -m keras_sentiment.beam_score`: `keras-sentiment score --runner DirectRunner` unless --runner says."""
-    from keras_sentiment import cli
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in argv):
-        argv = ["--runner", "DirectRunner", *argv]
-    return cli.main(["score", *argv])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Integrated Gradients over the token embeddings: the computation behind every explanation.
+
+The contract (baseline, path, completeness, padding) is stated in
+`keras_sentiment.core.explanation`; this module computes it. `make_explainer` is the one
+implementation: the library, the CLI (`keras-sentiment explain`) and the SavedModel's `explain`
+signature all run it.
+"""
+
+import tensorflow as tf
+
+from keras_sentiment.core import bert, recurrent
+from keras_sentiment.core.explanation import COMPLETENESS_TOLERANCE, DEFAULT_STEPS, MAX_DOUBLINGS
+from keras_sentiment.core.scorer import TEXT_SPEC
+
+
+def make_explainer(encoder, model, steps=DEFAULT_STEPS):
+    """A `tf.function` from strings `[batch]` to the explanation tensors.
+
+    Returns a dict: `tokens` (string `[batch, seq_len]`, "" at padding), `attributions` (float32
+    `[batch, seq_len]`), `probability` and `logits` (`[batch]`), `baseline_logits` (`[batch]`,
+    the zero-embedding baseline's: `attributions` sum to `logits - baseline_logits`) and `steps`
+    (int32 `[batch]`, the steps each text was integrated with).
+    """
+
+    explain_ids = make_token_id_explainer(model, steps)
+
+    @tf.function(input_signature=[TEXT_SPEC], reduce_retracing=True)
+    def explain(text):
+        token_ids = encoder(text)  # [batch, seq_len]
+        return {"tokens": encoder.tokens(text, token_ids), **explain_ids(token_ids)}
+
+    return explain
+
+
+def make_token_id_explainer(model, steps=DEFAULT_STEPS):
+    """Integrated Gradients on token ids `[batch, seq_len]` (see `make_explainer`; no `tokens`)."""
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    path = embedding_path_of_any(model)
+    most_steps = steps * 2**MAX_DOUBLINGS
+
+    def gradient_sum(embeddings, token_ids, call, intervals):
+        """The gradient `[seq_len, dim]` summed over `steps` midpoints (call number `call`) of the path
+        cut into `intervals` equal steps: one model call, whatever `intervals`."""
+        alphas = (tf.cast(tf.range(call * steps, (call + 1) * steps), tf.float32) + 0.5) / tf.cast(intervals, tf.float32)
+        scaled = alphas[:, None, None] * embeddings[None]  # [steps, seq_len, dim]: points on the path
+        with tf.GradientTape() as tape:
+            tape.watch(scaled)
+            logits = path.logits(scaled, tf.tile(token_ids[None], [steps, 1]))  # [steps]
+        return tf.reduce_sum(tape.gradient(logits, scaled), axis=0)
+
+    def attribute_one_text(inputs):
+        """`(steps used, attributions [seq_len])`. One loop of model calls: when a pass over the path ends
+        and the attributions miss `difference` by more than the tolerance, the next pass has twice the
+        steps. (One loop, not one per pass, so the model's gradient is traced once.)"""
+        embeddings, token_ids, difference = inputs  # [seq_len, dim], [seq_len], logit - baseline logit
+        allowed = COMPLETENESS_TOLERANCE * tf.maximum(tf.abs(difference), 0.05)
+
+        def one_call(intervals, call, total, attributions, done):
+            total += gradient_sum(embeddings, token_ids, call, intervals)
+            call += 1
+            pass_ends = call * steps >= intervals
+            attributions = tf.where(pass_ends, tf.reduce_sum(total / tf.cast(intervals, tf.float32) * embeddings, -1),
+                                    attributions)
+            complete = tf.abs(tf.reduce_sum(attributions) - difference) <= allowed
+            done = pass_ends & (complete | (intervals >= most_steps))
+            again = pass_ends & ~done
+            return (tf.where(again, 2 * intervals, intervals), tf.where(again, 0, call),
+                    tf.where(again, tf.zeros_like(total), total), attributions, done)
+
+        start = (tf.constant(steps), tf.constant(0), tf.zeros_like(embeddings), tf.zeros_like(token_ids, tf.float32),
+                 tf.constant(False))
+        intervals, _, _, attributions, _ = tf.while_loop(lambda *state: ~state[-1], one_call, start)
+        return intervals, attributions
+
+    def explain_ids(token_ids):
+        embeddings = path.embed(token_ids)  # [batch, seq_len, dim]
+        # The texts and their baselines in one call: [2 * batch]
+        both = path.logits(tf.concat([embeddings, tf.zeros_like(embeddings)], 0), tf.concat([token_ids, token_ids], 0))
+        logits, baseline_logits = both[: tf.shape(token_ids)[0]], both[tf.shape(token_ids)[0] :]
+        # One text at a time, each refined as far as it needs.
+        steps_used, attributions = tf.map_fn(attribute_one_text, (embeddings, token_ids, logits - baseline_logits),
+                                             fn_output_signature=(tf.int32, tf.float32))
+        if path.token_shares is not None:  # an n-gram branch: its exact shares, and a baseline without it
+            shares = path.token_shares(token_ids)  # [batch, seq_len]
+            attributions += shares
+            baseline_logits -= tf.reduce_sum(shares, axis=1)
+        attributions *= tf.cast(tf.not_equal(token_ids, 0), tf.float32)  # exactly 0 at padding
+        return {"attributions": attributions, "probability": tf.sigmoid(logits), "logits": logits,
+                "baseline_logits": baseline_logits, "steps": steps_used}
+
+    return explain_ids
+
+
+def embedding_path_of_any(model):
+    """The `EmbeddingPath` of any of our models, told apart by their layers: a bert_gru's or a recurrent
+    model's, and for a model with `--ngrams` (`build_with_ngrams`, whatever its first part) that of its
+    first part with the n-gram part on top."""
+    part = recurrent.recurrent_part(model)
+    path = bert.embedding_path(part) if bert.is_bert_gru(part) else recurrent.embedding_path(part)
+    if part is model:
+        return path
+    if recurrent.FIRST_TOKENS in [layer.name for layer in model.layers]:
+        path = recurrent.on_first_tokens(path, model.get_layer(recurrent.FIRST_TOKENS))
+    return recurrent.with_ngrams(path, model.get_layer(recurrent.NGRAM_PART), model.get_layer(recurrent.STACK))

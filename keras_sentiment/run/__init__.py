@@ -1,0 +1,1 @@
+"""Running the model code: settings and recipes, data, training, the run directory, export and loading."""

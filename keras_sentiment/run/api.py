@@ -1,0 +1,179 @@
+"""The Python API: train a model, load one, predict, explain and export; the CLI runs the same calls.
+
+`train(**settings)` takes the settings of `keras-sentiment train` by their Python names
+(`arch="bigru"`, `data_dir="../shared/data"`); one table (`keras_sentiment.run.settings`) decides
+the defaults and the recipes for both. `load(path)` takes a run directory, a SavedModel version
+folder or an export base (its latest version) and returns a `SentimentModel`.
+
+Example:
+>>> import keras_sentiment as ks
+>>> run = ks.train(dataset="sst2", arch="gru", recipe="seed", epochs=2, data_dir="data")  # doctest: +SKIP
+>>> run.metrics["test"]["accuracy"]  # doctest: +SKIP
+0.81
+>>> model = ks.load(run.run_dir)  # doctest: +SKIP
+>>> model.predict(["A wonderful, moving film."])  # doctest: +SKIP
+[{'label': 'positive', 'scores': {'negative': 0.03, 'positive': 0.97}}]
+"""
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tensorflow as tf
+
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.explanation import DEFAULT_STEPS
+from keras_sentiment.core.scorer import score_texts, sigmoid
+from keras_sentiment.run import training
+from keras_sentiment.run.explaining import explain_in_batches, load_explainer
+from keras_sentiment.run.export import export_serving_model
+from keras_sentiment.run.loading import load_run, load_scorer
+from keras_sentiment.run.rundir import is_run_dir, next_version, not_a_model_message, read_run_config, resolve_saved_model
+from keras_sentiment.run.settings import BY_NAME, resolve_settings, settings_from_python, settings_of_run
+
+CLASS_NAMES = ("negative", "positive")  # label 0 and label 1 of every two-class model
+
+
+@dataclass
+class Run:
+    """What `train` made.
+
+    Args:
+        run_dir: the run directory (checkpoints, logs, `config.json`, `metrics.json`).
+        export_path: the SavedModel version it exported.
+        settings: every setting in force and what the run recorded (its `config.json`).
+        metrics: test and valid metrics (`metrics.json`).
+    """
+
+    run_dir: Path
+    export_path: Path
+    settings: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def load(self):
+        """The trained model (`SentimentModel`), from the run directory."""
+        return load(self.run_dir)
+
+
+def train(resume=None, **settings):
+    """Train, evaluate and export one model, as `keras-sentiment train`; returns a `Run`.
+
+    Args:
+        resume: a run directory a killed run left: continue it with its own settings (give no others).
+        **settings: any `train` setting by its Python name (`python -m keras_sentiment.run.settings`
+            lists them); what is not given comes from the recipe, the architecture, the dataset or
+            the table's default, as on the command line.
+
+    Raises:
+        KerasSentimentError: one line, for a setting or value no layer allows, or data not found.
+    """
+    if resume is not None:
+        if settings:
+            flags = " ".join(BY_NAME[name].flag if name in BY_NAME else name for name in settings)
+            raise KerasSentimentError(f"resume continues {resume} with its own settings; drop {flags}")
+        resolved = settings_of_run(resume).replace(run_dir=str(resume), source="--resume")
+    else:
+        resolved = resolve_settings(settings_from_python(settings))
+    run_dir, export_path, metrics = training.train(resolved, resume=resume is not None)
+    return Run(Path(run_dir), Path(export_path), read_run_config(run_dir), metrics)
+
+
+def load(path):
+    """A trained model from a run directory, a SavedModel, or an export base (its latest version).
+
+    Raises:
+        KerasSentimentError: one line, for a path that is neither.
+    """
+    return SentimentModel(path)
+
+
+class SentimentModel:
+    """A trained two-class sentiment model: raw strings in, labels and probabilities out.
+
+    Args:
+        path: a run directory, a SavedModel version folder, or an export base (latest version).
+
+    Example:
+    >>> model = SentimentModel("saved_models/imdb_bigru")  # doctest: +SKIP
+    >>> model.predict(["Dull and far too long."])[0]["label"]  # doctest: +SKIP
+    'negative'
+    """
+
+    class_names = CLASS_NAMES
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not is_run_dir(self.path) and resolve_saved_model(self.path) is None:
+            raise KerasSentimentError(not_a_model_message(self.path))
+        self._scorer, self._explainer = None, None  # loaded on first use: a model only explained never loads a scorer
+
+    def __repr__(self):
+        return f"SentimentModel({str(self.path)!r})"
+
+    def logits(self, texts, batch_size=256):
+        """The logit of each text (float32 numpy `[len(texts)]`; > 0 is positive)."""
+        if self._scorer is None:
+            self._scorer = load_scorer(self.path)
+        return score_texts(self._scorer, _as_list(texts), batch_size)
+
+    def predict(self, texts, batch_size=256):
+        """Per text, `{"label": class name, "scores": {class name: probability}}`, in input order."""
+        logits = self.logits(texts, batch_size)
+        return [{"label": CLASS_NAMES[int(logit > 0)], "scores": {CLASS_NAMES[0]: float(1.0 - p), CLASS_NAMES[1]: float(p)}}
+                for logit, p in zip(logits, sigmoid(logits))]
+
+    def explanations(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
+        """Yield each text's `Explanation` (`keras_sentiment.core.explanation`), `batch_size` texts a call.
+
+        A run directory is explained with `steps` Integrated Gradients steps; an export runs its own
+        `explain` signature (the steps it was exported with).
+        """
+        if self._explainer is None or self._explainer[0] != steps:
+            self._explainer = (steps, load_explainer(self.path, steps))
+        yield from explain_in_batches(self._explainer[1], _as_list(texts), batch_size, merge_pieces)
+
+    def explain(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
+        """Each text's `Explanation`: its tokens' attributions (they add up to logit - baseline logit)."""
+        return list(self.explanations(texts, steps, batch_size, merge_pieces))
+
+    def export(self, export_dir=None, version=None, **options):
+        """Write the model to `<export_dir>/<version>/` as a SavedModel; returns that folder.
+
+        From a run directory the model is exported afresh (`options`: `tokenizer_in_graph`,
+        `explain_steps`, as `keras_sentiment.run.export.export_serving_model`; `export_dir`
+        defaults to the run's own); from an export, the SavedModel is copied as the next version.
+        """
+        if is_run_dir(self.path):
+            encoder, model = load_run(self.path)
+            return export_serving_model(model, encoder, export_dir or read_run_config(self.path)["export_dir"], version,
+                                        **options)
+        if export_dir is None or options:
+            raise KerasSentimentError(f"{self.path} is an export: give export_dir, and no export options (they need "
+                                      "the run directory)")
+        return copy_saved_model(resolve_saved_model(self.path), export_dir, version)
+
+
+def copy_saved_model(saved_model, export_dir, version=None):
+    """Copy a SavedModel version folder to `<export_dir>/<version>/`, renamed into place in one step."""
+    export_dir = Path(export_dir)
+    version = int(version or next_version(export_dir))
+    final = export_dir / str(version)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; versions are never overwritten")
+    export_dir.mkdir(parents=True, exist_ok=True)
+    tmp = export_dir / f".tmp-{version}-{os.getpid()}"
+    try:
+        shutil.copytree(saved_model, tmp)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _as_list(texts):
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be a list of strings, not one string: wrap it as [text]")
+    if isinstance(texts, tf.Tensor):
+        return [t.decode("utf-8") for t in texts.numpy().tolist()]
+    return list(texts)

@@ -1,0 +1,128 @@
+"""Token-id batches for training and evaluation: texts encoded in the pipeline, bucketed by length.
+
+`make_batches` encodes `(text, label)` examples with a text encoder and groups them by length
+so that little of each batch is padding; `EpochBatches` gives each epoch its own order, fixed by
+the seed and the epoch, so a resumed run trains on exactly what an uninterrupted one would.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def default_bucket_boundaries(max_length, num_buckets=10):
+    """Geometric length boundaries: short texts are common, so small buckets are dense."""
+    bounds = np.unique(np.geomspace(8, max(max_length, 9), num_buckets).astype(int))
+    return [int(b) for b in bounds if 1 < b <= max_length]
+
+
+def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed=0, bucket_boundaries=None):
+    """`(text, label)` examples to bucketed batches `(ids [batch, seq_len], labels [batch])`.
+
+    Texts are vectorized in chunks inside `map` (parallel), cached as token ids, shuffled
+    with a seed, then grouped by length so a batch holds similar lengths (little padding).
+    Padding is on the right, which the masked models and the cuDNN kernel require.
+
+    Args:
+        dataset: examples `(text: tf.string, label: tf.int32)`.
+        encode: strings `[n]` to right-padded ids `[n, <= max_length]`, 0 = padding (`TextEncoder`).
+        batch_size: examples per batch.
+        max_length: longest sequence kept (longer texts are truncated).
+        shuffle: shuffle examples before bucketing, a new order each iteration (seeded).
+        seed: shuffle seed.
+        bucket_boundaries: length boundaries; default `default_bucket_boundaries(max_length)`.
+    """
+    batches = EpochBatches(dataset, encode, batch_size, max_length, seed=seed, bucket_boundaries=bucket_boundaries)
+    examples = batches.examples
+    if shuffle:
+        examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    return batches.bucket(examples).prefetch(AUTOTUNE)
+
+
+SHUFFLE_BUFFER = 20_000
+
+
+def epoch_order_seed(seed, epoch):
+    """The shuffle seed of `epoch` (0-based): fixed by the run's seed and the epoch alone."""
+    return seed * 100_003 + epoch
+
+
+class EpochBatches:
+    """A training split's bucketed batches, epoch by epoch; epoch `e`'s order depends only on `(seed, e)`.
+
+    So a run resumed at epoch `e` (or in the middle of it, `stream(e, epochs, skip=k)`) trains on
+    exactly the batches an uninterrupted run would, where a `reshuffle_each_iteration` shuffle
+    would restart from the first epoch's order in the new process.
+
+    Args: as `make_batches`.
+
+    Example:
+    >>> batches = EpochBatches(examples, encoder, 64, 400, seed=1234)  # doctest: +SKIP
+    >>> model.fit(batches.stream(0, 10), epochs=10, steps_per_epoch=batches.per_epoch)  # doctest: +SKIP
+    """
+
+    def __init__(self, dataset, encode, batch_size, max_length, *, seed=0, bucket_boundaries=None):
+        def encode_chunk(texts, labels):
+            return encode(texts), labels  # [chunk, <= max_length], right padded
+
+        def strip_padding(ids, label):
+            # ids are right padded and id 0 never occurs inside a text: the count of non-zero ids
+            # is the text's length.
+            return ids[: tf.math.count_nonzero(ids, dtype=tf.int32)], label  # [len]
+
+        self.batch_size, self.seed = batch_size, seed
+        self.boundaries = bucket_boundaries or default_bucket_boundaries(max_length)
+        self.examples = (
+            dataset.batch(512)
+            .map(encode_chunk, num_parallel_calls=AUTOTUNE)
+            .unbatch()
+            .map(strip_padding, num_parallel_calls=AUTOTUNE)
+            .cache()
+        )
+        # Bucketing hides the number of batches from Keras (the bar would say "469/Unknown" for
+        # the whole first epoch); the lengths give it exactly. This pass also fills the cache.
+        self.per_epoch = count_bucketed_batches(text_lengths(self.examples), self.boundaries, batch_size)
+
+    def bucket(self, examples):
+        """Group `(ids, label)` examples into batches of similar length; declares the batch count."""
+        batches = examples.bucket_by_sequence_length(
+            element_length_func=lambda ids, label: tf.shape(ids)[0],
+            bucket_boundaries=self.boundaries,
+            bucket_batch_sizes=[self.batch_size] * (len(self.boundaries) + 1),
+            padded_shapes=([None], []),
+        )
+        return batches.apply(tf.data.experimental.assert_cardinality(self.per_epoch))
+
+    def epoch(self, epoch):
+        """The batches of `epoch` (0-based) in their fixed order."""
+        shuffled = self.examples.shuffle(SHUFFLE_BUFFER, seed=epoch_order_seed(self.seed, epoch), reshuffle_each_iteration=False)
+        return self.bucket(shuffled)
+
+    def stream(self, first_epoch, epochs, skip=0):
+        """Epochs `first_epoch .. epochs-1` in one dataset, less the first `skip` batches; for `fit(steps_per_epoch=per_epoch)`."""
+        return concatenate_epochs(self.epoch, first_epoch, epochs, skip)
+
+
+def concatenate_epochs(epoch_data, first_epoch, epochs, skip=0):
+    """`epoch_data(e)` for `e` in `first_epoch .. epochs-1` as one dataset, without its first `skip` batches."""
+    stream = epoch_data(first_epoch).skip(skip)
+    for epoch in range(first_epoch + 1, epochs):
+        stream = stream.concatenate(epoch_data(epoch))
+    return stream.prefetch(AUTOTUNE)
+
+
+def text_lengths(examples):
+    """Token counts of `(ids, label)` examples, as a numpy array."""
+    lengths = examples.map(lambda ids, label: tf.shape(ids)[0]).batch(65_536)
+    return np.concatenate([np.zeros([0], "int32"), *lengths.as_numpy_iterator()])
+
+
+def count_bucketed_batches(lengths, boundaries, batch_size):
+    """How many batches `bucket_by_sequence_length` makes: full ones plus one partial per non-empty bucket.
+
+    Bucket i holds lengths in `[boundaries[i-1], boundaries[i])`; the count does not depend on
+    the order of the examples, so one count serves every (reshuffled) epoch.
+    """
+    per_bucket = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
+    return int(np.sum(-(-per_bucket // batch_size)))

@@ -1,0 +1,69 @@
+"""Load a trained model for scoring, from a run directory or an exported SavedModel."""
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.scorer import make_text_scorer
+from keras_sentiment.core.wordpiece import BertTokenIds
+from keras_sentiment.run.rundir import RunDir, is_run_dir, not_a_model_message, resolve_saved_model, takes_token_ids
+from keras_sentiment.run.settings import architecture_module
+
+
+def load_scorer(path):
+    """A function mapping strings `[batch]` to logits `[batch]` (a `tf.Tensor`).
+
+    Args:
+        path: a run directory (`config.json`, vectorizer, `best.keras`), a SavedModel
+            directory, or an export base holding integer versions (the latest is used).
+    """
+    path = Path(path)
+    if is_run_dir(path):
+        return make_text_scorer(*load_run(path))
+    saved_model, loaded = load_saved_model(path)
+    signature = loaded.signatures["serving_default"]
+    if takes_token_ids(saved_model):  # exported with --no-tokenizer: tokenize here, as a client would
+        tokenize = BertTokenIds(saved_model)
+
+        def score_token_ids(texts):
+            ids = tokenize(list(tf.convert_to_tensor(texts, tf.string).numpy()))
+            return signature(token_ids=tf.constant(ids, tf.int32) if ids else tf.zeros([0, 2], tf.int32))["logits"]
+
+        return score_token_ids
+    return lambda texts: signature(text=tf.convert_to_tensor(texts, tf.string))["logits"]
+
+
+def load_saved_model(path):
+    """`(version dir, loaded SavedModel)` of a SavedModel or export base (its latest version), with
+    TensorFlow Text's ops registered; a one-line error for anything else (run dirs are the caller's)."""
+    saved_model = resolve_saved_model(path)
+    if saved_model is None:
+        raise KerasSentimentError(not_a_model_message(path))
+    register_text_ops()
+    return saved_model, tf.saved_model.load(str(saved_model))
+
+
+def register_text_ops():
+    """BERT exports use TensorFlow Text ops (word-piece splitting): register them before loading."""
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        pass
+
+
+def load_run(run_dir):
+    """`(encoder, model)` of a run directory: the text encoder and the best checkpoint.
+
+    The encoder is rebuilt from the run's own files and resolved settings (`max_length`), by
+    the builder module registered for its architecture.
+    """
+    run = RunDir(run_dir)
+    if not run.holds_model():
+        raise KerasSentimentError(f"{run}: not a run directory (needs {RunDir.CONFIG} and {RunDir.BEST})")
+    config = run.read_config()
+    encoder = architecture_module(config["arch"]).load_encoder(run.path, config)  # also registers its layers
+    return encoder, keras.models.load_model(run.best, compile=False)
+
+

@@ -164,19 +164,25 @@ def train_on_generated_sst2(tmp, *flags):
     """`ks.train` with the settings `train FLAGS` gives, in this process, on a generated SST-2 (600 training
     sentences, 80 dev) under `tmp`: run dir `tmp/run`, exports under `tmp/export`, cache `tmp/cache`; returns
     `{"tmp", "dir", "log", "run"}` (`log`: what training printed). A failure fails the test."""
+    write_sst2(tmp / "data", num_train=600, num_dev=80)
+    run, log = train_in_process(*flags, "--data-dir", tmp / "data", "--run-dir", tmp / "run", "--export-dir",
+                                tmp / "export", cache=tmp / "cache")
+    return {"tmp": tmp, "dir": tmp / "run", "log": log, "run": run}
+
+
+def train_in_process(*flags, cache):
+    """`ks.train` with the settings `keras-sentiment train FLAGS` gives, in this process, with `cache` as its
+    cache and default data dir; returns `(Run, what training printed)`."""
     import keras_sentiment as ks
     from keras_sentiment.apps.cli import build_parser
     from keras_sentiment.run.settings import explicit_settings
 
-    write_sst2(tmp / "data", num_train=600, num_dev=80)
-    argv = ["train", *map(str, flags), "--data-dir", str(tmp / "data"), "--run-dir", str(tmp / "run"),
-            "--export-dir", str(tmp / "export")]
+    argv = ["train", *map(str, flags)]
     settings = explicit_settings(build_parser(argv).parse_args(argv))  # the flags as the CLI reads them
     log = io.StringIO()
-    with environment(KERAS_SENTIMENT_CACHE=str(tmp / "cache"), KERAS_SENTIMENT_DATA=str(tmp / "cache")), \
-            contextlib.redirect_stdout(log):
+    with environment(KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache)), contextlib.redirect_stdout(log):
         run = ks.train(**settings)
-    return {"tmp": tmp, "dir": tmp / "run", "log": log.getvalue(), "run": run}
+    return run, log.getvalue()
 
 
 @contextlib.contextmanager

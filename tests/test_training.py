@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import cli, make_examples, write_aclimdb, write_sst2
+from conftest import cli, make_examples, train_in_process, write_aclimdb, write_sst2
 
 TEST_ONLY_WORD = "zyzzyva"  # appears only in the test split's text
 
@@ -32,13 +32,11 @@ def runs(tmp_path_factory):
     small = ["--dataset", "sst2", "--data-dir", tmp / "data", "--embeddings", "auto", "--embedding-dim", 16, "--hidden-dim", 8,
              "--batch-size", 16, "--learning-rate", 0.01, "--dropout", 0.1, "--teacher", "none"]
     cache = tmp / "cache"
-    refit = cli("train", *small, "--epochs", 3, "--refit", "--run-dir", tmp / "refit", "--export-dir", tmp / "export_refit",
-                cache=cache)
-    assert refit.returncode == 0, refit.stdout[-3000:] + refit.stderr[-3000:]
-    again = cli("train", *small, "--epochs", 1, "--max-length", 7, "--run-dir", tmp / "again", "--export-dir",
-                tmp / "export_again", cache=cache)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    return {"tmp": tmp, "cache": cache, "refit": refit.stdout, "again": again.stdout}
+    _, refit = train_in_process(*small, "--epochs", 3, "--refit", "--run-dir", tmp / "refit", "--export-dir",
+                                tmp / "export_refit", cache=cache)
+    _, again = train_in_process(*small, "--epochs", 1, "--max-length", 7, "--run-dir", tmp / "again", "--export-dir",
+                                tmp / "export_again", cache=cache)
+    return {"tmp": tmp, "cache": cache, "refit": refit, "again": again}
 
 
 def config_of(run_dir):

@@ -55,7 +55,9 @@ def test_explain_attributes_the_prediction_to_the_words(trained):
         assert [e.text for e in explanations] == TEXTS[:2]
         assert "great" in [t.token for t in explanations[0].top(2)]
         assert explanations[0].top(1)[0].attribution > 0 > explanations[1].top(1)[0].attribution
-        assert_attributions_add_up({"attributions": [[t.attribution for t in e.tokens] for e in explanations],
+        width = max(len(e.tokens) for e in explanations)  # padded with 0, as the explainer pads
+        assert_attributions_add_up({"attributions": [[t.attribution for t in e.tokens] + [0.0] * (width - len(e.tokens))
+                                                     for e in explanations],
                                     "logits": np.array([e.logit for e in explanations]),
                                     "baseline_logits": np.array([e.baseline_logit for e in explanations])})
 

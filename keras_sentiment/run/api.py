@@ -75,8 +75,8 @@ def train(resume=None, **settings):
         resolved = settings_of_run(resume).replace(run_dir=str(resume), source="--resume")
     else:
         resolved = resolve_settings(settings_from_python(settings))
-    run_dir, export_path, metrics = training.train(resolved, resume=resume is not None)
-    return Run(Path(run_dir), Path(export_path), read_run_config(run_dir), metrics)
+    run_dir, export_path, metrics, final = training.train(resolved, resume=resume is not None)
+    return Run(Path(run_dir), Path(export_path), final.to_json(), metrics)
 
 
 def load(path):

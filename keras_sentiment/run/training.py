@@ -59,7 +59,10 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def train(settings, resume=False):
-    """Train, evaluate and export one model; returns `(run_dir, export_path, metrics)`.
+    """Train, evaluate and export one model; returns `(run_dir, export_path, metrics, settings)`.
+
+    `settings` are the run's final ones (what `config.json` records); a cluster worker that is not the
+    chief returns them too, though its scratch run dir is gone by then.
 
     Args:
         settings: `ResolvedSettings`, as `keras_sentiment.run.settings.resolve_settings` makes them
@@ -99,7 +102,7 @@ def train(settings, resume=False):
         metrics = evaluate(settings, model, encoder, splits, run_dir)
         export_path = export_serving_model(model, encoder, settings.export_dir)
         mark_run_complete(run_dir, export_path)
-        return run_dir.path, export_path, metrics
+        return run_dir.path, export_path, metrics, settings
     finally:
         if scratch:  # a worker that is not the chief: its copies were only needed to take part
             shutil.rmtree(scratch, ignore_errors=True)

@@ -15,7 +15,6 @@ Example:
 [{'label': 'positive', 'scores': {'negative': 0.03, 'positive': 0.97}}]
 """
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,9 @@ from keras_sentiment.core.explanation import DEFAULT_STEPS
 from keras_sentiment.core.scorer import score_texts, sigmoid
 from keras_sentiment.run import training
 from keras_sentiment.run.explaining import explain_in_batches, load_explainer
-from keras_sentiment.run.export import export_serving_model
+from keras_sentiment.run.export import export_serving_model, write_version
 from keras_sentiment.run.loading import load_run, load_scorer
-from keras_sentiment.run.rundir import is_run_dir, next_version, not_a_model_message, read_run_config, resolve_saved_model
+from keras_sentiment.run.rundir import is_run_dir, not_a_model_message, read_run_config, resolve_saved_model
 from keras_sentiment.run.settings import BY_NAME, resolve_settings, settings_from_python, settings_of_run
 
 CLASS_NAMES = ("negative", "positive")  # label 0 and label 1 of every two-class model
@@ -156,19 +155,7 @@ class SentimentModel:
 
 def copy_saved_model(saved_model, export_dir, version=None):
     """Copy a SavedModel version folder to `<export_dir>/<version>/`, renamed into place in one step."""
-    export_dir = Path(export_dir)
-    version = int(version or next_version(export_dir))
-    final = export_dir / str(version)
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; versions are never overwritten")
-    export_dir.mkdir(parents=True, exist_ok=True)
-    tmp = export_dir / f".tmp-{version}-{os.getpid()}"
-    try:
-        shutil.copytree(saved_model, tmp)
-        os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return write_version(export_dir, version, lambda folder: shutil.copytree(saved_model, folder))
 
 
 def _as_list(texts):

@@ -50,16 +50,9 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
     >>> path = export_serving_model(model, TextEncoder(vectorizer, 400), "saved_models/imdb_bigru")  # doctest: +SKIP
     >>> tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(["Great!"]))  # doctest: +SKIP
     """
-    export_dir = Path(export_dir)
-    version = int(version or next_version(export_dir))
-    final = export_dir / str(version)
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; versions are never overwritten")
     if not tokenizer_in_graph and not hasattr(encoder, "save_for_clients"):
         raise KerasSentimentError("--no-tokenizer is for bert_gru exports: a recurrent export's vectorizer uses core "
                                   "TensorFlow ops only, so every TF Serving build loads it with the text in the graph")
-    export_dir.mkdir(parents=True, exist_ok=True)
-    tmp = export_dir / f".tmp-{version}-{os.getpid()}"
     archive = keras.export.ExportArchive()
     # Not archive.track(model): the endpoints below capture the model's variables, which the archive saves
     # anyway, and tracking the Keras wrappers as well wrote every weight twice (keras-team/keras#23553).
@@ -75,10 +68,30 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
     else:
         archive.add_endpoint(name="serving_default", fn=lambda token_ids: serving_outputs(model(token_ids, training=False)[:, 0]),
                              input_signature=[TOKEN_IDS_SPEC])
-    try:
-        archive.write_out(str(tmp), verbose=False)
+
+    def write(folder):
+        archive.write_out(str(folder), verbose=False)
         if not tokenizer_in_graph:
-            encoder.save_for_clients(tmp / CLIENT_TOKENIZER_DIR)
+            encoder.save_for_clients(folder / CLIENT_TOKENIZER_DIR)
+
+    return write_version(export_dir, version, write)
+
+
+def write_version(export_dir, version, write):
+    """`<export_dir>/<version>/` (None: the next free version) filled by `write(folder)`; returns it.
+
+    `write` fills a hidden folder beside it, renamed into place in one step, so a server polling
+    `export_dir` never sees a half-written version; an existing version is never overwritten.
+    """
+    export_dir = Path(export_dir)
+    version = int(version or next_version(export_dir))
+    final = export_dir / str(version)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; versions are never overwritten")
+    export_dir.mkdir(parents=True, exist_ok=True)
+    tmp = export_dir / f".tmp-{version}-{os.getpid()}"
+    try:
+        write(tmp)
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import keras_sentiment as ks
 from conftest import write_sst2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,13 +121,9 @@ def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data)
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] >= 0.85
     assert [int(r.split(",")[0]) for r in (run_dir / "history.csv").read_text().splitlines()[1:]] == [0, 1, 2]
     # The export holds the chief's best weights: it scores like the run dir's best.keras.
-    import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layers)
-    from keras_sentiment.run.loading import load_scorer
-    from keras_sentiment.core.scorer import predict_texts
-
     texts = ["a good film", "awful and boring", "the plot was superb", "dreadful"]
-    from_run, _ = predict_texts(load_scorer(run_dir), texts, 8)
-    from_export, _ = predict_texts(load_scorer(data / "cluster_export"), texts, 8)
+    from_run = ks.load(run_dir).logits(texts)
+    from_export = ks.load(data / "cluster_export").logits(texts)
     assert from_run == pytest.approx(from_export, abs=1e-5)
 
 

@@ -13,7 +13,6 @@ from keras_sentiment.run.export import export_serving_model, prune_versions
 from keras_sentiment.core.scorer import make_text_scorer
 from keras_sentiment.run.rundir import next_version
 from keras_sentiment.run.loading import load_scorer
-from keras_sentiment.core.scorer import predict_texts
 from keras_sentiment.core.recurrent import ModelConfig, build_model
 from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
 
@@ -26,7 +25,7 @@ import tensorflow as tf
 serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 out = serve(text=tf.constant(json.loads(sys.argv[2])))
 assert "keras_sentiment" not in sys.modules
-print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+print(json.dumps({k: v.numpy().astype(str).tolist() if v.dtype == tf.string else v.numpy().tolist() for k, v in out.items()}))
 """
 
 
@@ -51,6 +50,8 @@ def test_export_loads_without_the_package_and_matches_keras(trained_parts, tmp_p
     np.testing.assert_allclose(served["logits"], expected_logits, atol=1e-5)
     np.testing.assert_allclose(served["probability"], 1 / (1 + np.exp(-expected_logits)), atol=1e-5)
     assert served["label"] == [int(x > 0) for x in expected_logits]
+    assert served["classes"] == [["negative", "positive"]] * len(TEXTS)
+    np.testing.assert_allclose(np.asarray(served["scores"])[:, 1], served["probability"], atol=1e-6)
 
 
 def test_signature_contract(trained_parts, tmp_path):
@@ -61,7 +62,9 @@ def test_signature_contract(trained_parts, tmp_path):
     assert list(inputs) == ["text"] and inputs["text"].dtype == tf.string and inputs["text"].shape.as_list() == [None]
     outputs = signature.structured_outputs
     assert {k: (v.dtype, v.shape.as_list()) for k, v in outputs.items()} == {
-        "probability": (tf.float32, [None]), "label": (tf.int32, [None]), "logits": (tf.float32, [None])}
+        "probability": (tf.float32, [None]), "label": (tf.int32, [None]), "logits": (tf.float32, [None]),
+        "scores": (tf.float32, [None, 2]), "classes": (tf.string, [None, 2])}
+    assert json.loads((path / "assets.extra" / "class_names.json").read_text()) == ["negative", "positive"]
 
 
 def stored_float_values(saved_model_dir):
@@ -93,10 +96,9 @@ def test_versions_increment_and_leave_no_temporary_dirs(trained_parts, tmp_path)
 def test_load_scorer_picks_the_latest_version(trained_parts, tmp_path):
     encoder, model = trained_parts
     export_serving_model(model, encoder, tmp_path)
-    probabilities, labels = predict_texts(load_scorer(tmp_path), TEXTS[:2])
-    expected = tf.sigmoid(make_text_scorer(encoder, model)(tf.constant(TEXTS[:2]))).numpy()
-    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
-    assert labels.tolist() == [int(p > 0.5) for p in expected]
+    logits = load_scorer(tmp_path)(tf.constant(TEXTS[:2])).numpy()
+    expected = make_text_scorer(encoder, model)(tf.constant(TEXTS[:2])).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
 
 
 def test_a_crash_mid_export_leaves_no_visible_version(trained_parts, tmp_path, monkeypatch):

@@ -6,10 +6,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
+import keras_sentiment as ks
+
 from keras_sentiment.apps import scoring
 from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError
-from keras_sentiment.run.loading import load_scorer
-from keras_sentiment.core.scorer import predict_texts
 from keras_sentiment.run.readers import InputReader, Row, ScoreOptions
 from keras_sentiment.apps.scoring import score_file
 
@@ -18,8 +18,8 @@ ODD_TEXTS = ["A wonderful, brilliant film!", "", "   ", "Awful.\tBoring plot", "
 
 @pytest.fixture(scope="module")
 def reference(served_base):
-    scorer = load_scorer(served_base)
-    return lambda texts: predict_texts(scorer, list(texts))[0]
+    model = ks.load(served_base)
+    return lambda texts: np.array([p["scores"]["positive"] for p in model.predict(list(texts))])
 
 
 def read_jsonl(path):

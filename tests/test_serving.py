@@ -12,10 +12,8 @@ import time
 import numpy as np
 import pytest
 
+import keras_sentiment as ks
 from keras_sentiment.apps.client import ServingError, predict
-from keras_sentiment.run.explaining import explain_texts
-from keras_sentiment.run.loading import load_scorer
-from keras_sentiment.core.scorer import predict_texts
 
 ODD_TEXTS = ["", "   \n\t ", "😀😀 great", "סרט נהדר وممتاز", "ctrl \x00\x01\x1b[31m good", "good " * 200_000]
 
@@ -81,17 +79,19 @@ def test_status_and_metadata_have_tf_servings_shape(server):
     signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert signature["inputs"]["text"]["dtype"] == "DT_STRING"
     assert {k: v["dtype"] for k, v in signature["outputs"].items()} == {
-        "probability": "DT_FLOAT", "label": "DT_INT32", "logits": "DT_FLOAT"}
+        "probability": "DT_FLOAT", "label": "DT_INT32", "logits": "DT_FLOAT", "scores": "DT_FLOAT", "classes": "DT_STRING"}
     assert signature["method_name"] == "tensorflow/serving/predict"
 
 
 def test_row_and_columnar_predictions_match_the_model(server, served_base):
     url, _, _ = server
     texts = ["a great and wonderful film", "awful, boring, terrible"]
-    expected, labels = predict_texts(load_scorer(served_base), texts)
-    assert labels.tolist() == [1, 0]
+    predictions = ks.load(served_base).predict(texts)
+    expected = [p["scores"]["positive"] for p in predictions]
+    assert [p["label"] for p in predictions] == ["positive", "negative"]
     status, rows = request("POST", url, "/v1/models/tiny:predict", {"instances": texts})
-    assert status == 200 and [sorted(r) for r in rows["predictions"]] == [["label", "logits", "probability"]] * 2
+    assert status == 200 and [sorted(r) for r in rows["predictions"]] == [["classes", "label", "logits", "probability", "scores"]] * 2
+    assert rows["predictions"][0]["classes"] == ["negative", "positive"]
     np.testing.assert_allclose([r["probability"] for r in rows["predictions"]], expected, atol=1e-5)
     assert [r["label"] for r in rows["predictions"]] == [1, 0]
     status, named = request("POST", url, "/v1/models/tiny/versions/1:predict", {"instances": [{"text": t} for t in texts]})
@@ -107,7 +107,7 @@ def test_explain_takes_predicts_request_shape_and_equals_the_exports_signature(s
     texts = ["a great and wonderful film", "awful, boring, terrible"]
     status, rows = request("POST", url, "/v1/models/tiny:explain", {"instances": texts})
     assert status == 200
-    for row, expected in zip(rows["predictions"], explain_texts(served_base, texts)):
+    for row, expected in zip(rows["predictions"], ks.load(served_base).explain(texts)):
         assert [t for t in row["tokens"] if t] == [t.token for t in expected.tokens]
         np.testing.assert_allclose([a for t, a in zip(row["tokens"], row["attributions"]) if t],
                                    [t.attribution for t in expected.tokens], atol=1e-5)
@@ -142,7 +142,7 @@ def test_the_demo_page_and_its_files_are_served(server):
 
 def test_odd_but_valid_texts_get_predictions(server, served_base):
     url, _, _ = server
-    expected, _ = predict_texts(load_scorer(served_base), ODD_TEXTS)
+    expected = [p["scores"]["positive"] for p in ks.load(served_base).predict(ODD_TEXTS)]
     status, body = request("POST", url, "/v1/models/tiny:predict", {"instances": ODD_TEXTS})
     assert status == 200 and len(body["predictions"]) == len(ODD_TEXTS)
     np.testing.assert_allclose([p["probability"] for p in body["predictions"]], expected, atol=1e-5)

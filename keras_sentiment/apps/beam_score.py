@@ -29,8 +29,8 @@ import json
 import logging
 import shutil
 import time
-from pathlib import Path
 from dataclasses import asdict
+from pathlib import Path
 
 
 class _QuietBeamNotices(logging.Filter):
@@ -48,14 +48,16 @@ import apache_beam as beam  # noqa: E402  (after the filter: the import logs one
 from apache_beam.io import fileio  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 from apache_beam.metrics.metric import Metrics, MetricsFilter  # noqa: E402
+import numpy as np  # noqa: E402
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError  # noqa: E402
-from keras_sentiment.core.scorer import score_texts, sigmoid  # noqa: E402
+from keras_sentiment.core.scorer import class_probabilities, predicted_classes, score_texts  # noqa: E402
 from keras_sentiment.run.loading import load_scorer  # noqa: E402
 from keras_sentiment.run.readers import INPUT_FORMATS, InputReader, Row, ScoreOptions, detect_format  # noqa: E402
-from keras_sentiment.run.rundir import is_run_dir, not_a_model_message, resolve_saved_model  # noqa: E402
+from keras_sentiment.run.rundir import (SENTIMENT_CLASSES, is_run_dir, not_a_model_message, read_class_names,  # noqa: E402
+                                        resolve_saved_model)
 
 BAD_ROWS = "bad_rows"
 METRICS = "keras_sentiment"
@@ -69,9 +71,9 @@ SLICES_PER_BATCH = 8
 
 
 def score_batch(scorer, texts, inference_args, model_id=None, batch_size=256):
-    """Beam's `inference_fn`: one `PredictionResult` (the logit) per text, in input order."""
+    """Beam's `inference_fn`: one `PredictionResult` (the logit; k > 2 classes: the list of k) per text, in input order."""
     logits = score_texts(scorer, list(texts), batch_size)
-    return [PredictionResult(text, float(logit), model_id) for text, logit in zip(texts, logits)]
+    return [PredictionResult(text, logit.tolist(), model_id) for text, logit in zip(texts, logits)]
 
 
 class KerasSentimentModelHandler(ModelHandler):
@@ -145,10 +147,17 @@ def bad_row_record(path, line, reason):
     return json.dumps({"file": path, "line": line, "source": f"{path}:{line}", "reason": reason}, ensure_ascii=False)
 
 
-def prediction_record(keyed_result):
+def prediction_record(keyed_result, class_names=SENTIMENT_CLASSES):
+    """A JSON line as `score` writes it: `probability` and `label` for two classes, else `class`, `label` and `scores`."""
     (row_id, source), result = keyed_result
-    return json.dumps({"id": row_id, "source": source, "probability": float(sigmoid(result.inference)),
-                       "label": int(result.inference > 0)}, ensure_ascii=False)
+    logits = np.asarray([result.inference], "float64")  # [1] or [1, k]
+    label, probabilities = int(predicted_classes(logits)[0]), class_probabilities(logits)[0]
+    if len(class_names) == 2:
+        record = {"probability": float(probabilities[1]), "label": label}
+    else:
+        record = {"class": class_names[label], "label": label,
+                  "scores": {name: float(p) for name, p in zip(class_names, probabilities)}}
+    return json.dumps({"id": row_id, "source": source, **record}, ensure_ascii=False)
 
 
 # ------------------------------------------------------------------------------ the pipeline
@@ -167,7 +176,7 @@ def build_pipeline(pipeline, model, patterns, output, options, batch_size=256, n
     (
         rows.rows
         | "RunInference" >> RunInference(KeyedModelHandler(KerasSentimentModelHandler(model, batch_size)))
-        | "ToJson" >> beam.Map(prediction_record)
+        | "ToJson" >> beam.Map(prediction_record, read_class_names(model))
         | "WriteScores" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, num_shards=num_shards)
     )
     rows[BAD_ROWS] | "WriteBadRows" >> beam.io.WriteToText(prefix + ".bad-rows", file_name_suffix=suffix, num_shards=1)

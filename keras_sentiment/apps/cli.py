@@ -50,7 +50,8 @@ def _add_data_flags(parser):
 
 def build_parser(argv=None):
     """The whole command line; `argv` lets `train --help` show the defaults of the --recipe/--arch/--dataset given."""
-    parser = argparse.ArgumentParser(prog="keras-sentiment", description="Train, evaluate and use binary sentiment models.")
+    parser = argparse.ArgumentParser(prog="keras-sentiment", description="Train, evaluate and use text classifiers: sentiment "
+                                     "on IMDB and SST-2, or any labelled text of yours.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model, evaluate it and export a SavedModel",
@@ -70,6 +71,13 @@ def build_parser(argv=None):
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"),
                           help="split (for sst2, test is GLUE dev.tsv)")
     _add_data_flags(evaluate)
+    evaluate.add_argument("--test-file", default=None, help="evaluate on your labelled file instead (CSV, TSV or JSONL, "
+                          "as train --train-file); its labels must be the model's classes")
+    evaluate.add_argument("--test-dir", default=None, help="evaluate on your labelled folder instead (one sub-folder per "
+                          "class, as train --train-dir)")
+    evaluate.add_argument("--text-column", default=None, help="the text's column of --test-file (default: the run's, else text)")
+    evaluate.add_argument("--label-column", default=None,
+                          help="the label's column of --test-file (default: the run's, else label)")
     evaluate.add_argument("--seed", type=int, default=None,
                           help="seed of the train/valid split (default: a run directory's own, else 1234)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="texts per scoring batch")
@@ -212,7 +220,8 @@ def run_train(args):
 
     run = api.train(resume=args.resume) if args.resume else api.train(**explicit)
     test = run.metrics["test"]
-    print(f"\nTest accuracy {test['accuracy']:.4f}  F1 {test['f1']:.4f}  loss {test['loss']:.4f}")
+    f1 = f"F1 {test['f1']:.4f}" if "f1" in test else f"macro-F1 {test['macro_f1']:.4f}"
+    print(f"\nTest accuracy {test['accuracy']:.4f}  {f1}  loss {test['loss']:.4f}")
     print(f"Run directory: {run.run_dir}\nSavedModel:    {run.export_path}")
     return 0
 
@@ -220,31 +229,54 @@ def run_train(args):
 def run_evaluate(args):
     from pathlib import Path
 
-    from keras_sentiment.run.sources import load_dataset
     from keras_sentiment.run.evaluation import classification_metrics, plot_confusion_matrix, score_dataset
-    from keras_sentiment.run.rundir import is_run_dir, read_run_config
     from keras_sentiment.run.loading import load_scorer
+    from keras_sentiment.run.rundir import is_run_dir, read_class_names, read_run_config
 
     # A run directory knows its dataset, split seed and data; a SavedModel does not.
     run = read_run_config(args.model) if is_run_dir(args.model) else {}
-    dataset = args.dataset or run.get("dataset", BY_NAME["dataset"].default)
-    seed = args.seed if args.seed is not None else run.get("seed", BY_NAME["seed"].default)
-    data_dir = args.data_dir or run.get("data_dir")
-    data_source = args.data_source or run.get("data_source", BY_NAME["data_source"].default)
+    class_names = read_class_names(args.model)
     scorer = load_scorer(args.model)
-    splits = load_dataset(dataset, data_dir, data_source, seed)
-    labels, logits, seconds = score_dataset(scorer, getattr(splits, args.split), splits.sizes[args.split], args.batch_size)
-    metrics = {args.split: classification_metrics(labels, logits, seconds)}
+    name, split, examples, size = evaluation_data(args, run, class_names)
+    labels, logits, seconds = score_dataset(scorer, examples, size, args.batch_size)
+    metrics = {split: classification_metrics(labels, logits, seconds, class_names)}
     print(json.dumps(metrics, indent=2))
     output = args.output
     if output is None and run:
-        output = Path(args.model) / f"metrics_{dataset}_{args.split}.json"
+        output = Path(args.model) / f"metrics_{name}_{split}.json"
     if output:
         Path(output).write_text(json.dumps(metrics, indent=2))
         print(f"Metrics written to {output}")
     if args.confusion_matrix:
-        plot_confusion_matrix(metrics[args.split]["confusion_matrix"], args.confusion_matrix, f"{dataset} {args.split}")
+        plot_confusion_matrix(metrics[split]["confusion_matrix"], args.confusion_matrix, f"{name} {split}", class_names)
     return 0
+
+
+def evaluation_data(args, run, class_names):
+    """`(name, split, dataset of (text, class id), size)`: your `--test-file`/`--test-dir`, else the split of
+    the run's own data or of `--dataset`."""
+    from pathlib import Path
+
+    from keras_sentiment.run.settings import OWN, ResolvedSettings, own_data_source
+    from keras_sentiment.run.sources import OwnDataSource, labelled_dataset, load_dataset, load_own_data
+
+    text_column = args.text_column or run.get("text_column", BY_NAME["text_column"].default)
+    label_column = args.label_column or run.get("label_column", BY_NAME["label_column"].default)
+    if args.test_file or args.test_dir:
+        kind, path = ("file", args.test_file) if args.test_file else ("dir", args.test_dir)
+        examples, size = labelled_dataset((kind, path), class_names, text_column, label_column)
+        return Path(path).stem, "test", examples, size
+    dataset = args.dataset or run.get("dataset", BY_NAME["dataset"].default)
+    seed = args.seed if args.seed is not None else run.get("seed", BY_NAME["seed"].default)
+    if dataset == OWN:
+        settings = ResolvedSettings.from_json(run)
+        splits = load_own_data(OwnDataSource(*own_data_source(settings), text_column, label_column,
+                                             settings.class_names), seed)
+    else:
+        data_dir = args.data_dir or run.get("data_dir")
+        data_source = args.data_source or run.get("data_source", BY_NAME["data_source"].default)
+        splits = load_dataset(dataset, data_dir, data_source, seed)
+    return dataset, args.split, getattr(splits, args.split), splits.sizes[args.split]
 
 
 def run_export(args):
@@ -272,10 +304,14 @@ def run_predict(args):
     model = api.load(args.model)
     if args.explain:
         return print_predictions_with_top_words(args, model, texts)
+    names = model.class_names
     for text, prediction in zip(texts, model.predict(texts, args.batch_size)):
-        probability, label = prediction["scores"][api.CLASS_NAMES[1]], prediction["label"]
+        label = prediction["label"]
+        # Two classes: P(the second), as before class names; more: the predicted class's probability.
+        probability = prediction["scores"][names[1] if len(names) == 2 else label]
         if args.json:
-            print(json.dumps({"text": text, "probability": probability, "label": api.CLASS_NAMES.index(label)}))
+            print(json.dumps({"text": text, "probability": probability, "label": names.index(label), "class": label,
+                              "scores": prediction["scores"]}))
         else:
             print(f"{probability:.4f}\t{label}\t{text}")
     return 0
@@ -286,11 +322,11 @@ def print_predictions_with_top_words(args, model, texts):
         top = explanation.top(args.top)
         if args.json:
             print(json.dumps({"text": explanation.text, "probability": explanation.probability, "label": explanation.label,
+                              "class": explanation.label_name,
                               "top_tokens": [{"token": t.token, "attribution": t.attribution} for t in top]}))
         else:
             words = " ".join(f"{t.token}({t.attribution:+.2f})" for t in top)
-            label = "positive" if explanation.label else "negative"
-            print(f"{explanation.probability:.4f}\t{label}\t{explanation.text}\t{words}")
+            print(f"{explanation.probability:.4f}\t{explanation.label_name}\t{explanation.text}\t{words}")
     return 0
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError
-from keras_sentiment.core.scorer import score_texts, sigmoid
+from keras_sentiment.core.scorer import class_probabilities, predicted_classes, score_texts
 from keras_sentiment.run.loading import load_scorer
 from keras_sentiment.run.readers import BadRow, InputReader, Row
-from keras_sentiment.run.rundir import is_run_dir, resolve_saved_model
+from keras_sentiment.run.rundir import SENTIMENT_CLASSES, is_run_dir, read_class_names, resolve_saved_model
 
 ON_ERROR = ("fail", "skip")
 STATE_VERSION = 1
@@ -78,15 +78,27 @@ class PartialFile:
 
 
 class OutputWriter:
-    def __init__(self, partial, output_format):
-        self.partial, self.format = partial, output_format
+    """Rows of scores: `id, probability, label` for a two-class model (P(second class), its id); with k > 2
+    classes `id, class, label` and each class's probability (JSONL: `scores`, a name -> probability object)."""
+
+    def __init__(self, partial, output_format, class_names=SENTIMENT_CLASSES):
+        self.partial, self.format, self.class_names = partial, output_format, tuple(class_names)
+        self.many = len(self.class_names) > 2
         if output_format == "csv":
             self._csv = csv.writer(self, lineterminator="\n")
             if partial.handle.tell() == 0:
-                self._csv.writerow(["id", "probability", "label"])
+                self._csv.writerow(["id", "class", "label", *self.class_names] if self.many else ["id", "probability", "label"])
 
     def write(self, text):  # the file-like target of csv.writer
         self.partial.write(text)
+
+    def write_rows(self, rows, logits):
+        """One output row per input row, from the model's logits (`[n]` or `[n, k]`)."""
+        for row, label, probabilities in zip(rows, predicted_classes(logits), class_probabilities(logits)):
+            if self.many:
+                self.write_classes(row.id, int(label), [float(p) for p in probabilities])
+            else:
+                self.write_row(row.id, float(probabilities[1]), int(label))
 
     def write_row(self, row_id, probability, label):
         if self.format == "csv":
@@ -94,6 +106,14 @@ class OutputWriter:
         else:
             self.partial.write(json.dumps({"id": row_id, "probability": probability, "label": label},
                                           ensure_ascii=False) + "\n")
+
+    def write_classes(self, row_id, label, probabilities):
+        name = self.class_names[label]
+        if self.format == "csv":
+            self._csv.writerow([row_id, name, label, *map(repr, probabilities)])
+        else:
+            self.partial.write(json.dumps({"id": row_id, "class": name, "label": label,
+                                           "scores": dict(zip(self.class_names, probabilities))}, ensure_ascii=False) + "\n")
 
 
 def state_path(output):
@@ -198,7 +218,7 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
     report = ScoreReport(output_path, resumed_rows=state["rows"])
     output = PartialFile(output_path, state["output_bytes"])
     skipped = PartialFile(skipped_path, state["skipped_bytes"])
-    writer = OutputWriter(output, options.output_format)
+    writer = OutputWriter(output, options.output_format, read_class_names(state["model"] or model))
     reader = InputReader(input_path, options, state["input_offset"], state["input_line"])
     bar = _progress_bar(identity["input_size"], progress)
     bar.update(reader.offset)
@@ -214,9 +234,8 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
                     raise MalformedDataError(input_path, bad.line, bad.reason + hint)
                 skipped.write(json.dumps({"line": bad.line, "reason": bad.reason}) + "\n")
                 state["skipped"] += 1
-            logits = score_texts(scorer, [r.text for r in rows], batch_size) if rows else []
-            for row, logit, probability in zip(rows, logits, sigmoid(logits)):
-                writer.write_row(row.id, float(probability), int(logit > 0))
+            if rows:
+                writer.write_rows(rows, score_texts(scorer, [r.text for r in rows], batch_size))
             state.update(rows=state["rows"] + len(rows), output_bytes=output.flush(), skipped_bytes=skipped.flush(),
                          input_offset=reader.offset, input_line=reader.line)
             _write_state(state_file, state)

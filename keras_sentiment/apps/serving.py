@@ -5,10 +5,11 @@ Routes (NAME is the model name, V a version number):
 - `GET  /v1/models/NAME[/versions/V]`: version status, as TF Serving returns it.
 - `GET  /v1/models/NAME[/versions/V]/metadata`: the signature defs, read from `saved_model.pb`.
 - `POST /v1/models/NAME[/versions/V]:predict`: `{"instances": [...]}` (row format) returns
-  `{"predictions": [{"probability", "label", "logits"}, ...]}`; `{"inputs": ...}` (columnar)
-  returns `{"outputs": {"probability": [...], "label": [...], "logits": [...]}}`. With
+  `{"predictions": [{"scores", "classes", "label", "logits", "probability"}, ...]}` (the export's
+  outputs: `probability` for two classes only); `{"inputs": ...}` (columnar) returns
+  `{"outputs": {"scores": [...], "classes": [...], ...}}`. With
   `"signature_name": "explain"` it runs the export's `explain` signature instead, as TF Serving
-  would: rows of `tokens`, `attributions`, `probability`, `logits`, `baseline_logits`, `steps`.
+  would: rows of `tokens`, `attributions`, `probability`, `logits`, `baseline_logits`, `steps`, `class_id`.
 - `POST /v1/models/NAME[/versions/V]:explain`: the same as `:predict` with the `explain` signature
   (at most `max_explain_batch` texts: each costs dozens of model runs).
 - `GET /`: the demo page (`keras_sentiment/demo/`: HTML, CSS, JS, no network), which calls the

@@ -25,7 +25,8 @@ logit of a text and that of a baseline to the text's tokens. Contract:
 the SavedModel's `explain` signature (`keras_sentiment.run.export`) all run it.
 
 Example:
->>> explanations = explain_texts("runs/imdb_bigru_...", ["A wonderful, moving film."])  # doctest: +SKIP
+>>> import keras_sentiment as ks
+>>> explanations = ks.load("runs/imdb_bigru_...").explain(["A wonderful, moving film."])  # doctest: +SKIP
 >>> [(e.token, round(e.attribution, 2)) for e in explanations[0].top(2)]  # doctest: +SKIP
 [('wonderful', 2.31), ('moving', 0.74)]
 """
@@ -52,9 +53,12 @@ class TokenAttribution:
 
 @dataclass
 class Explanation:
-    """One text's explanation: its tokens in order, with P(positive) and the logits.
+    """One text's explanation: its tokens in order, with the explained class's probability and logits.
 
     `tokens` are word pieces for `bert_gru` unless merged (`merge_word_pieces`); padding is removed.
+    A two-class model's logit is explained (`class_id` None: evidence for the second class,
+    `probability` its probability); with k > 2 classes, class `class_id`'s (the predicted one).
+    `class_names` names the classes in class-id order.
     """
 
     text: str
@@ -63,24 +67,33 @@ class Explanation:
     logit: float = 0.0
     baseline_logit: float = 0.0
     steps: int = 0  # Integrated Gradients steps it took (more when the first pass did not add up)
+    class_id: int = None
+    class_names: tuple = ("negative", "positive")
 
     @property
     def label(self):
-        return int(self.logit > 0)
+        """The predicted class id."""
+        return int(self.logit > 0) if self.class_id is None else self.class_id
+
+    @property
+    def label_name(self):
+        return self.class_names[self.label]
 
     def top(self, k):
         """The `k` tokens with the largest |attribution|, largest first."""
         return sorted(self.tokens, key=lambda t: -abs(t.attribution))[:k]
 
     def to_dict(self):
-        return {"text": self.text, "probability": self.probability, "label": self.label, "logit": self.logit,
+        return {"text": self.text, "probability": self.probability, "label": self.label, "class": self.label_name,
+                "logit": self.logit,
                 "baseline_logit": self.baseline_logit, "steps": self.steps,
                 "tokens": [t.token for t in self.tokens], "attributions": [t.attribution for t in self.tokens]}
 
 
-def explanations_from_outputs(texts, outputs, merge_pieces=True):
+def explanations_from_outputs(texts, outputs, merge_pieces=True, class_names=("negative", "positive")):
     """`Explanation`s from the explainer's (or the `explain` signature's) outputs, as numpy or lists."""
     explanations = []
+    many = len(class_names) > 2 and "class_id" in outputs
     for i, text in enumerate(texts):
         tokens = [t.decode("utf-8") if isinstance(t, bytes) else t for t in outputs["tokens"][i]]
         values = [float(v) for v in outputs["attributions"][i]]
@@ -88,7 +101,8 @@ def explanations_from_outputs(texts, outputs, merge_pieces=True):
         if merge_pieces:
             pairs = merge_word_pieces(pairs)
         explanations.append(Explanation(text, pairs, float(outputs["probability"][i]), float(outputs["logits"][i]),
-                                        float(outputs["baseline_logits"][i]), int(outputs["steps"][i])))
+                                        float(outputs["baseline_logits"][i]), int(outputs["steps"][i]),
+                                        int(outputs["class_id"][i]) if many else None, tuple(class_names)))
     return explanations
 
 
@@ -125,8 +139,7 @@ def format_explanation(explanation, colour=False):
     when its |attribution| is at least half the largest; without, plain tab-separated columns.
     The last line checks completeness: the attributions' sum against logit - baseline logit.
     """
-    label = "positive" if explanation.label else "negative"
-    lines = [f"{explanation.probability:.4f}\t{label}\t{explanation.text}"]
+    lines = [f"{explanation.probability:.4f}\t{explanation.label_name}\t{explanation.text}"]
     largest = max((abs(t.attribution) for t in explanation.tokens), default=0.0) or 1.0
     width = max((len(t.token) for t in explanation.tokens), default=0)
 

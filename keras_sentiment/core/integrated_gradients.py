@@ -18,8 +18,12 @@ def make_explainer(encoder, model, steps=DEFAULT_STEPS):
 
     Returns a dict: `tokens` (string `[batch, seq_len]`, "" at padding), `attributions` (float32
     `[batch, seq_len]`), `probability` and `logits` (`[batch]`), `baseline_logits` (`[batch]`,
-    the zero-embedding baseline's: `attributions` sum to `logits - baseline_logits`) and `steps`
-    (int32 `[batch]`, the steps each text was integrated with).
+    the zero-embedding baseline's: `attributions` sum to `logits - baseline_logits`), `steps`
+    (int32 `[batch]`, the steps each text was integrated with) and `class_id` (int32 `[batch]`).
+
+    What is explained is one logit per text: a two-class model's (evidence for the second class,
+    against the first: positive minus negative for sentiment); with k > 2 classes, the predicted
+    class's logit, `probability` being that class's.
     """
 
     explain_ids = make_token_id_explainer(model, steps)
@@ -40,25 +44,26 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS):
     path = embedding_path_of_any(model)
     most_steps = steps * 2**MAX_DOUBLINGS
 
-    def gradient_sum(embeddings, token_ids, call, intervals):
-        """The gradient `[seq_len, dim]` summed over `steps` midpoints (call number `call`) of the path
-        cut into `intervals` equal steps: one model call, whatever `intervals`."""
+    def gradient_sum(embeddings, token_ids, class_id, call, intervals):
+        """The gradient `[seq_len, dim]` of class `class_id`'s logit summed over `steps` midpoints (call
+        number `call`) of the path cut into `intervals` equal steps: one model call, whatever `intervals`."""
         alphas = (tf.cast(tf.range(call * steps, (call + 1) * steps), tf.float32) + 0.5) / tf.cast(intervals, tf.float32)
         scaled = alphas[:, None, None] * embeddings[None]  # [steps, seq_len, dim]: points on the path
         with tf.GradientTape() as tape:
             tape.watch(scaled)
-            logits = path.logits(scaled, tf.tile(token_ids[None], [steps, 1]))  # [steps]
+            logits = path.logits(scaled, tf.tile(token_ids[None], [steps, 1]))  # [steps] or [steps, k]
+            logits = pick_class(logits, tf.fill([steps], class_id))  # [steps]
         return tf.reduce_sum(tape.gradient(logits, scaled), axis=0)
 
     def attribute_one_text(inputs):
         """`(steps used, attributions [seq_len])`. One loop of model calls: when a pass over the path ends
         and the attributions miss `difference` by more than the tolerance, the next pass has twice the
         steps. (One loop, not one per pass, so the model's gradient is traced once.)"""
-        embeddings, token_ids, difference = inputs  # [seq_len, dim], [seq_len], logit - baseline logit
+        embeddings, token_ids, difference, class_id = inputs  # [seq_len, dim], [seq_len], logit - baseline logit, class
         allowed = COMPLETENESS_TOLERANCE * tf.maximum(tf.abs(difference), 0.05)
 
         def one_call(intervals, call, total, attributions, done):
-            total += gradient_sum(embeddings, token_ids, call, intervals)
+            total += gradient_sum(embeddings, token_ids, class_id, call, intervals)
             call += 1
             pass_ends = call * steps >= intervals
             attributions = tf.where(pass_ends, tf.reduce_sum(total / tf.cast(intervals, tf.float32) * embeddings, -1),
@@ -78,19 +83,33 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS):
         embeddings = path.embed(token_ids)  # [batch, seq_len, dim]
         # The texts and their baselines in one call: [2 * batch]
         both = path.logits(tf.concat([embeddings, tf.zeros_like(embeddings)], 0), tf.concat([token_ids, token_ids], 0))
-        logits, baseline_logits = both[: tf.shape(token_ids)[0]], both[tf.shape(token_ids)[0] :]
+        all_logits, all_baseline_logits = both[: tf.shape(token_ids)[0]], both[tf.shape(token_ids)[0] :]
+        if all_logits.shape.rank == 1:  # two classes: the one logit
+            class_ids = tf.zeros_like(all_logits, tf.int32)
+            probability = tf.sigmoid(all_logits)
+        else:  # k classes: the predicted one's
+            class_ids = tf.argmax(all_logits, axis=-1, output_type=tf.int32)
+            probability = pick_class(tf.nn.softmax(all_logits, axis=-1), class_ids)
+        logits, baseline_logits = pick_class(all_logits, class_ids), pick_class(all_baseline_logits, class_ids)
         # One text at a time, each refined as far as it needs.
-        steps_used, attributions = tf.map_fn(attribute_one_text, (embeddings, token_ids, logits - baseline_logits),
+        steps_used, attributions = tf.map_fn(attribute_one_text, (embeddings, token_ids, logits - baseline_logits, class_ids),
                                              fn_output_signature=(tf.int32, tf.float32))
         if path.token_shares is not None:  # an n-gram branch: its exact shares, and a baseline without it
             shares = path.token_shares(token_ids)  # [batch, seq_len]
             attributions += shares
             baseline_logits -= tf.reduce_sum(shares, axis=1)
         attributions *= tf.cast(tf.not_equal(token_ids, 0), tf.float32)  # exactly 0 at padding
-        return {"attributions": attributions, "probability": tf.sigmoid(logits), "logits": logits,
-                "baseline_logits": baseline_logits, "steps": steps_used}
+        return {"attributions": attributions, "probability": probability, "logits": logits,
+                "baseline_logits": baseline_logits, "steps": steps_used, "class_id": class_ids}
 
     return explain_ids
+
+
+def pick_class(logits, class_ids):
+    """Each row's logit of its class: `[batch]` logits (two classes) as they are, `[batch, k]` -> `[batch]`."""
+    if logits.shape.rank == 1:
+        return logits
+    return tf.gather(logits, class_ids, axis=1, batch_dims=1)
 
 
 def embedding_path_of_any(model):

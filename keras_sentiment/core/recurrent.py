@@ -1,7 +1,8 @@
 """Masked recurrent sentiment classifiers, Keras functional API.
 
-Every model maps right-padded token ids `[batch, seq_len]` (0 = padding) to one logit per
-text `[batch, 1]`. `Embedding(mask_zero=True)` carries a mask through every recurrent layer,
+Every model maps right-padded token ids `[batch, seq_len]` (0 = padding) to logits: one per
+text `[batch, 1]` for two classes (> 0: the second), one per class `[batch, k]` for k > 2 (a
+softmax over them gives the probabilities). `Embedding(mask_zero=True)` carries a mask through every recurrent layer,
 so padding never changes a prediction; with default activations, no `recurrent_dropout` and
 right padding, each layer stays eligible for the cuDNN kernel on a GPU.
 
@@ -40,6 +41,7 @@ class ModelConfig:
         dropout: rate on the embeddings, between recurrent layers and on the final state.
         pooling: how the top layer's states become one vector per text: "last" (its final
             state, the seed design), "max" or "mean" over the real (unmasked) tokens.
+        num_classes: classes to tell apart: 2 gives one logit (sigmoid), more one logit per class (softmax).
     """
 
     vocab_size: int = 25_000
@@ -48,6 +50,7 @@ class ModelConfig:
     num_layers: int = 1
     dropout: float = 0.5
     pooling: str = "last"
+    num_classes: int = 2
 
     @classmethod
     def from_dict(cls, values):
@@ -115,7 +118,7 @@ class MaskedPooling(layers.Layer):
 
 
 def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectional, name):
-    """Embedding -> `num_layers` masked recurrent layers -> pooling -> Dense(1) logit.
+    """Embedding -> `num_layers` masked recurrent layers -> pooling -> Dense logits (`logit_units`).
 
     With `pooling="last"` the top layer's final state (forward and backward concatenated when
     bidirectional) feeds the classifier; the mask makes that the state at each text's last real
@@ -124,6 +127,8 @@ def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectiona
     """
     if num_layers < 1:
         raise KerasSentimentError(f"num_layers must be >= 1, got {num_layers}")
+    if config.num_classes < 2:
+        raise KerasSentimentError(f"num_classes must be >= 2, got {config.num_classes}")
     if config.pooling not in POOLINGS:
         raise KerasSentimentError(f"unknown pooling {config.pooling!r}; choose one of {list(POOLINGS)}")
     pool_states = config.pooling != "last"
@@ -142,8 +147,13 @@ def build_recurrent_classifier(config, recurrent_layer, num_layers, bidirectiona
     if pool_states:  # x: [batch, seq_len, hidden * directions]
         x = MaskedPooling(config.pooling, name=f"{config.pooling}_pooling")(x)
     x = layers.Dropout(config.dropout, name="state_dropout")(x)  # [batch, hidden * directions]
-    logits = layers.Dense(1, name="logit")(x)  # [batch, 1]
+    logits = layers.Dense(logit_units(config.num_classes), name="logit")(x)  # [batch, 1 or k]
     return keras.Model(token_ids, logits, name=name)
+
+
+def logit_units(num_classes):
+    """Logits per text: one for two classes (the second's log-odds), else one per class."""
+    return 1 if num_classes == 2 else num_classes
 
 
 # The recurrent architectures: (recurrent layer, bidirectional). Their layer counts and other
@@ -301,7 +311,7 @@ def embedding_path(model):
         for layer, masked in zip(after, takes_mask):
             output = layer(x, mask=mask, training=False) if masked else layer(x, training=False)
             x, mask = output, layer.compute_mask(x, mask)  # None once the sequence is pooled
-        return x[:, 0]  # [batch]
+        return x[:, 0] if x.shape[-1] == 1 else x  # [batch], or [batch, k] for k classes
 
     return EmbeddingPath(embed, logits)
 
@@ -355,8 +365,8 @@ class EmbeddingPath:
 
     Args:
         embed: token ids `[batch, seq_len]` -> their embeddings `[batch, seq_len, dim]`.
-        logits: `(embeddings, token_ids)` -> logits `[batch]`: the rest of the model, with the
-            padding mask taken from `token_ids`; `logits(embed(ids), ids)` equals `model(ids)`.
+        logits: `(embeddings, token_ids)` -> logits `[batch]` (k classes: `[batch, k]`): the rest of
+            the model, with the padding mask taken from `token_ids`; `logits(embed(ids), ids)` equals `model(ids)`.
         token_shares: None, or token ids -> `[batch, seq_len]`: exact attributions of a part of the
             logit that does not go through the embeddings (an n-gram branch), which the zero-embedding
             baseline keeps; explanations add them and take their sum off the baseline.

@@ -1,9 +1,9 @@
 """Text in, logits out: the scoring function every path shares.
 
-`make_text_scorer(encoder, model)` is what an export serves (strings `[batch]` -> logits
-`[batch]`); `score_texts` runs any such scorer over a list of texts in batches of similar
-length (little padding) and returns the logits in input order: batch scoring, the teacher's
-targets, `predict` and Beam all call it.
+`make_text_scorer(encoder, model)` is what an export serves (strings `[batch]` -> logits `[batch]`,
+or `[batch, k]` for k > 2 classes); `score_texts` runs any such scorer over a list of texts in
+batches of similar length (little padding) and returns the logits in input order: batch scoring, the teacher's
+targets, `SentimentModel.logits` and Beam all call it.
 """
 
 import keras
@@ -18,23 +18,59 @@ TOKEN_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="token_ids")  # [bat
 
 
 def make_text_scorer(encoder, model):
-    """A `tf.function` mapping strings `[batch]` to logits `[batch]`; what the export serves.
+    """A `tf.function` mapping strings `[batch]` to logits: `[batch]` for two classes, `[batch, k]` for k.
 
     `encoder` maps strings to token ids (`TextEncoder`, `BertTextEncoder`); `model` maps token
-    ids to logits `[batch, 1]`.
+    ids to logits `[batch, 1]` (two classes) or `[batch, k]`.
     """
 
     @tf.function(input_signature=[TEXT_SPEC], reduce_retracing=True)
     def score(text):
         token_ids = encoder(text)  # [batch, seq_len]
-        return model(token_ids, training=False)[:, 0]  # [batch]
+        return model_logits(model, token_ids)
 
     return score
 
 
-def serving_outputs(logits):
-    """The signature's outputs from logits `[batch]`."""
-    return {"probability": tf.sigmoid(logits), "label": tf.cast(logits > 0, tf.int32), "logits": logits}
+def model_logits(model, token_ids):
+    """`model`'s logits for token ids: `[batch]` (two classes: the second's log-odds) or `[batch, k]`."""
+    logits = model(token_ids, training=False)  # [batch, 1 or k]
+    return logits[:, 0] if logits.shape[-1] == 1 else logits
+
+
+def serving_outputs(logits, class_names):
+    """The `serving_default` outputs from logits (`[batch]` for two classes, `[batch, k]` for k).
+
+    Every export: `scores` (float32 `[batch, k]`, the probabilities) and `classes` (string `[batch, k]`,
+    the class names), TF Serving's classification outputs, plus `label` (int32 `[batch]`, the
+    predicted class id) and `logits`. Two classes also keep `probability` (`[batch]`, P(second class)).
+    """
+    names = tf.constant(list(class_names), tf.string)  # [k]
+    if logits.shape.rank == 1:
+        probability = tf.sigmoid(logits)
+        scores = tf.stack([1.0 - probability, probability], axis=1)  # [batch, 2]
+        outputs = {"probability": probability, "label": tf.cast(logits > 0, tf.int32)}
+    else:
+        scores = tf.nn.softmax(logits, axis=-1)  # [batch, k]
+        outputs = {"label": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+    classes = tf.tile(names[None], [tf.shape(scores)[0], 1])  # [batch, k]
+    return {**outputs, "logits": logits, "scores": scores, "classes": classes}
+
+
+def class_probabilities(logits):
+    """Probabilities `[n, k]` (numpy float64) from numpy logits: `[n]` for two classes, `[n, k]` for k."""
+    logits = np.asarray(logits, "float64")
+    if logits.ndim == 1:
+        positive = sigmoid(logits)
+        return np.stack([1.0 - positive, positive], axis=1)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def predicted_classes(logits):
+    """The predicted class id of each text (numpy int64) from logits `[n]` or `[n, k]`."""
+    logits = np.asarray(logits)
+    return (logits > 0).astype("int64") if logits.ndim == 1 else np.argmax(logits, axis=1)
 
 
 def score_texts(scorer, texts, batch_size=256, progress=False):
@@ -48,20 +84,17 @@ def score_texts(scorer, texts, batch_size=256, progress=False):
     [3.0, 1.0, 2.0]
     """
     order = np.argsort([len(text) for text in texts], kind="stable")
-    logits = np.zeros([len(texts)], "float32")
+    logits = None
     bar = keras.utils.Progbar(len(texts), unit_name="text") if progress else None
     for start in range(0, len(texts), batch_size):
         chosen = order[start : start + batch_size]
-        logits[chosen] = np.asarray(scorer(tf.constant([texts[i] for i in chosen], tf.string))).reshape([-1])
+        batch = np.asarray(scorer(tf.constant([texts[i] for i in chosen], tf.string)), "float32")
+        if logits is None:  # [n], or [n, k] for k classes
+            logits = np.zeros([len(texts), *batch.shape[1:]], "float32")
+        logits[chosen] = batch
         if bar:
             bar.add(len(chosen))
-    return logits
-
-
-def predict_texts(scorer, texts, batch_size=256):
-    """P(positive) and labels (numpy) for a list of strings."""
-    logits = score_texts(scorer, list(texts), batch_size)
-    return sigmoid(logits).astype(logits.dtype), (logits > 0).astype("int32")
+    return logits if logits is not None else np.zeros([0], "float32")
 
 
 def sigmoid(logits):

@@ -23,15 +23,16 @@ import tensorflow as tf
 
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
-from keras_sentiment.core.scorer import score_texts, sigmoid
+from keras_sentiment.core.scorer import class_probabilities, predicted_classes, score_texts
 from keras_sentiment.run import training
 from keras_sentiment.run.explaining import explain_in_batches, load_explainer
 from keras_sentiment.run.export import export_serving_model, write_version
 from keras_sentiment.run.loading import load_run, load_scorer
-from keras_sentiment.run.rundir import is_run_dir, not_a_model_message, read_run_config, resolve_saved_model
+from keras_sentiment.run.rundir import (SENTIMENT_CLASSES, is_run_dir, not_a_model_message, read_class_names,
+                                        read_run_config, resolve_saved_model)
 from keras_sentiment.run.settings import BY_NAME, resolve_settings, settings_from_python, settings_of_run
 
-CLASS_NAMES = ("negative", "positive")  # label 0 and label 1 of every two-class model
+CLASS_NAMES = SENTIMENT_CLASSES  # the classes of IMDB and SST-2 models, and of every export made before class names
 
 
 @dataclass
@@ -88,10 +89,13 @@ def load(path):
 
 
 class SentimentModel:
-    """A trained two-class sentiment model: raw strings in, labels and probabilities out.
+    """A trained text classifier: raw strings in, class names and probabilities out.
 
     Args:
         path: a run directory, a SavedModel version folder, or an export base (latest version).
+
+    Attributes:
+        class_names: the classes in class-id order (`("negative", "positive")` for IMDB and SST-2).
 
     Example:
     >>> model = SentimentModel("saved_models/imdb_bigru")  # doctest: +SKIP
@@ -99,19 +103,18 @@ class SentimentModel:
     'negative'
     """
 
-    class_names = CLASS_NAMES
-
     def __init__(self, path):
         self.path = Path(path)
         if not is_run_dir(self.path) and resolve_saved_model(self.path) is None:
             raise KerasSentimentError(not_a_model_message(self.path))
+        self.class_names = read_class_names(self.path)
         self._scorer, self._explainer = None, None  # loaded on first use: a model only explained never loads a scorer
 
     def __repr__(self):
         return f"SentimentModel({str(self.path)!r})"
 
     def logits(self, texts, batch_size=256):
-        """The logit of each text (float32 numpy `[len(texts)]`; > 0 is positive)."""
+        """The logits (float32 numpy): `[len(texts)]` for two classes (> 0: the second), `[len(texts), k]` for k."""
         if self._scorer is None:
             self._scorer = load_scorer(self.path)
         return score_texts(self._scorer, _as_list(texts), batch_size)
@@ -119,8 +122,9 @@ class SentimentModel:
     def predict(self, texts, batch_size=256):
         """Per text, `{"label": class name, "scores": {class name: probability}}`, in input order."""
         logits = self.logits(texts, batch_size)
-        return [{"label": CLASS_NAMES[int(logit > 0)], "scores": {CLASS_NAMES[0]: float(1.0 - p), CLASS_NAMES[1]: float(p)}}
-                for logit, p in zip(logits, sigmoid(logits))]
+        names = self.class_names
+        return [{"label": names[label], "scores": {name: float(p) for name, p in zip(names, probabilities)}}
+                for label, probabilities in zip(predicted_classes(logits), class_probabilities(logits))]
 
     def explanations(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
         """Yield each text's `Explanation` (`keras_sentiment.core.explanation`), `batch_size` texts a call.
@@ -130,7 +134,7 @@ class SentimentModel:
         """
         if self._explainer is None or self._explainer[0] != steps:
             self._explainer = (steps, load_explainer(self.path, steps))
-        yield from explain_in_batches(self._explainer[1], _as_list(texts), batch_size, merge_pieces)
+        yield from explain_in_batches(self._explainer[1], _as_list(texts), batch_size, merge_pieces, self.class_names)
 
     def explain(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
         """Each text's `Explanation`: its tokens' attributions (they add up to logit - baseline logit)."""
@@ -146,7 +150,7 @@ class SentimentModel:
         if is_run_dir(self.path):
             encoder, model = load_run(self.path)
             return export_serving_model(model, encoder, export_dir or read_run_config(self.path)["export_dir"], version,
-                                        **options)
+                                        class_names=self.class_names, **options)
         if export_dir is None or options:
             raise KerasSentimentError(f"{self.path} is an export: give export_dir, and no export options (they need "
                                       "the run directory)")

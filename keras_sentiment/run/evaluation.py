@@ -1,11 +1,15 @@
 """Metrics and plots: score a split end to end from raw text, then report and draw."""
 
 import csv
+import re
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_sentiment.core.scorer import predicted_classes
+from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 
 
 def text_batches(dataset, batch_size=256, max_chars=4000):
@@ -43,53 +47,79 @@ def score_dataset(scorer, dataset, num_examples=None, batch_size=256, verbose=Tr
     return np.concatenate(labels), np.concatenate(logits), seconds
 
 
-def classification_metrics(labels, logits, seconds=None):
-    """Accuracy, loss, precision, recall, F1 and `[[tn, fp], [fn, tp]]` for binary logits."""
+def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_CLASSES):
+    """Accuracy, loss, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: true class).
+
+    `logits`: `[n]` for two classes (then also `precision`, `recall` and `f1` of the second class, as
+    before classes had names) or `[n, k]`. With class names that are all numbers (stars), also the
+    mean absolute error between the predicted and the true number.
+    """
     labels = np.asarray(labels).astype("int64")
     logits = np.asarray(logits, dtype="float64")
-    predicted = (logits > 0).astype("int64")
-    tp = int(np.sum((predicted == 1) & (labels == 1)))
-    tn = int(np.sum((predicted == 0) & (labels == 0)))
-    fp = int(np.sum((predicted == 1) & (labels == 0)))
-    fn = int(np.sum((predicted == 0) & (labels == 1)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    # Binary cross-entropy from logits, written so that large |logit| cannot overflow.
-    loss = float(np.mean(np.logaddexp(0.0, logits) - labels * logits)) if len(labels) else 0.0
+    k = len(class_names)
+    predicted = predicted_classes(logits)
+    confusion = np.zeros([k, k], "int64")
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {}
+    for index, name in enumerate(class_names):
+        tp, support, chosen = int(confusion[index, index]), int(confusion[index].sum()), int(confusion[:, index].sum())
+        precision = tp / chosen if chosen else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    n = len(labels)
     metrics = {
-        "accuracy": (tp + tn) / len(labels) if len(labels) else 0.0,
-        "loss": loss,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "confusion_matrix": [[tn, fp], [fn, tp]],
-        "num_examples": int(len(labels)),
+        "accuracy": float(np.trace(confusion)) / n if n else 0.0,
+        "loss": cross_entropy(labels, logits) if n else 0.0,
+        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "num_examples": int(n),
     }
+    if logits.ndim == 1:
+        metrics.update({key: per_class[class_names[1]][key] for key in ("precision", "recall", "f1")})
+    if n and all(NUMBER.fullmatch(name) for name in class_names):
+        values = np.array([float(name) for name in class_names])
+        metrics["mean_absolute_error"] = float(np.mean(np.abs(values[predicted] - values[labels])))
     if seconds:
-        metrics["examples_per_second"] = len(labels) / seconds
+        metrics["examples_per_second"] = n / seconds
     return metrics
 
 
-def plot_confusion_matrix(confusion, path, title="Confusion matrix"):
+NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def cross_entropy(labels, logits):
+    """Mean cross-entropy from logits (`[n]`: binary, `[n, k]`: softmax), written so large |logit| cannot overflow."""
+    if logits.ndim == 1:
+        return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+    top = logits.max(axis=1)
+    log_sum = top + np.log(np.sum(np.exp(logits - top[:, None]), axis=1))
+    return float(np.mean(log_sum - logits[np.arange(len(labels)), labels]))
+
+
+def plot_confusion_matrix(confusion, path, title="Confusion matrix", class_names=SENTIMENT_CLASSES):
+    """The confusion matrix as a PNG: counts and shares of all examples, rows the true class."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     confusion = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    k = len(class_names)
+    side = max(4.2, 0.6 * k + 2)
+    fig, ax = plt.subplots(figsize=(side, side * 0.9))
     ax.imshow(confusion, cmap="Blues")
-    names = ["negative", "positive"]
-    ax.set_xticks([0, 1], names)
-    ax.set_yticks([0, 1], names)
+    ax.set_xticks(range(k), class_names, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticks(range(k), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
     total = max(int(confusion.sum()), 1)
     for (row, col), count in np.ndenumerate(confusion):
         color = "white" if count > confusion.max() / 2 else "black"
-        ax.text(col, row, f"{count}\n{count / total:.1%}", ha="center", va="center", color=color)
+        text = f"{count}\n{count / total:.1%}" if k <= 6 else f"{count}"
+        ax.text(col, row, text, ha="center", va="center", color=color, fontsize=10 if k <= 6 else 7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -6,7 +6,7 @@ from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS, explanations_from_outputs
 from keras_sentiment.core.integrated_gradients import make_explainer
 from keras_sentiment.run.loading import load_run, load_saved_model
-from keras_sentiment.run.rundir import is_run_dir
+from keras_sentiment.run.rundir import SENTIMENT_CLASSES, is_run_dir
 
 
 def load_explainer(path, steps=DEFAULT_STEPS):
@@ -32,13 +32,8 @@ def to_numpy(outputs):
     return {name: value.numpy() for name, value in outputs.items()}
 
 
-def explain_texts(path, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
-    """`Explanation`s for `texts` from a run directory or SavedModel (see `load_explainer`)."""
-    return list(explain_in_batches(load_explainer(path, steps), texts, batch_size, merge_pieces))
-
-
-def explain_in_batches(explain, texts, batch_size=8, merge_pieces=True):
+def explain_in_batches(explain, texts, batch_size=8, merge_pieces=True, class_names=SENTIMENT_CLASSES):
     """Yield the `Explanation` of each text, `batch_size` texts per call of `explain` (a `load_explainer` result)."""
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])
-        yield from explanations_from_outputs(chunk, explain(chunk), merge_pieces)
+        yield from explanations_from_outputs(chunk, explain(chunk), merge_pieces, class_names)

@@ -1,7 +1,10 @@
 """The end-to-end serving model: raw strings in, sentiment out, as a versioned SavedModel.
 
-Signature `serving_default`: input `text` (`tf.string`, `[None]`); outputs `probability`
-(float32 `[None]`, P(positive)), `label` (int32 `[None]`) and `logits` (float32 `[None]`).
+Signature `serving_default`: input `text` (`tf.string`, `[None]`); outputs `scores` (float32
+`[None, k]`, the class probabilities), `classes` (string `[None, k]`, the class names), `label`
+(int32 `[None]`, the predicted class id) and `logits` (float32 `[None]`, or `[None, k]` for k > 2);
+two-class exports also give `probability` (float32 `[None]`, P(second class), P(positive) for
+sentiment), as before class names existed. The class names are also in `assets.extra/class_names.json`.
 Signature `explain`: input `text`; outputs `tokens` (string `[None, None]`, "" at padding),
 `attributions` (float32 `[None, None]`, Integrated Gradients, `keras_sentiment.core.explanation`),
 `probability`, `logits` and `baseline_logits` (float32 `[None]`; the attributions of a text sum
@@ -32,12 +35,17 @@ from tensorflow.core.protobuf import saved_model_pb2
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
 from keras_sentiment.core.integrated_gradients import make_explainer
-from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, serving_outputs
-from keras_sentiment.run.rundir import SAVED_MODEL_FILE, CLIENT_TOKENIZER_DIR, existing_versions, next_version
+from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, serving_outputs
+from keras_sentiment.run.atomic import write_json_atomically
+from keras_sentiment.run.rundir import (CLASS_NAMES_FILE, CLIENT_TOKENIZER_DIR, SAVED_MODEL_FILE, SENTIMENT_CLASSES,
+                                        existing_versions, next_version)
 
 
-def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS):
+def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS,
+                         class_names=SENTIMENT_CLASSES):
     """Write the end-to-end model to `<export_dir>/<version>/`; returns that path.
+
+    `class_names`: the model's classes in class-id order (as many as it has logits; 2 for one logit).
 
     `tokenizer_in_graph=False` (BERT encoders only): token ids in instead of text, see above; such
     an export has no `explain` signature. `explain_steps`: the Integrated Gradients steps of the
@@ -53,6 +61,9 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
     if not tokenizer_in_graph and not hasattr(encoder, "save_for_clients"):
         raise KerasSentimentError("--no-tokenizer is for bert_gru exports: a recurrent export's vectorizer uses core "
                                   "TensorFlow ops only, so every TF Serving build loads it with the text in the graph")
+    units = model.output.shape[-1]
+    if len(class_names) != (2 if units == 1 else units):
+        raise KerasSentimentError(f"{len(class_names)} class names for a model of {2 if units == 1 else units} classes")
     archive = keras.export.ExportArchive()
     # Not archive.track(model): the endpoints below capture the model's variables, which the archive saves
     # anyway, and tracking the Keras wrappers as well wrote every weight twice (keras-team/keras#23553).
@@ -61,16 +72,20 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         encoder(tf.constant([""]))  # builds the encoder's layers: ExportArchive tracks built layers only
         for layer in encoder.layers:
             archive.track(layer)
-        archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text)), input_signature=[TEXT_SPEC])
+        archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text), class_names),
+                              input_signature=[TEXT_SPEC])
         explain = make_explainer(encoder, model, explain_steps)
         explain.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
         archive.add_endpoint(name="explain", fn=explain)
     else:
-        archive.add_endpoint(name="serving_default", fn=lambda token_ids: serving_outputs(model(token_ids, training=False)[:, 0]),
+        archive.add_endpoint(name="serving_default",
+                             fn=lambda token_ids: serving_outputs(model_logits(model, token_ids), class_names),
                              input_signature=[TOKEN_IDS_SPEC])
 
     def write(folder):
         archive.write_out(str(folder), verbose=False)
+        (folder / CLASS_NAMES_FILE).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(folder / CLASS_NAMES_FILE, list(class_names))
         if not tokenizer_in_graph:
             encoder.save_for_clients(folder / CLIENT_TOKENIZER_DIR)
 

@@ -100,11 +100,16 @@ class InputReader:
     """Rows (`Row`) and bad rows (`BadRow`) of an input file, resumable at a byte offset.
 
     `handle`: an open binary file to read instead of opening `path` (e.g. one from a Beam
-    filesystem); `path` then only names it in messages.
+    filesystem); `path` then only names it in messages. `flags`: the flag that names each
+    column or field in messages, where it is not the option's own (`--label-column` for a
+    labelled file's `id_column`).
     """
 
-    def __init__(self, path, options, offset=0, line=0, handle=None):
+    FLAGS = {"text_column": "--text-column", "id_column": "--id-column", "text_field": "--text-field", "id_field": "--id-field"}
+
+    def __init__(self, path, options, offset=0, line=0, handle=None, flags=None):
         self.path, self.options = Path(path), options
+        self.flags = {**self.FLAGS, **(flags or {})}
         csv.field_size_limit(MAX_FIELD_BYTES)
         self.handle = handle or open(self.path, "rb")
         self.header = None
@@ -133,9 +138,9 @@ class InputReader:
         except csv.Error as error:
             raise MalformedDataError(self.path, 1, f"unreadable header: {error}") from None
         self._header_end = source.offset
-        for role, name in (("--text-column", self.options.text_column), ("--id-column", self.options.id_column)):
+        for role, name in (("text_column", self.options.text_column), ("id_column", self.options.id_column)):
             if name is not None and name not in header:
-                raise MalformedDataError(self.path, 1, f"{role} '{name}' is not a column; columns: {', '.join(header)}")
+                raise MalformedDataError(self.path, 1, f"{self.flags[role]} '{name}' is not a column; columns: {', '.join(header)}")
         return header
 
     def _csv_dialect(self):
@@ -171,7 +176,7 @@ class InputReader:
                 yield BadRow(line, f"expected a JSON object, got {type(record).__name__}")
                 continue
             if options.text_field not in record:
-                yield BadRow(line, f"no '{options.text_field}' field (see --text-field)")
+                yield BadRow(line, f"no '{options.text_field}' field (see {self.flags['text_field']})")
                 continue
             value = record[options.text_field]
             if not isinstance(value, str):
@@ -183,7 +188,7 @@ class InputReader:
             if options.id_field is None:
                 yield Row(line, value, line)
             elif options.id_field not in record:
-                yield BadRow(line, f"no '{options.id_field}' field (see --id-field)")
+                yield BadRow(line, f"no '{options.id_field}' field (see {self.flags['id_field']})")
             else:
                 yield Row(record[options.id_field], value, line)
 

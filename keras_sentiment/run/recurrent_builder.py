@@ -12,6 +12,7 @@ import keras
 from keras_sentiment.core.recurrent import ModelConfig, build_model, load_embedding_matrix
 from keras_sentiment.core.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, load_vectorizer, save_vectorizer
 from keras_sentiment.run.builder import FitPlan, delivered_input_length
+from keras_sentiment.run.rundir import class_names_of
 
 
 def build_encoder(settings, train_texts, run_dir):
@@ -28,7 +29,8 @@ def build_classifier(settings, encoder, word_vectors=None):
         word_vectors: a GloVe-format file to initialise the embedding from, or None.
     """
     vocabulary = encoder.vectorizer.get_vocabulary()
-    config = replace(ModelConfig.from_dict(settings.values), vocab_size=len(vocabulary))
+    config = replace(ModelConfig.from_dict(settings.values), vocab_size=len(vocabulary),
+                     num_classes=len(class_names_of(settings.record)))
     model = build_model(settings.arch, config)
     if word_vectors:
         matrix, found = load_embedding_matrix(word_vectors, vocabulary, settings.embedding_dim, settings.seed)

@@ -5,7 +5,8 @@ A run directory (`RunDir`) holds `config.json` (the resolved settings and what t
 beside a `--refit` one), `members/<n>/` (`--ensemble`), `history.csv`, `metrics.json`, plots,
 `tensorboard/`, the text encoder's files and `backup/` (`keras_sentiment.run.backup`). An export
 base holds integer version folders, each a SavedModel (`saved_model.pb`); a `--no-tokenizer` BERT
-export carries its tokenizer for clients in `assets.extra/tokenizer/`.
+export carries its tokenizer for clients in `assets.extra/tokenizer/`; every export carries its class
+names in order in `assets.extra/class_names.json` (a JSON list; read without TensorFlow).
 
 Example:
 >>> run = RunDir("runs/imdb_bigru_20261203")
@@ -18,6 +19,8 @@ from pathlib import Path
 
 SAVED_MODEL_FILE = "saved_model.pb"
 CLIENT_TOKENIZER_DIR = Path("assets.extra") / "tokenizer"  # TF Serving ignores assets.extra/
+CLASS_NAMES_FILE = Path("assets.extra") / "class_names.json"
+SENTIMENT_CLASSES = ("negative", "positive")  # the classes of IMDB, SST-2 and every run before class names were recorded
 
 
 class RunDir:
@@ -117,6 +120,29 @@ def resolve_saved_model(path):
 def takes_token_ids(saved_model_dir):
     """Whether an export was written with `--no-tokenizer` (token ids in, tokenizer for clients beside)."""
     return (Path(saved_model_dir) / CLIENT_TOKENIZER_DIR).is_dir()
+
+
+def class_names_of(config):
+    """The class names, in class-id order, that a run's `config.json` records as `classes` (`SENTIMENT_CLASSES`
+    if none; `class_names` there is the `--class-names` setting)."""
+    return tuple(config.get("classes") or SENTIMENT_CLASSES)
+
+
+def read_class_names(path):
+    """The class names of a run directory or an export (a SavedModel version folder or its base).
+
+    Example:
+    >>> read_class_names("saved_models/imdb_bigru")  # doctest: +SKIP
+    ('negative', 'positive')
+    """
+    path = Path(path)
+    if RunDir(path).config.is_file():
+        return class_names_of(read_run_config(path))
+    saved_model = resolve_saved_model(path)
+    names_file = saved_model / CLASS_NAMES_FILE if saved_model is not None else None
+    if names_file is not None and names_file.is_file():
+        return tuple(json.loads(names_file.read_text(encoding="utf-8")))
+    return SENTIMENT_CLASSES  # an export from before class names were stored: two-class sentiment
 
 
 def not_a_model_message(path):

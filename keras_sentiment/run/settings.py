@@ -45,7 +45,11 @@ TEACHER_DEPENDENT = ("teacher_variants", "teacher_text", "teacher_text_sentences
 # IMDB: 400 tokens keep 86.6% of training reviews whole and 89.1% of all tokens (median 174,
 # 90th percentile 459); bucketing means the cost is the tokens kept. SST-2 sentences are at
 # most 48 tokens: 64 truncates nothing.
-DATASET_DEFAULTS = {"imdb": {"max_length": 400}, "sst2": {"max_length": 64}}
+DATASET_DEFAULTS = {"imdb": {"max_length": 400}, "sst2": {"max_length": 64}, "own": {}}
+OWN = "own"  # the dataset of a run on a user's files (--train-file or --train-dir)
+# A user's data: a file or a folder per split (`keras_sentiment.run.labelled`).
+OWN_DATA = ("train_file", "valid_file", "test_file", "train_dir", "valid_dir", "test_dir")
+OWN_DATA_ONLY = OWN_DATA + ("text_column", "label_column", "class_names")
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,27 @@ SETTINGS = (
             "architecture and dataset; seed = the seed tutorials' design. Flags given explicitly override it",
             choices=RECIPES),
     Setting("arch", str, "bilstm", "model architecture", choices=tuple(ARCHITECTURES)),
-    Setting("dataset", str, "imdb", "dataset to train and evaluate on", choices=("imdb", "sst2")),
+    Setting("dataset", str, "imdb", "dataset to train and evaluate on; own = your labelled files, set by "
+            "--train-file or --train-dir", choices=("imdb", "sst2", OWN)),
+    Setting("train_file", str, None, "your labelled training data: a CSV, TSV or JSONL file (format from the "
+            "extension; the header and quoting rules of `score`) with a text and a label column",
+            none_means="--dataset's"),
+    Setting("valid_file", str, None, "your labelled valid data (picks the epoch and the settings), as --train-file",
+            none_means="a stratified, seeded 10% of train"),
+    Setting("test_file", str, None, "your labelled test data (reported, never chosen on), as --train-file",
+            none_means="a stratified, seeded 10% of train"),
+    Setting("train_dir", str, None, "your labelled training data as a folder: one sub-folder per class, one .txt "
+            "file per example (as keras.utils.text_dataset_from_directory reads)", none_means="--dataset's"),
+    Setting("valid_dir", str, None, "your labelled valid data as a folder, as --train-dir",
+            none_means="a stratified, seeded 10% of train"),
+    Setting("test_dir", str, None, "your labelled test data as a folder, as --train-dir",
+            none_means="a stratified, seeded 10% of train"),
+    Setting("text_column", str, "text", "the text's column in your files (a JSONL record's field)"),
+    Setting("label_column", str, "label", "the label's column in your files (a JSONL record's field); labels may "
+            "be names or numbers"),
+    Setting("class_names", str, None, "the classes to train, in order, separated by commas: picks them (other labels "
+            "and sub-folders are left out) and fixes their order", none_means="every label; numbers ordered "
+            "numerically, names sorted"),
     Setting("data_dir", str, None, "folder holding aclImdb/ or aclImdb_v1.tar.gz, and SST-2/{train,dev}.tsv",
             none_means="$KERAS_SENTIMENT_DATA, else ~/.keras/datasets"),
     Setting("data_source", str, "auto", "where to read data: auto tries local files, a prepared TFDS copy, then a "
@@ -231,7 +255,8 @@ SETTINGS = (
     Setting("max_eval_samples", int, None, "validate and test on seeded random subsets of this many examples",
             minimum=1, none_means="all"),
     Setting("seed", int, 1234, "seed for the valid split, shuffling, initialisation and word vectors"),
-    Setting("run_dir", str, None, "run directory", none_means="runs/<dataset>_<arch>_<timestamp>"),
+    Setting("run_dir", str, None, "run directory", none_means="runs/<dataset>_<arch>_<timestamp> (your data: "
+            "the training file's or folder's name for <dataset>)"),
     Setting("export_dir", str, None, "SavedModel base; the model goes to <export-dir>/<next version>/",
             none_means="saved_models/<dataset>_<arch>"),
 )
@@ -264,6 +289,10 @@ _SST2_RECURRENT = {"hidden_dim": 128, "pooling": "max", "embeddings": AUTO_EMBED
                    "embeddings_text": IMDB_EMBEDDINGS_TEXT, "teacher": AUTO_TEACHER, "teacher_variants": 8,
                    "teacher_text": IMDB_EMBEDDINGS_TEXT, "teacher_text_sentences": 100_000}
 
+# A user's data, provisional: IMDB's recurrent recipe without its review length, our best measured
+# recipe so far; benchmarks/own_data.py's rules will replace it (#35).
+_OWN_RECURRENT = {key: value for key, value in _IMDB_RECURRENT.items() if key != "max_length"}
+
 BEST = {
     # One layer: 0.4 points of valid for 2.5x less time per step (RESULTS, "IMDB recipe").
     ("imdb", "bilstm"): {**_IMDB_RECURRENT, "num_layers": 1},
@@ -274,6 +303,8 @@ BEST = {
     # Refit: valid still rose with more training reviews (89.79 / 90.89 / 91.61%); n-grams beside it:
     # valid 91.61 -> 92.52% (seed 1234), the two err on different reviews (RESULTS, "IMDB recipe").
     ("imdb", "bigru"): {**_IMDB_RECURRENT, "num_layers": 1, "refit": True, "ngrams": 2},
+    **{(OWN, arch): {**_OWN_RECURRENT, "num_layers": 1} for arch in ("bilstm", "bigru")},
+    **{(OWN, arch): _OWN_RECURRENT for arch in ("rnn", "lstm", "gru", "stacked_lstm")},
     ("sst2", "bilstm"): _SST2_RECURRENT,
     ("sst2", "rnn"): _SST2_RECURRENT,
     ("sst2", "lstm"): _SST2_RECURRENT,
@@ -293,7 +324,7 @@ BEST = {
 
 # The architecture `best` trains where --arch is not given: on IMDB the BiGRU, valid 91.61 / 91.36 /
 # 91.20% vs the BiLSTM's 90.95 / 91.07 / 89.85% at a quarter of the time (RESULTS, "IMDB recipe").
-BEST_ARCH = {"imdb": "bigru"}
+BEST_ARCH = {"imdb": "bigru", OWN: "bigru"}
 
 
 def recipe_values(recipe, dataset, arch):
@@ -385,6 +416,11 @@ def resolve_settings(explicit, stamp=None):
             values[name], sources[name] = value, source
 
     apply({k: v for k, v in explicit.items() if k in ("recipe", "arch", "dataset")}, FLAG)
+    given_data = [name for name in ("train_file", "train_dir") if explicit.get(name) is not None]
+    if given_data:
+        if "dataset" in explicit and explicit["dataset"] != OWN:
+            raise KerasSentimentError(f"--dataset {explicit['dataset']} with {BY_NAME[given_data[0]].flag}: give one of the two")
+        apply({"dataset": OWN}, f"{BY_NAME[given_data[0]].flag}")
     for name in ("recipe", "arch", "dataset"):
         _check_choice(BY_NAME[name], values[name])
     if "arch" not in explicit and values["recipe"] == "best" and values["dataset"] in BEST_ARCH:
@@ -410,13 +446,23 @@ def resolve_settings(explicit, stamp=None):
             if sources[name].startswith("recipe"):
                 values[name], sources[name] = BY_NAME[name].default, sources["teacher"]
     stamp = stamp or datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = own_data_name(values) if dataset == OWN else dataset
     if values["run_dir"] is None:
-        values["run_dir"] = f"runs/{dataset}_{arch}_{stamp}"
+        values["run_dir"] = f"runs/{name}_{arch}_{stamp}"
     if values["export_dir"] is None:
-        values["export_dir"] = f"saved_models/{dataset}_{arch}"
+        values["export_dir"] = f"saved_models/{name}_{arch}"
     settings = ResolvedSettings(values, sources)
     validate(settings)
     return settings
+
+
+def own_data_name(values):
+    """A short name for a user's data in folder names: the training file's stem or the folder's name."""
+    path = values.get("train_file") or values.get("train_dir")
+    if not path:
+        return OWN
+    name = Path(path).stem if values.get("train_file") else Path(path).resolve().name
+    return "".join(char if char.isalnum() or char in "-_" else "_" for char in name) or OWN
 
 
 def settings_of_run(run_dir):
@@ -461,6 +507,7 @@ def validate(settings):
         if settings.values[name] not in (None, False, NO_EMBEDDINGS):
             users = [a.name for a in ARCHITECTURES.values() if name in a.optional]
             raise KerasSentimentError(f"{BY_NAME[name].flag} applies to --arch {' or '.join(users)}, not {arch.name}")
+    validate_own_data(settings)
     if settings.ensemble > 1:
         if arch.module != RECURRENT:
             raise KerasSentimentError(f"--ensemble {settings.ensemble}: averaging several models is for the recurrent "
@@ -516,6 +563,50 @@ def validate(settings):
             raise KerasSentimentError("--embeddings-text feeds the word vectors that --embeddings auto trains")
         if settings.embeddings_text != IMDB_EMBEDDINGS_TEXT and not Path(settings.embeddings_text).is_file():
             raise KerasSentimentError(f"--embeddings-text: no such file {settings.embeddings_text}")
+
+
+def validate_own_data(settings):
+    """Your data's flags: a training file or folder for `--dataset own`, each split given one way, paths that exist."""
+    values = settings.values
+    if settings.dataset != OWN:
+        given = [BY_NAME[name].flag for name in OWN_DATA_ONLY if values.get(name) not in (None, BY_NAME[name].default)]
+        if given:
+            raise KerasSentimentError(f"{', '.join(given)}: for your own data; give --train-file or --train-dir too "
+                                      f"(--dataset {settings.dataset} reads its own files)")
+        return
+    for split in ("train", "valid", "test"):
+        file, folder = values.get(f"{split}_file"), values.get(f"{split}_dir")
+        if file is not None and folder is not None:
+            raise KerasSentimentError(f"--{split}-file and --{split}-dir: give the {split} data one way")
+        if file is not None and not Path(file).is_file():
+            raise KerasSentimentError(f"--{split}-file: no such file {file}")
+        if folder is not None and not Path(folder).is_dir():
+            raise KerasSentimentError(f"--{split}-dir: no such folder {folder}")
+    if values.get("train_file") is None and values.get("train_dir") is None:
+        raise KerasSentimentError("--dataset own: give your training data, --train-file FILE or --train-dir FOLDER")
+
+
+def own_data_source(settings):
+    """`(train, valid, test)` of a run on your data, each `("file" | "dir", path)` or None."""
+    def where(split):
+        file, folder = settings.values.get(f"{split}_file"), settings.values.get(f"{split}_dir")
+        return ("file", file) if file is not None else ("dir", folder) if folder is not None else None
+
+    return tuple(where(split) for split in ("train", "valid", "test"))
+
+
+def validate_for_classes(settings, num_classes):
+    """One line for what this run asks that is not built for more than two classes yet."""
+    if num_classes <= 2:
+        return
+    refused = [(name, f"{BY_NAME[name].flag} {settings.values[name]}") for name in ("ngrams", "teacher")
+               if settings.values.get(name)]
+    if settings.arch == "bert_gru":
+        refused.append(("arch", "--arch bert_gru"))
+    if refused:
+        name, what = refused[0]
+        raise KerasSentimentError(f"{what} ({settings.sources[name]}) is for two classes so far, and this data has "
+                                  f"{num_classes}: give another value (a recurrent --arch, --ngrams 0, --teacher none)")
 
 
 # The settings that shape bert_gru's weights: --init-from takes a run's weights only where they agree.

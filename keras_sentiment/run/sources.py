@@ -1,7 +1,7 @@
-"""Datasets: IMDB and SST-2 as `tf.data` pipelines of `(text: tf.string, label: tf.int32)`.
+"""Datasets: IMDB, SST-2 and a user's own files as `tf.data` pipelines of `(text: tf.string, label: tf.int32)`.
 
-`load_imdb` and `load_sst2` return raw-text splits (`keras_sentiment.run.batching` turns a split
-into batches of token ids).
+`load_imdb`, `load_sst2` and `load_own_data` return raw-text splits (`keras_sentiment.run.batching`
+turns a split into batches of token ids); a label is a class id, `Splits.class_names` names them.
 
 Where the data comes from (`source="auto"` tries these in order):
 
@@ -25,7 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.errors import DataNotFoundError, KerasSentimentError, MalformedDataError
+from keras_sentiment.run.labelled import (check_no_new_labels, own_data, parse_class_names, read_labelled_file,
+                                          read_labelled_folder)
 from keras_sentiment.run.locks import exclusive_lock
+from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_ARCHIVE = "aclImdb_v1.tar.gz"
@@ -38,13 +41,19 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 @dataclass
 class Splits:
-    """Train/valid/test datasets of `(text, label)`; unpacks as `train, valid, test`."""
+    """Train/valid/test datasets of `(text, label)`; unpacks as `train, valid, test`.
+
+    `class_names[i]` names label i; `facts` holds what the run records about the data (own data:
+    class counts, where each split came from, texts shared with train).
+    """
 
     train: tf.data.Dataset
     valid: tf.data.Dataset
     test: tf.data.Dataset
     sizes: dict = field(default_factory=dict)
     source: str = ""
+    class_names: tuple = SENTIMENT_CLASSES
+    facts: dict = field(default_factory=dict)
 
     def __iter__(self):
         return iter((self.train, self.valid, self.test))
@@ -95,7 +104,8 @@ def subsample(splits, max_train=None, max_eval=None, seed=0):
     train, n_train = sample(splits.train, splits.sizes["train"], max_train)
     valid, n_valid = sample(splits.valid, splits.sizes["valid"], max_eval)
     test, n_test = sample(splits.test, splits.sizes["test"], max_eval)
-    return Splits(train, valid, test, {"train": n_train, "valid": n_valid, "test": n_test}, splits.source)
+    return Splits(train, valid, test, {"train": n_train, "valid": n_valid, "test": n_test}, splits.source,
+                  splits.class_names, splits.facts)
 
 
 # ---------------------------------------------------------------------------------- IMDB
@@ -520,6 +530,69 @@ def _sst2_from_tfds(loaded, seed):
     )
 
 
+# ------------------------------------------------------------------------------ own data
+
+
+@dataclass(frozen=True)
+class OwnDataSource:
+    """Where a user's labelled data is: a file or a folder per split (valid and test may be None).
+
+    Args:
+        train, valid, test: `(kind, path)` with kind "file" or "dir", or None.
+        text_column, label_column: the columns (JSONL: fields) of a file.
+        class_names: "a,b,c" (`--class-names`: picks and orders the classes), or None.
+    """
+
+    train: tuple
+    valid: tuple = None
+    test: tuple = None
+    text_column: str = "text"
+    label_column: str = "label"
+    class_names: str = None
+
+
+def load_own_data(source, seed=1234):
+    """A user's labelled files or folders as `Splits` (`keras_sentiment.run.labelled`: classes ordered and
+    checked, the splits not given cut from train, stratified and seeded).
+
+    Example:
+    >>> splits = load_own_data(OwnDataSource(("file", "reviews.csv"), label_column="stars"))  # doctest: +SKIP
+    >>> splits.class_names, splits.sizes  # doctest: +SKIP
+    (('1', '2', '3', '4', '5'), {'train': 2400, 'valid': 300, 'test': 300})
+    """
+    class_names = parse_class_names(source.class_names)
+
+    def read(where):
+        if where is None:
+            return None
+        kind, path = where
+        if kind == "dir":
+            return read_labelled_folder(path, class_names)
+        return read_labelled_file(path, source.text_column, source.label_column, class_names)
+
+    data = own_data(read(source.train), read(source.valid), read(source.test), class_names, seed, source.label_column)
+    return Splits(*(texts_and_labels(*data.splits[split]) for split in ("train", "valid", "test")),
+                  sizes={split: len(data.splits[split][0]) for split in ("train", "valid", "test")},
+                  source=source.train[1], class_names=data.class_names, facts=data.facts)
+
+
+def labelled_dataset(where, class_names, text_column="text", label_column="label"):
+    """`(dataset of (text, class id), size)` of one labelled file or folder (`("file" | "dir", path)`) whose
+    labels must all be in `class_names` (a model's classes): for evaluating a trained model."""
+    kind, path = where
+    examples = (read_labelled_folder(path) if kind == "dir" else
+                read_labelled_file(path, text_column, label_column))
+    check_no_new_labels(examples, class_names, "test", hint="the model's classes are " + ", ".join(class_names))
+    index = {name: i for i, name in enumerate(class_names)}
+    return texts_and_labels(examples.texts, [index[label] for label in examples.labels]), len(examples)
+
+
+def texts_and_labels(texts, labels):
+    """A dataset of `(text, class id)` from two lists."""
+    return tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string, shape=[len(texts)]),
+                                               tf.constant(labels, tf.int32, shape=[len(labels)])))
+
+
 LOADERS = {"imdb": load_imdb, "sst2": load_sst2}
 
 
@@ -527,8 +600,3 @@ def load_dataset(name, data_dir=None, source="auto", seed=1234):
     if name not in LOADERS:
         raise KerasSentimentError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
     return LOADERS[name](data_dir=data_dir, source=source, seed=seed)
-
-
-# ------------------------------------------------------------------------------- batching
-
-

@@ -1,6 +1,6 @@
 """Training: settings -> data -> (teacher) -> encoder, word vectors, model -> (teacher's targets) -> fit -> (ensemble) -> (refit) -> (n-grams) -> evaluate -> export.
 
-`train(settings)` reads as its steps: `start_run`, `prepare_data`, `find_teacher` (with
+`train(settings)` reads as its steps: `start_run`, `prepare_data`, `record_data`, `find_teacher` (with
 `--teacher`; for `auto` it trains a bert_gru, itself by `train`, once per training split),
 `build`, `distil`, `fit`, `fit_other_members` and `combine_members` (with `--ensemble N`: N
 models averaged, members 2..N in `members/<n>/`), `refit` (with `--refit`), `add_ngram_model` (with
@@ -40,9 +40,11 @@ from keras_sentiment.run.builder import delivered_input_length, ngram_input_leng
 from keras_sentiment.run.distribute import fitting_under, make_distribution, worker_directories
 from keras_sentiment.run.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.run.export import export_serving_model
-from keras_sentiment.run.rundir import RunDir
-from keras_sentiment.run.settings import AUTO_TEACHER, BY_NAME, TEACHER_DEPENDENT, architecture_module
-from keras_sentiment.run.sources import load_dataset, subsample
+from keras_sentiment.run.rundir import RunDir, class_names_of
+from keras_sentiment.run.labelled import describe_own_data_facts
+from keras_sentiment.run.settings import (AUTO_TEACHER, BY_NAME, OWN, TEACHER_DEPENDENT, architecture_module,
+                                          own_data_source, validate_for_classes)
+from keras_sentiment.run.sources import OwnDataSource, load_dataset, load_own_data, subsample
 from keras_sentiment.run.teacher import distil_training_split, train_or_reuse_auto_teacher
 from keras_sentiment.run.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
 
@@ -84,6 +86,7 @@ def train(settings, resume=False):
         run_dir = start_run(settings, resume)
         print(f"Strategy: {distribution.describe()}", flush=True)
         splits = prepare_data(settings)
+        settings = record_data(settings, splits, run_dir)
         teacher, settings = find_teacher(settings, splits)
         strategy = distribution.strategy
         encoder, model, settings = build(settings, splits, run_dir, strategy)
@@ -100,7 +103,7 @@ def train(settings, resume=False):
         encoder = delivered_encoder(encoder, settings)
         model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
         metrics = evaluate(settings, model, encoder, splits, run_dir)
-        export_path = export_serving_model(model, encoder, settings.export_dir)
+        export_path = export_serving_model(model, encoder, settings.export_dir, class_names=class_names_of(settings.record))
         mark_run_complete(run_dir, export_path)
         return run_dir.path, export_path, metrics, settings
     finally:
@@ -128,11 +131,32 @@ def start_run(settings, resume=False):
 
 
 def prepare_data(settings):
-    """The train/valid/test splits (seeded subsets when asked for)."""
-    splits = load_dataset(settings.dataset, settings.data_dir, settings.data_source, settings.seed)
+    """The train/valid/test splits (seeded subsets when asked for); for your own data (`--train-file`,
+    `--train-dir`) the class counts per split are logged, and where each split came from."""
+    if settings.dataset == OWN:
+        train, valid, test = own_data_source(settings)
+        splits = load_own_data(OwnDataSource(train, valid, test, settings.text_column, settings.label_column,
+                                             settings.class_names), settings.seed)
+        print(describe_own_data_facts(splits.class_names, splits.facts), flush=True)
+    else:
+        splits = load_dataset(settings.dataset, settings.data_dir, settings.data_source, settings.seed)
     splits = subsample(splits, settings.max_train_samples, settings.max_eval_samples, settings.seed)
     print(f"Data: {settings.dataset} from {splits.source}: {splits.sizes}", flush=True)
     return splits
+
+
+def record_data(settings, splits, run_dir):
+    """The settings recording the class names and what is known of the data (own data: counts per split,
+    where each split came from, valid and test texts that occur in train too), written to `config.json`.
+    A resumed run must find the classes it started with; a model not built for this many classes is refused."""
+    recorded = settings.record.get("classes")
+    if recorded is not None and tuple(recorded) != tuple(splits.class_names):
+        raise KerasSentimentError(f"{run_dir}: the run started with the classes {recorded}, the data now gives "
+                                  f"{list(splits.class_names)}; put the data back as it was, or start a new run")
+    validate_for_classes(settings, len(splits.class_names))
+    settings = settings.with_record(classes=list(splits.class_names), **splits.facts)
+    write_config(run_dir, settings)
+    return settings
 
 
 def build(settings, splits, run_dir, strategy=None):
@@ -293,7 +317,10 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     if not (run_dir.selected).exists():  # a resumed run may have moved it already
         os.replace(run_dir.best, run_dir.selected)
     learning_rates = learning_rates_of(run_dir.history)[:epochs]
-    combined = float_targets(splits.train).concatenate(float_targets(splits.valid))  # a teacher's are float
+    if len(splits.class_names) == 2:  # a teacher's targets are float: the labels join them as float
+        combined = float_targets(splits.train).concatenate(float_targets(splits.valid))
+    else:
+        combined = splits.train.concatenate(splits.valid)
     size = splits.sizes["train"] + splits.sizes["valid"]
     print(f"Refit: a fresh model on train + valid ({size:,} examples) for {epochs} epochs", flush=True)
     keras.utils.set_random_seed(settings.seed)
@@ -420,12 +447,13 @@ def evaluate(settings, model, encoder, splits, run_dir):
     for key, split, checkpoint in jobs:
         print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
         labels, logits, seconds = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
-        metrics[key] = {**classification_metrics(labels, logits, seconds), "model": checkpoint}
+        metrics[key] = {**classification_metrics(labels, logits, seconds, splits.class_names), "model": checkpoint}
     if members:
         alone = ", ".join(f"{metrics[f'member_{n}_valid']['accuracy']:.2%}" for n in members)
         print(f"Valid accuracy: ensemble {metrics['valid']['accuracy']:.2%}; its members alone {alone}", flush=True)
     write_json_atomically(run_dir.metrics, metrics)
-    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir.confusion_matrix, f"{settings.dataset} test: {settings.arch}")
+    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir.confusion_matrix, f"{settings.dataset} test: {settings.arch}",
+                          splits.class_names)
     return metrics
 
 
@@ -461,12 +489,15 @@ def write_config(run_dir, settings):
 
 
 def compile_model(model, optimizer, soft_targets=False):
-    """Our loss and accuracy; `soft_targets` (a teacher's probabilities) rounds the targets for the accuracy."""
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[(TargetAccuracy if soft_targets else keras.metrics.BinaryAccuracy)(name="accuracy", threshold=0.0)],
-    )
+    """Our loss and accuracy: binary for a one-logit model, else over its k classes (class ids as
+    labels); `soft_targets` (a teacher's probabilities) rounds the targets for the accuracy."""
+    if model.output.shape[-1] > 1:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    else:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        metrics = [(TargetAccuracy if soft_targets else keras.metrics.BinaryAccuracy)(name="accuracy", threshold=0.0)]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
 def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=None):

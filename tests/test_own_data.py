@@ -1,0 +1,292 @@
+"""Your own data: labelled files and folders, any number of classes, from training to the export."""
+
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+
+import keras_sentiment as ks
+from conftest import FILLER, NEGATIVE, POSITIVE, assert_attributions_add_up, cli, train_in_process
+from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.labelled import (MIN_EXAMPLES_PER_CLASS, order_classes, own_data, read_labelled_file,
+                                          read_labelled_folder, stratified_split, texts_also_in)
+from keras_sentiment.run.sources import OwnDataSource, load_own_data
+
+NEUTRAL = ["okay", "average", "mediocre", "fine", "passable", "middling"]
+CUES = {"negative": NEGATIVE, "neutral": NEUTRAL, "positive": POSITIVE}
+
+
+def make_text(cues, rng):
+    """Filler words with one or two words of `cues` at random places."""
+    words = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
+    for _ in range(rng.randint(1, 2)):
+        words.insert(rng.randint(0, len(words)), rng.choice(cues))
+    return " ".join(words).capitalize() + rng.choice([".", "!", " ..."])
+
+
+def make_rows(count, classes=("negative", "neutral", "positive"), seed=0):
+    """`count` (text, label) rows, labels in turn, shuffled; each class's text holds its own cue words."""
+    rng = random.Random(seed)
+    labels = [classes[i % len(classes)] for i in range(count)]
+    rng.shuffle(labels)
+    return [(make_text(CUES.get(label, NEUTRAL), rng), label) for label in labels]
+
+
+def write_csv(path, rows, header=("text", "label")):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_jsonl(path, rows, text="text", label="label"):
+    path.write_text("".join(json.dumps({text: t, label: v}) + "\n" for t, v in rows), encoding="utf-8")
+    return path
+
+
+def write_folder(root, rows):
+    for number, (text, label) in enumerate(rows):
+        folder = root / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{number}.txt").write_text(text, encoding="utf-8")
+    return root
+
+
+# === Reading ===
+
+
+def test_the_same_rows_read_alike_from_csv_tsv_jsonl_and_folders(tmp_path):
+    rows = make_rows(60)
+    tsv = tmp_path / "rows.tsv"
+    tsv.write_text("text\tlabel\n" + "".join(f"{t}\t{v}\n" for t, v in rows), encoding="utf-8")
+    csv_rows = read_labelled_file(write_csv(tmp_path / "rows.csv", rows))
+    for other in (read_labelled_file(tsv), read_labelled_file(write_jsonl(tmp_path / "rows.jsonl", rows))):
+        assert (other.texts, other.labels) == (csv_rows.texts, csv_rows.labels) == ([t for t, _ in rows], [v for _, v in rows])
+    folder = read_labelled_folder(write_folder(tmp_path / "folder", rows))
+    assert sorted(zip(folder.texts, folder.labels)) == sorted(rows)
+    assert csv_rows.places[0] == f"{tmp_path / 'rows.csv'}:2"
+
+
+def test_columns_are_named_by_flags_and_a_missing_one_is_one_line(tmp_path):
+    rows = make_rows(30)
+    path = write_csv(tmp_path / "reviews.csv", [(v, t) for t, v in rows], header=("stars", "review"))
+    read = read_labelled_file(path, text_column="review", label_column="stars")
+    assert read.texts == [t for t, _ in rows]
+    with pytest.raises(KerasSentimentError, match=r"reviews.csv:1: --label-column 'label' is not a column; columns: stars, review"):
+        read_labelled_file(path, text_column="review")
+    jsonl = write_jsonl(tmp_path / "r.jsonl", rows, text="body")
+    with pytest.raises(KerasSentimentError, match=r"r.jsonl:1: no 'text' field \(see --text-column\)"):
+        read_labelled_file(jsonl)
+
+
+def test_classes_are_ordered_numerically_sorted_or_as_given():
+    assert order_classes(["10", "2", "1", "4", "7"]) == ("1", "2", "4", "7", "10")
+    assert order_classes(["b", "c", "a", "b"]) == ("a", "b", "c")
+    assert order_classes(["b", "c", "a"], ("c", "a", "b")) == ("c", "a", "b")
+
+
+def test_jsonl_numbers_are_labels_like_their_digits(tmp_path):
+    path = tmp_path / "stars.jsonl"
+    path.write_text('{"text": "fine", "label": 5}\n{"text": "poor", "label": 1.0}\n{"text": "ok", "label": "3"}\n')
+    assert read_labelled_file(path).labels == ["5", "1", "3"]
+
+
+def test_class_names_pick_and_order_and_skip_other_folders(tmp_path):
+    rows = make_rows(90) + [(f"unlabelled text {i}", "unsup") for i in range(7)]
+    root = write_folder(tmp_path / "train", rows)
+    picked = read_labelled_folder(root, ("positive", "negative"))
+    assert set(picked.labels) == {"positive", "negative"} and picked.left_out == {"neutral": 30, "unsup": 7}
+    with pytest.raises(KerasSentimentError, match="no sub-folder for class\\(es\\) happy .*sub-folders: negative, neutral, positive, unsup"):
+        read_labelled_folder(root, ("happy", "negative"))
+
+
+def test_a_stratified_split_keeps_each_class_share_and_is_seeded():
+    labels = ["a"] * 700 + ["b"] * 200 + ["c"] * 100
+    kept, held = stratified_split(labels, 0.1, seed=3)
+    assert sorted(kept + held) == list(range(1000)) and not set(kept) & set(held)
+    assert [sum(labels[i] == name for i in held) for name in "abc"] == [70, 20, 10]
+    assert stratified_split(labels, 0.1, seed=3) == (kept, held) != stratified_split(labels, 0.1, seed=4)
+
+
+def test_splits_not_given_are_cut_from_train_and_recorded(tmp_path):
+    path = write_csv(tmp_path / "reviews.csv", make_rows(300))
+    splits = load_own_data(OwnDataSource(("file", str(path))), seed=1)
+    assert splits.class_names == ("negative", "neutral", "positive")
+    assert splits.sizes == {"train": 240, "valid": 30, "test": 30}
+    assert splits.facts["class_counts"]["test"] == {"negative": 10, "neutral": 10, "positive": 10}
+    assert splits.facts["split_origins"]["valid"] == "a stratified 10% of train (seed 1)"
+    labels = [int(label) for _, label in splits.test.as_numpy_iterator()]
+    assert sorted(labels) == [0] * 10 + [1] * 10 + [2] * 10
+
+
+def test_texts_shared_between_train_and_test_are_counted(tmp_path):
+    rows = make_rows(90)
+    train = read_labelled_file(write_csv(tmp_path / "train.csv", rows))
+    copied = [(text.upper() + "!!", label) for text, label in rows[:4]]  # the same words to the vectorizer
+    test = read_labelled_file(write_csv(tmp_path / "test.csv", copied + make_rows(20, seed=9)))
+    assert texts_also_in(test.texts, train.texts) >= 4
+    data = own_data(train, test=test, seed=0)
+    assert data.facts["texts_also_in_train"]["test"] >= 4
+
+
+# === Bad input: one line each ===
+
+
+@pytest.mark.parametrize("content, message", [
+    ("text,label\nfine film,\n", r"bad.csv:2: empty or missing label"),
+    ("text,label\n,positive\n", r"bad.csv:2: empty text \(1 row\(s\) in all\)"),
+    ("text,label\n", r"bad.csv:1: no labelled rows"),
+    ("text,label\n\"never closed,positive\n", r"bad.csv:2: "),
+    ("review,label\nfine,positive\n", r"bad.csv:1: --text-column 'text' is not a column"),
+])
+def test_a_bad_file_is_one_line_naming_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(KerasSentimentError, match=message):
+        read_labelled_file(path)
+
+
+def test_bytes_that_are_not_utf8_are_named_by_file_and_line(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"text,label\nfine,positive\ncaf\xe9,negative\n")
+    with pytest.raises(KerasSentimentError, match=r"latin.csv:3: not valid UTF-8"):
+        read_labelled_file(path)
+    folder = tmp_path / "folder" / "negative"
+    folder.mkdir(parents=True)
+    (folder / "1.txt").write_bytes(b"line one\ncaf\xe9")
+    with pytest.raises(KerasSentimentError, match=r"1.txt:2: not valid UTF-8"):
+        read_labelled_folder(tmp_path / "folder")
+
+
+def test_one_class_too_few_examples_free_text_and_new_test_labels_are_refused(tmp_path):
+    with pytest.raises(KerasSentimentError, match=r"one class only \('positive'\)"):
+        own_data(read_labelled_file(write_csv(tmp_path / "one.csv", make_rows(30, ("positive",)))))
+    few = make_rows(60, ("negative", "positive")) + make_rows(3, ("neutral",), seed=5)
+    with pytest.raises(KerasSentimentError, match=rf"'neutral' has 3; at least {MIN_EXAMPLES_PER_CLASS} each.*"
+                                                  r"--class-names negative,positive"):
+        own_data(read_labelled_file(write_csv(tmp_path / "few.csv", few)))
+    free = [(f"text {i}", f"a sentence that is not a label {i}") for i in range(300)]
+    with pytest.raises(KerasSentimentError, match=r"holds 300 distinct values .*is it free text\? Check --label-column"):
+        own_data(read_labelled_file(write_csv(tmp_path / "free.csv", free)))
+    train = read_labelled_file(write_csv(tmp_path / "train.csv", make_rows(60, ("negative", "positive"))))
+    test = read_labelled_file(write_csv(tmp_path / "test.csv", make_rows(30)))
+    with pytest.raises(KerasSentimentError, match=r"test labels never seen in training: 'neutral' \(10\), the first at .*test.csv:\d+"):
+        own_data(train, test=test)
+
+
+def test_empty_and_missing_folders_are_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KerasSentimentError, match="no sub-folders; expected one sub-folder per class"):
+        read_labelled_folder(tmp_path / "empty")
+    (tmp_path / "classes" / "positive").mkdir(parents=True)
+    with pytest.raises(KerasSentimentError, match=r"positive: no .txt files"):
+        read_labelled_folder(tmp_path / "classes")
+    with pytest.raises(KerasSentimentError, match="no such folder"):
+        read_labelled_folder(tmp_path / "nowhere")
+
+
+def test_train_flags_for_own_data_are_checked_before_any_work(tmp_path):
+    path = write_csv(tmp_path / "r.csv", make_rows(30))
+    for settings, message in [
+        ({"train_file": str(tmp_path / "none.csv")}, "--train-file: no such file"),
+        ({"dataset": "imdb", "train_file": str(path)}, "--dataset imdb with --train-file: give one of the two"),
+        ({"label_column": "stars"}, "--label-column: for your own data; give --train-file or --train-dir too"),
+        ({"train_file": str(path), "test_file": str(path), "test_dir": str(tmp_path)}, "give the test data one way"),
+    ]:
+        with pytest.raises(KerasSentimentError, match=message):
+            ks.train(**settings)
+    assert not (tmp_path / "runs").exists()
+
+
+# === Training, export and use: three classes from a CSV ===
+
+TINY = ["--arch", "gru", "--recipe", "seed", "--embedding-dim", 16, "--hidden-dim", 16, "--batch-size", 16,
+        "--learning-rate", 0.01, "--dropout", 0.1, "--epochs", 4, "--max-length", 32]
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("three")
+    train = write_csv(tmp / "reviews.csv", make_rows(900))
+    test = write_jsonl(tmp / "test.jsonl", make_rows(150, seed=7))
+    run, log = train_in_process("--train-file", train, "--test-file", test, *TINY, "--run-dir", tmp / "run",
+                                "--export-dir", tmp / "export", cache=tmp / "cache")
+    return {"tmp": tmp, "run": run, "log": log, "test": test}
+
+
+def test_a_three_class_model_learns_and_records_its_classes(three_classes):
+    run = three_classes["run"]
+    assert run.metrics["test"]["accuracy"] > 0.9  # chance is 1/3
+    assert set(run.metrics["test"]["per_class"]) == {"negative", "neutral", "positive"}
+    assert np.asarray(run.metrics["test"]["confusion_matrix"]).shape == (3, 3)
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["classes"] == ["negative", "neutral", "positive"] and config["dataset"] == "own"
+    assert sum(config["class_counts"]["test"].values()) == 150 and config["split_origins"]["test"].endswith("test.jsonl")
+    assert "Classes (3), examples per split:" in three_classes["log"]
+
+
+def test_a_three_class_export_serves_scores_and_class_names(three_classes):
+    import tensorflow as tf
+
+    export = three_classes["run"].export_path
+    assert json.loads((export / "assets.extra" / "class_names.json").read_text()) == ["negative", "neutral", "positive"]
+    outputs = tf.saved_model.load(str(export)).signatures["serving_default"](text=tf.constant(
+        ["a great and superb film", "an okay and average film", "an awful and dreadful film"]))
+    assert outputs["scores"].shape == (3, 3) and outputs["label"].numpy().tolist() == [2, 1, 0]
+    np.testing.assert_allclose(outputs["scores"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert outputs["classes"].numpy()[0].tolist() == [b"negative", b"neutral", b"positive"]
+
+
+def test_the_python_api_predicts_and_explains_class_names(three_classes):
+    texts = ["a great and superb film", "an okay and average film", "an awful and dreadful film"]
+    for path in (three_classes["run"].run_dir, three_classes["run"].export_path):
+        model = ks.load(path)
+        assert model.class_names == ("negative", "neutral", "positive")
+        predictions = model.predict(texts)
+        assert [p["label"] for p in predictions] == ["positive", "neutral", "negative"]
+        assert all(abs(sum(p["scores"].values()) - 1) < 1e-5 for p in predictions)
+    explained = ks.load(three_classes["run"].run_dir).explain(texts)
+    assert [e.label_name for e in explained] == ["positive", "neutral", "negative"]
+    cue = {"positive": POSITIVE, "neutral": NEUTRAL, "negative": NEGATIVE}
+    for explanation in explained:  # the predicted class's own cue word carries it
+        assert explanation.top(1)[0].token in cue[explanation.label_name]
+    assert_attributions_add_up({"attributions": [[t.attribution for t in e.tokens] + [0.0] * (9 - len(e.tokens))
+                                                 for e in explained],
+                                "logits": np.array([e.logit for e in explained]),
+                                "baseline_logits": np.array([e.baseline_logit for e in explained])})
+
+
+def test_evaluate_reads_a_labelled_test_file_and_names_the_classes(three_classes):
+    tmp = three_classes["tmp"]
+    result = cli("evaluate", three_classes["run"].export_path, "--test-file", three_classes["test"],
+                 "--output", tmp / "metrics.json", "--confusion-matrix", tmp / "confusion.png", cache=tmp / "cache")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp / "metrics.json").read_text())["test"]
+    assert metrics["accuracy"] == pytest.approx(three_classes["run"].metrics["test"]["accuracy"], abs=1e-6)
+    assert (tmp / "confusion.png").stat().st_size > 1000
+    other = write_csv(tmp / "other.csv", make_rows(20, ("happy", "sad")))
+    result = cli("evaluate", three_classes["run"].export_path, "--test-file", other, cache=tmp / "cache")
+    assert result.returncode == 2 and "test labels never seen in training: 'happy' (10), 'sad' (10)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# === Two classes from folders: today's outputs kept ===
+
+
+def test_two_classes_from_folders_keep_todays_export_outputs(tmp_path):
+    import tensorflow as tf
+
+    rows = make_rows(400, ("neg", "pos"), seed=3)
+    rows = [(make_text(NEGATIVE if label == "neg" else POSITIVE, random.Random(i)), label) for i, (_, label) in enumerate(rows)]
+    root = write_folder(tmp_path / "train", rows + [(f"unlabelled {i}", "unsup") for i in range(5)])
+    run, log = train_in_process("--train-dir", root, "--class-names", "neg,pos", *TINY, "--run-dir", tmp_path / "run",
+                                "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
+    assert run.metrics["test"]["accuracy"] > 0.9 and "left out by --class-names: unsup (5)" in log
+    outputs = tf.saved_model.load(str(run.export_path)).signatures["serving_default"](text=tf.constant(["superb", "awful"]))
+    assert set(outputs) == {"probability", "label", "logits", "scores", "classes"}
+    assert outputs["label"].numpy().tolist() == [1, 0] and outputs["logits"].shape == (2,)
+    np.testing.assert_allclose(outputs["scores"].numpy()[:, 1], outputs["probability"].numpy(), atol=1e-6)
+    assert ks.load(run.export_path).predict(["superb"])[0]["label"] == "pos"

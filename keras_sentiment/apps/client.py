@@ -23,11 +23,12 @@ class ServingError(KerasSentimentError):
 
 
 def predict(url, model, texts, version=None, batch_size=1024, timeout=60.0, tokenizer=None):
-    """Sentiment of `texts` from a TF-Serving-style server, one dict per text, in order.
+    """Predictions for `texts` from a TF-Serving-style server, one dict per text, in order.
 
-    Each dict holds the serving signature's outputs: `probability` (P(positive)), `label`
-    (0 or 1) and `logits`. Texts are sent `batch_size` per request (the server's `--max-batch`
-    defaults to 1024).
+    Each dict holds the serving signature's outputs: `scores` (the class probabilities), `classes`
+    (their names), `label` (the predicted class id) and `logits`; a two-class export also gives
+    `probability` (P(positive) for sentiment). Texts are sent `batch_size` per request (the
+    server's `--max-batch` defaults to 1024).
 
     Args:
         url: server root, e.g. `http://127.0.0.1:8501`.
@@ -41,7 +42,7 @@ def predict(url, model, texts, version=None, batch_size=1024, timeout=60.0, toke
 
     Example:
     >>> predict("http://127.0.0.1:8501", "imdb_bigru", ["A wonderful film."])  # doctest: +SKIP
-    [{'label': 1, 'logits': 2.93, 'probability': 0.949}]
+    [{'classes': ['negative', 'positive'], 'label': 1, 'logits': 2.93, 'probability': 0.949, 'scores': [0.051, 0.949]}]
     """
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not one string")

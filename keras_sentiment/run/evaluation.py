@@ -1,7 +1,6 @@
 """Metrics and plots: score a split end to end from raw text, then report and draw."""
 
 import csv
-import re
 import time
 
 import keras
@@ -9,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.scorer import predicted_classes
+from keras_sentiment.run.labelled import is_number_label
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 
 
@@ -78,15 +78,12 @@ def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_C
     }
     if logits.ndim == 1:
         metrics.update({key: per_class[class_names[1]][key] for key in ("precision", "recall", "f1")})
-    if n and all(NUMBER.fullmatch(name) for name in class_names):
+    if n and all(map(is_number_label, class_names)):
         values = np.array([float(name) for name in class_names])
         metrics["mean_absolute_error"] = float(np.mean(np.abs(values[predicted] - values[labels])))
     if seconds:
         metrics["examples_per_second"] = n / seconds
     return metrics
-
-
-NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
 def cross_entropy(labels, logits):

@@ -223,9 +223,14 @@ def order_classes(labels, class_names=None, label_column="label"):
     if len(distinct) < 2:
         only = next(iter(distinct), "none")
         raise KerasSentimentError(f"the training data has one class only ({only!r}): a classifier needs at least two")
-    if all(_NUMBER.fullmatch(label) for label in distinct):
+    if all(map(is_number_label, distinct)):
         return tuple(sorted(distinct, key=lambda label: (float(label), label)))
     return tuple(sorted(distinct))
+
+
+def is_number_label(name):
+    """Whether a class name is a number (stars): such classes are ordered, and compared, as numbers."""
+    return _NUMBER.fullmatch(name) is not None
 
 
 def check_class_sizes(train, class_names):

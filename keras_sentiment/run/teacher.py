@@ -34,8 +34,8 @@ from keras_sentiment.run.backup import read_backup_state
 from keras_sentiment.run.loading import load_scorer
 from keras_sentiment.run.locks import exclusive_lock
 from keras_sentiment.run.rundir import RunDir, is_run_dir, read_run_config, resolve_saved_model
-from keras_sentiment.run.settings import (FLAG, IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT, NO_TEACHER, resolve_settings,
-                                          settings_of_run)
+from keras_sentiment.run.settings import (FLAG, IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS_TEXT, NO_TEACHER, OWN_DATA_ONLY,
+                                          resolve_settings, settings_of_run)
 from keras_sentiment.run.sources import Splits, default_cache_dir, hash_file_into, whole_text_indices
 from keras_sentiment.run.word_vectors import imdb_training_reviews_file
 
@@ -157,7 +157,7 @@ def train_or_reuse_auto_teacher(settings, splits, train):
 # otherwise every teacher trained before it is trained again (about 45 min).
 # tests/test_distill.py pins the settings that are hashed, so a new one cannot slip in unnoticed.
 NOT_IN_THE_TEACHERS_NAME = ("run_dir", "export_dir", "data_dir", "data_source", "ensemble", "ngrams",
-                            "ngram_max_length")
+                            "ngram_max_length") + OWN_DATA_ONLY  # refused on your own data (validate)
 # Hashed only when set: teachers trained before these settings existed had them unset, and keep their names.
 IN_THE_TEACHERS_NAME_WHEN_SET = ("init_from",)
 

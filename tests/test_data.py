@@ -292,7 +292,7 @@ def test_subsample_takes_seeded_random_subsets_of_both_labels(imdb_dir):
     splits = data.subsample(load_imdb(imdb_dir, seed=0), max_train=10, max_eval=20, seed=4)
     assert splits.sizes == {"train": 10, "valid": 20, "test": 20}
     test = as_pairs(splits.test)
-    assert len(test) == 20 and 0 < sum(label for _, label in test) < 20  # the files are sorted pos-first
+    assert len(test) == 20 and 0 < sum(label for _, label in test) < 20  # the reviews are sorted by class
     assert test == as_pairs(data.subsample(load_imdb(imdb_dir, seed=0), 10, 20, seed=4).test)
     unchanged = data.subsample(load_imdb(imdb_dir, seed=0))
     assert unchanged.sizes == {"train": 56, "valid": 24, "test": 80}
@@ -307,3 +307,24 @@ def test_module_fixtures_see_a_temporary_cache_not_the_users(cache_of_a_module_f
     # Module fixtures are set up before each test's own isolated_cache; the test suite once left
     # markers of its generated data dirs in ~/.cache/keras_sentiment/checked this way.
     assert cache_of_a_module_fixture.is_relative_to(tmp_path_factory.getbasetemp())
+
+
+def test_imdb_and_sst2_are_presets_read_as_your_own_folders_and_files_are(imdb_dir, sst2_dir):
+    from keras_sentiment.run.sources import OwnDataSource, load_own_data
+
+    root = imdb_dir / "aclImdb"
+    before = load_imdb(imdb_dir, seed=3)
+    shared, (text, _) = before.facts["texts_also_in_train"]["test"], as_pairs(before.train)[0]
+    (root / "test" / "neg" / "999_1.txt").write_text(text.upper() + " !")  # the same text to the model
+    imdb = load_imdb(imdb_dir, seed=3)
+    own = load_own_data(OwnDataSource(("dir", str(root / "train")), test=("dir", str(root / "test")), class_names="neg,pos"))
+    assert as_pairs(imdb.test) == as_pairs(own.test)  # folders sorted, neg/ first, neg = 0
+    assert imdb.class_names == ("negative", "positive")
+    assert imdb.facts["class_counts"]["test"] == {"negative": 41, "positive": 40}
+    assert imdb.facts["texts_also_in_train"]["test"] == shared + 1
+    assert imdb.facts["split_origins"]["valid"] == f"a seeded 30% of {root / 'train'} (seed 3)"
+
+    sst2 = load_sst2(sst2_dir, seed=5)
+    own = load_own_data(OwnDataSource(("file", str(sst2_dir / "SST-2" / "dev.tsv")), text_column="sentence"))
+    assert sorted(as_pairs(sst2.test)) == sorted(as_pairs(own.train) + as_pairs(own.valid) + as_pairs(own.test))
+    assert sum(sst2.facts["class_counts"]["train"].values()) == sst2.sizes["train"]

@@ -84,9 +84,10 @@ SMALL_GRU = ["train", "--dataset", "sst2", "--arch", "gru", "--recipe", "seed", 
 def write_sst2_with_flipped_training_labels(folder):
     """A generated SST-2 in `folder` whose training labels are all flipped but for the texts of seed 1234's valid split."""
     write_sst2(folder, num_train=400, num_dev=80)
-    phrases, labels = read_glue_rows(folder / "SST-2" / "train.tsv")
-    _, valid, _, _ = split_sst2_by_sentence(phrases, labels, SST2_VALID_FRACTION, seed=1234)  # the run's own split
-    valid_texts = {text.decode() for text, _ in valid.as_numpy_iterator()}
+    rows = read_glue_rows(folder / "SST-2" / "train.tsv")
+    phrases, labels = rows.texts, [int(label == "positive") for label in rows.labels]
+    _, valid = split_sst2_by_sentence(phrases, SST2_VALID_FRACTION, seed=1234)  # the run's own split
+    valid_texts = {phrases[i] for i in valid}
     flipped_rows = [f"{text}\t{label if text in valid_texts else 1 - label}" for text, label in zip(phrases, labels)]
     (folder / "SST-2" / "train.tsv").write_text("\n".join(["sentence\tlabel", *flipped_rows]) + "\n")
 

@@ -18,8 +18,10 @@ Contract:
   data has been read and checked.
 """
 
+import functools
 import os
 import re
+import sys
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,6 +65,10 @@ class LabelledTexts:
         """The examples at `indices` (in that order), as `LabelledTexts` from `origin`."""
         return LabelledTexts([self.texts[i] for i in indices], [self.labels[i] for i in indices],
                              origin or self.origin, [self.places[i] for i in indices])
+
+    def relabelled(self, names):
+        """These examples with each label `l` named `names[l]` (a preset's data names as its class names)."""
+        return LabelledTexts(self.texts, [names[label] for label in self.labels], self.origin, self.places, self.left_out)
 
 
 def read_labelled_file(path, text_column="text", label_column="label", class_names=None):
@@ -121,7 +127,8 @@ def read_labelled_folder(root, class_names=None):
     """The `.txt` files of `root`'s sub-folders, each sub-folder a class (its name the label).
 
     Files are read in sorted order; sub-folders of a class folder are read too, as
-    `keras.utils.text_dataset_from_directory` does. `class_names` picks and orders the sub-folders.
+    `keras.utils.text_dataset_from_directory` does. `class_names` picks the sub-folders and the order
+    they are read in (else sorted).
     """
     root = Path(root)
     if not root.is_dir():
@@ -136,12 +143,10 @@ def read_labelled_folder(root, class_names=None):
     if missing:
         raise KerasSentimentError(f"{root}: no sub-folder for class(es) {', '.join(missing)} (--class-names); "
                                   f"sub-folders: {', '.join(folders)}")
-    texts, labels, places, left_out = [], [], [], {}
-    for name in folders:
+    texts, labels, places = [], [], []
+    left_out = {name: len(text_files(root / name)) for name in folders if name not in (class_names or folders)}
+    for name in class_names or folders:
         files = text_files(root / name)
-        if class_names is not None and name not in class_names:
-            left_out[name] = len(files)
-            continue
         if not files:
             raise KerasSentimentError(f"{root / name}: no .txt files (one file per example)")
         for file in files:
@@ -285,8 +290,13 @@ def standardized(text):
     single-spaced: two texts equal here are the same text to the model."""
     text = re.sub(r"<br\s*/?>", " ", text.lower())
     text = re.sub("['\u2019]", "", text)
-    text = "".join(" " if unicodedata.category(char)[0] in "PS" else char for char in text)
-    return " ".join(text.split())
+    return " ".join(text.translate(_punctuation_as_spaces()).split())
+
+
+@functools.cache
+def _punctuation_as_spaces():
+    """A `str.translate` table: every punctuation and symbol character (Unicode categories P*, S*) to a space."""
+    return {code: " " for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code))[0] in "PS"}
 
 
 def texts_also_in(texts, reference):
@@ -334,6 +344,15 @@ def own_data(train, valid=None, test=None, class_names=None, seed=1234, label_co
         else:
             check_no_new_labels(parts[split], names, split)
         origins[split] = parts[split].origin
+    left_out = {split: part.left_out for split, part in (("train", train), ("valid", valid), ("test", test))
+                if part is not None and part.left_out}
+    return labelled_splits(parts, names, origins, left_out)
+
+
+def labelled_splits(parts, names, origins, left_out=None):
+    """`OwnData` of the train, valid and test `LabelledTexts` in `parts`, labels among `names` (in order),
+    with its facts: counts per split and class, `origins`, texts of valid and test also in train, and
+    `left_out` (split -> label -> count)."""
     index = {name: i for i, name in enumerate(names)}
     splits = {split: (part.texts, [index[label] for label in part.labels]) for split, part in parts.items()}
     counts = {split: {name: Counter(part.labels).get(name, 0) for name in names} for split, part in parts.items()}
@@ -341,13 +360,12 @@ def own_data(train, valid=None, test=None, class_names=None, seed=1234, label_co
         "class_counts": counts,
         "split_origins": origins,
         "texts_also_in_train": {split: texts_also_in(parts[split].texts, parts["train"].texts) for split in ("valid", "test")},
-        "left_out": {split: part.left_out for split, part in (("train", train), ("valid", valid), ("test", test))
-                     if part is not None and part.left_out},
+        "left_out": left_out or {},
     }
-    return OwnData(splits, names, facts)
+    return OwnData(splits, tuple(names), facts)
 
 
-def describe_own_data_facts(names, facts):
+def describe_data_facts(names, facts):
     """Lines for the training log from `OwnData`'s class names and facts: class counts per split, where
     each split came from, texts shared with train, labels left out."""
     width = max(len(name) for name in names)

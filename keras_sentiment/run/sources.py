@@ -25,16 +25,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.errors import DataNotFoundError, KerasSentimentError, MalformedDataError
-from keras_sentiment.run.labelled import (check_no_new_labels, own_data, parse_class_names, read_labelled_file,
-                                          read_labelled_folder)
+from keras_sentiment.run.labelled import (check_no_new_labels, labelled_splits, own_data, parse_class_names,
+                                          read_labelled_file, read_labelled_folder)
 from keras_sentiment.run.locks import exclusive_lock
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_ARCHIVE = "aclImdb_v1.tar.gz"
 IMDB_VALID_FRACTION = 0.3
+IMDB_CLASSES = {"neg": "negative", "pos": "positive"}  # the folders as SENTIMENT_CLASSES
 # SST-2's valid split holds out whole sentences: this fraction of the root sentences of train.tsv.
 SST2_VALID_FRACTION = 0.1
+SST2_CLASSES = {"0": "negative", "1": "positive"}  # GLUE's labels as SENTIMENT_CLASSES
 SOURCES = ("auto", "local", "tfds", "download")
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -93,7 +95,7 @@ def split_train_valid(dataset, size, valid_fraction, seed):
 def subsample(splits, max_train=None, max_eval=None, seed=0):
     """Seeded random subsets of the splits (for quick runs); `sizes` follows.
 
-    IMDB's files are sorted (all positive reviews first), so a plain `take` would not do.
+    IMDB's reviews are sorted by class (all negative ones first), so a plain `take` would not do.
     """
 
     def sample(dataset, size, limit):
@@ -279,33 +281,32 @@ def _count_reviews(root, split):
     return counts["pos"] + counts["neg"]
 
 
-def _review_files(root, split):
-    """File paths (not texts: nothing is held in Python) in a fixed, sorted order."""
-    patterns = [str(root / split / "pos" / "*.txt"), str(root / split / "neg" / "*.txt")]
-    return tf.data.Dataset.list_files(patterns, shuffle=False)
-
-
-def _read_review(path):
-    label = tf.strings.regex_full_match(path, r".*[/\\]pos[/\\][^/\\]*")
-    return tf.io.read_file(path), tf.cast(label, tf.int32)
-
-
 def _imdb_from_directory(root, seed):
+    """The IMDB preset: `aclImdb/{train,test}` read as your own folders are (`read_labelled_folder`: neg/,
+    then pos/, each sorted; `unsup/` left out), so the seeded 30% valid split is the one every IMDB figure
+    was measured on."""
     root = Path(root)
-    num_train, num_test = _count_reviews(root, "train"), _count_reviews(root, "test")
-    train_files, valid_files, n_train, n_valid = split_train_valid(
-        _review_files(root, "train"), num_train, IMDB_VALID_FRACTION, seed
-    )
-    def read(files):
-        return files.map(_read_review, num_parallel_calls=AUTOTUNE)
+    _count_reviews(root, "train"), _count_reviews(root, "test")  # a clear error for a broken layout
+    train, test = (read_labelled_folder(root / split, tuple(IMDB_CLASSES)).relabelled(IMDB_CLASSES)
+                   for split in ("train", "test"))
+    kept, held = seeded_split_indices(len(train), IMDB_VALID_FRACTION, seed)
+    valid = train.subset(held, f"a seeded {IMDB_VALID_FRACTION:.0%} of {root / 'train'} (seed {seed})")
+    return preset_splits({"train": train.subset(kept), "valid": valid, "test": test}, str(root))
 
-    return Splits(
-        read(train_files),
-        read(valid_files),
-        read(_review_files(root, "test")),
-        sizes={"train": n_train, "valid": n_valid, "test": num_test},
-        source=str(root),
-    )
+
+def seeded_split_indices(size, fraction, seed):
+    """`(kept, held_out)` indices of `size` examples: `fixed_shuffle`'s order, its first `fraction` held out."""
+    order = list(fixed_shuffle(tf.data.Dataset.range(size), size, seed).as_numpy_iterator())
+    num_held = int(round(size * fraction))
+    return [int(i) for i in order[num_held:]], [int(i) for i in order[:num_held]]
+
+
+def preset_splits(parts, source):
+    """`Splits` of a preset's `LabelledTexts` (labels already SENTIMENT_CLASSES), with the facts your own data gets."""
+    data = labelled_splits(parts, SENTIMENT_CLASSES, {split: part.origin for split, part in parts.items()})
+    return Splits(*(texts_and_labels(*data.splits[split]) for split in ("train", "valid", "test")),
+                  sizes={split: len(part) for split, part in parts.items()}, source=source,
+                  class_names=data.class_names, facts=data.facts)
 
 
 def _imdb_from_tfds(seed, download, searched):
@@ -403,22 +404,6 @@ def load_sst2(data_dir=None, source="auto", seed=1234):
     )
 
 
-def read_glue_tsv(path):
-    """A GLUE `sentence<TAB>label` file as a dataset; returns `(dataset, num_rows)`.
-
-    The file is checked line by line first (streaming, nothing kept) so that a bad line is
-    reported as `file:line` instead of surfacing as a TensorFlow op error mid-training.
-    """
-    num_rows = validate_glue_tsv(path)
-
-    def parse(line):
-        line = tf.strings.regex_replace(line, "\r$", "")
-        sentence, label = tf.unstack(tf.strings.split(line, "\t", maxsplit=1), num=2)
-        return sentence, tf.strings.to_number(label, tf.int32)
-
-    return tf.data.TextLineDataset(str(path)).skip(1).map(parse, num_parallel_calls=AUTOTUNE), num_rows
-
-
 def validate_glue_tsv(path):
     """Check header and every row of a GLUE TSV; return the number of rows."""
     rows = number = 0
@@ -445,12 +430,10 @@ def validate_glue_tsv(path):
 
 
 def read_glue_rows(path):
-    """The `(sentence, label)` rows of a GLUE TSV, checked first as `read_glue_tsv` does."""
+    """The `(sentence, label)` rows of a GLUE TSV as `LabelledTexts` (labels SENTIMENT_CLASSES), read as your own
+    TSV files are (`read_labelled_file`) once `validate_glue_tsv` has checked the GLUE format."""
     validate_glue_tsv(path)
-    with open(path, encoding="utf-8-sig", newline="") as lines:
-        next(lines)
-        rows = [line.rstrip("\r\n").split("\t") for line in lines]
-    return [sentence for sentence, _ in rows], [int(label) for _, label in rows]
+    return read_labelled_file(path, text_column="sentence").relabelled(SST2_CLASSES)
 
 
 def root_sentence_of_each_phrase(phrases):
@@ -478,26 +461,19 @@ def root_sentence_of_each_phrase(phrases):
     return root
 
 
-def split_sst2_by_sentence(phrases, labels, valid_fraction, seed):
+def split_sst2_by_sentence(phrases, valid_fraction, seed):
     """Hold out a seeded `valid_fraction` of the root sentences, as dev holds unseen sentences.
 
     Valid is those root sentences alone (whole sentences, as in dev); their phrases are left out
     of train too, so no part of a valid sentence is trained on. A random split of phrases would
     put most of a valid sentence's tree in train: such a split scored 92% while dev scored 78-83%.
-    Returns `(train, valid, num_train, num_valid)` as `split_train_valid` does.
+    Returns `(train, valid)` indices into `phrases`.
     """
     root = root_sentence_of_each_phrase(phrases)
     roots = sorted(set(root))
     num_valid = max(int(round(len(roots) * valid_fraction)), 1) if len(roots) > 1 else 0  # train keeps a sentence
     held_out = set(np.random.default_rng(seed).permutation(roots)[:num_valid].tolist())
-    train = [i for i, r in enumerate(root) if r not in held_out]
-    valid = sorted(held_out)
-
-    def dataset(indices):
-        texts = tf.constant([phrases[i] for i in indices], tf.string, shape=[len(indices)])
-        return tf.data.Dataset.from_tensor_slices((texts, tf.constant([labels[i] for i in indices], tf.int32, shape=[len(indices)])))
-
-    return dataset(train), dataset(valid), len(train), len(valid)
+    return [i for i, r in enumerate(root) if r not in held_out], sorted(held_out)
 
 
 def whole_text_indices(dataset_name, texts):
@@ -509,10 +485,11 @@ def whole_text_indices(dataset_name, texts):
 
 
 def _sst2_from_tsv(folder, seed):
-    phrases, labels = read_glue_rows(folder / "train.tsv")
-    test, num_test = read_glue_tsv(folder / "dev.tsv")
-    train, valid, n_train, n_valid = split_sst2_by_sentence(phrases, labels, SST2_VALID_FRACTION, seed)
-    return Splits(train, valid, test, sizes={"train": n_train, "valid": n_valid, "test": num_test}, source=str(folder))
+    """The SST-2 preset: GLUE's train.tsv and dev.tsv read as your own TSV files are, valid held out by sentence."""
+    train, test = read_glue_rows(folder / "train.tsv"), read_glue_rows(folder / "dev.tsv")
+    kept, held = split_sst2_by_sentence(train.texts, SST2_VALID_FRACTION, seed)
+    valid = train.subset(held, f"a seeded {SST2_VALID_FRACTION:.0%} of {folder / 'train.tsv'}'s sentences (seed {seed})")
+    return preset_splits({"train": train.subset(kept), "valid": valid, "test": test}, str(folder))
 
 
 def _sst2_from_tfds(loaded, seed):
@@ -524,9 +501,11 @@ def _sst2_from_tfds(loaded, seed):
     num_test = _num_examples(info, "validation", dev)
     rows = list(train.map(as_text_label).as_numpy_iterator())
     phrases, labels = [text.decode("utf-8") for text, _ in rows], [int(label) for _, label in rows]
-    train, valid, n_train, n_valid = split_sst2_by_sentence(phrases, labels, SST2_VALID_FRACTION, seed)
+    kept, held = split_sst2_by_sentence(phrases, SST2_VALID_FRACTION, seed)
+    train, valid = (texts_and_labels([phrases[i] for i in part], [labels[i] for i in part]) for part in (kept, held))
     return Splits(
-        train, valid, dev.map(as_text_label), sizes={"train": n_train, "valid": n_valid, "test": num_test}, source="tfds:glue/sst2"
+        train, valid, dev.map(as_text_label), sizes={"train": len(kept), "valid": len(held), "test": num_test},
+        source="tfds:glue/sst2"
     )
 
 

@@ -41,7 +41,7 @@ from keras_sentiment.run.distribute import fitting_under, make_distribution, wor
 from keras_sentiment.run.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
 from keras_sentiment.run.export import export_serving_model
 from keras_sentiment.run.rundir import RunDir, class_names_of
-from keras_sentiment.run.labelled import describe_own_data_facts
+from keras_sentiment.run.labelled import describe_data_facts
 from keras_sentiment.run.settings import (AUTO_TEACHER, BY_NAME, OWN, TEACHER_DEPENDENT, architecture_module,
                                           own_data_source, validate_for_classes)
 from keras_sentiment.run.sources import OwnDataSource, load_dataset, load_own_data, subsample
@@ -131,15 +131,16 @@ def start_run(settings, resume=False):
 
 
 def prepare_data(settings):
-    """The train/valid/test splits (seeded subsets when asked for); for your own data (`--train-file`,
-    `--train-dir`) the class counts per split are logged, and where each split came from."""
+    """The train/valid/test splits (seeded subsets when asked for); the class counts per split are logged,
+    where each split came from and the texts of valid and test also in train (not known of a TFDS copy)."""
     if settings.dataset == OWN:
         train, valid, test = own_data_source(settings)
         splits = load_own_data(OwnDataSource(train, valid, test, settings.text_column, settings.label_column,
                                              settings.class_names), settings.seed)
-        print(describe_own_data_facts(splits.class_names, splits.facts), flush=True)
     else:
         splits = load_dataset(settings.dataset, settings.data_dir, settings.data_source, settings.seed)
+    if splits.facts:
+        print(describe_data_facts(splits.class_names, splits.facts), flush=True)
     splits = subsample(splits, settings.max_train_samples, settings.max_eval_samples, settings.seed)
     print(f"Data: {settings.dataset} from {splits.source}: {splits.sizes}", flush=True)
     return splits

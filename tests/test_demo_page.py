@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from test_own_data import make_rows
 from test_serving import request, start_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -e '.[dev]')")
@@ -140,3 +141,67 @@ def test_the_page_merges_word_pieces_as_the_library_does(page):
     expected = merge_word_pieces([TokenAttribution(token, value) for token, value in pieces])
     assert [(word["token"], word["attribution"]) for word in merged] == [(w.token, w.attribution) for w in expected]
     assert [word["token"] for word in merged] == ["##oops", "unwatchable", "film"]
+
+
+# === More than two classes: a bar per class, a column per class ===
+
+
+@pytest.fixture(scope="module")
+def three_class_server(tmp_path_factory):
+    """`serve` of a small GRU trained on three generated classes (negative, neutral, positive)."""
+    import keras
+    import tensorflow as tf
+
+    from keras_sentiment.core.recurrent import ModelConfig, build_model
+    from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
+    from keras_sentiment.run.export import export_serving_model
+
+    classes = ("negative", "neutral", "positive")
+    keras.utils.set_random_seed(0)
+    rows = make_rows(600)
+    texts, labels = tf.constant([t for t, _ in rows]), tf.constant([classes.index(y) for _, y in rows])
+    vectorizer = build_vectorizer(vocab_size=64)
+    vectorizer.adapt(texts)
+    encoder = TextEncoder(vectorizer, max_length=24)
+    model = build_model("gru", ModelConfig(vocab_size=64, embedding_dim=8, hidden_dim=8, dropout=0.0, num_classes=3))
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(encoder(texts), labels, epochs=6, batch_size=32, verbose=0)
+    base = tmp_path_factory.mktemp("three_classes") / "tiny"
+    export_serving_model(model, encoder, base, class_names=classes)
+    yield from start_server(base, tmp_path_factory)
+
+
+def test_three_classes_show_a_bar_and_a_column_per_class(three_class_server, browser):
+    url, _, _ = three_class_server
+    browser.get(url + "/")
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "model-version"), "1"))
+    review = "An okay, average film."
+    browser.find_element(By.ID, "text").send_keys(review)
+    browser.find_element(By.ID, "explain-button").click()
+    wait_for(browser, EC.visibility_of_element_located((By.ID, "result")))
+
+    status, answer = request("POST", url, "/v1/models/tiny:predict", {"instances": [review]})
+    assert status == 200
+    expected = answer["predictions"][0]
+    assert expected["classes"][expected["label"]] == "neutral"  # the model learnt the task
+    bars = browser.find_elements(By.CSS_SELECTOR, "#class-bars .class-bar")
+    assert [bar.get_attribute("data-class") for bar in bars] == ["negative", "neutral", "positive"]
+    assert [bar.find_element(By.CLASS_NAME, "class-score").text for bar in bars] == [f"{p:.4f}" for p in expected["scores"]]
+    assert [bar.get_attribute("class") for bar in bars] == ["class-bar", "class-bar predicted", "class-bar"]
+    assert browser.find_element(By.ID, "label").text == "neutral"
+    assert browser.find_element(By.ID, "probability-of").text == "P(neutral) ="
+    assert browser.find_element(By.ID, "probability").text == f"{expected['scores'][1]:.4f}"
+    assert browser.find_element(By.ID, "towards").text == "neutral"
+
+    browser.find_element(By.ID, "tab-many").click()
+    lines = ["A great, superb film.", "An okay, average film.", "An awful, dreadful film."]
+    browser.find_element(By.ID, "lines").send_keys("\n".join(lines))
+    browser.find_element(By.ID, "score-button").click()
+    wait_for(browser, lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#table tbody tr")) == 3)
+    headers = [th.text.replace(" ▲", "") for th in browser.find_elements(By.CSS_SELECTOR, "#table th")]
+    assert headers == ["#", "review", "P(negative)", "P(neutral)", "P(positive)", "label"]
+    shown = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+             for tr in browser.find_elements(By.CSS_SELECTOR, "#table tbody tr")]
+    assert [row[-1] for row in shown] == ["positive", "neutral", "negative"]
+    _, answer = request("POST", url, "/v1/models/tiny:predict", {"instances": lines})
+    assert [row[2:5] for row in shown] == [[f"{p:.4f}" for p in prediction["scores"]] for prediction in answer["predictions"]]

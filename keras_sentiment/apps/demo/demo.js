@@ -50,7 +50,7 @@ async function whileBusy(button, work) {
   }
 }
 
-// --- One review: probability, label and each word coloured by its attribution ---
+// --- One review: a bar per class, the label, and each word coloured by its attribution ---
 
 // Word pieces back to words, as keras_sentiment.core.explanation.merge_word_pieces does: "##x" joins the
 // word before it; [CLS], [SEP] and padding ("") are left out.
@@ -74,12 +74,40 @@ function colourOf(attribution, largest) {
   return `rgba(${rgb}, ${(0.08 + 0.72 * strength).toFixed(3)})`;
 }
 
-function showExplanation(row) {
-  const probability = row.probability;
-  $("label").textContent = probability >= 0.5 ? "positive" : "negative";
-  $("label").className = probability >= 0.5 ? "positive" : "negative";
-  $("probability").textContent = probability.toFixed(4);
-  $("bar-fill").style.width = `${(100 * probability).toFixed(1)}%`;
+// One bar per class: its name, its probability as a bar and as a number; the predicted class stands out.
+function classBar(name, score, predicted) {
+  const row = document.createElement("div");
+  row.className = predicted ? "class-bar predicted" : "class-bar";
+  row.dataset.class = name;
+  const label = document.createElement("span");
+  label.className = "class-name";
+  label.textContent = name;
+  const bar = document.createElement("div");
+  bar.className = "bar";
+  const fill = document.createElement("div");
+  fill.className = "bar-fill";
+  fill.style.width = `${(100 * score).toFixed(1)}%`;
+  bar.appendChild(fill);
+  const number = document.createElement("span");
+  number.className = "class-score";
+  number.textContent = score.toFixed(4);
+  row.append(label, bar, number);
+  return row;
+}
+
+// `prediction`: a row of :predict (label, scores, classes); `row`: the same text's row of :explain. Two
+// classes: the attributions push towards the second class (P(positive)); more: towards the explained one.
+function showExplanation(prediction, row) {
+  const classes = prediction.classes;
+  const two = classes.length === 2;
+  const explained = two ? classes[1] : classes[row.class_id];
+  $("label").textContent = classes[prediction.label];
+  $("label").className = two ? (prediction.label === 1 ? "positive" : "negative") : "predicted";
+  $("probability-of").textContent = `P(${explained}) =`;
+  $("probability").textContent = row.probability.toFixed(4);
+  $("class-bars").replaceChildren(...classes.map((name, i) => classBar(name, prediction.scores[i], i === prediction.label)));
+  $("towards").textContent = explained;
+  $("away").textContent = two ? `towards ${classes[0]}` : `away from ${explained}`;
   const words = mergeWordPieces(row.tokens, row.attributions);
   const largest = Math.max(0, ...words.map((w) => Math.abs(w.attribution)));
   const container = $("words");
@@ -101,15 +129,26 @@ async function explainReview() {
     showError("Type a review first.");
     return;
   }
-  const data = await callServer(":explain", { instances: [text] });
-  showExplanation(data.predictions[0]);
+  const scored = await callServer(":predict", { instances: [text] });
+  const explained = await callServer(":explain", { instances: [text] });
+  showExplanation(scored.predictions[0], explained.predictions[0]);
 }
 
 // --- Many reviews: a sortable table and a CSV download ---
 
+// Two classes: one probability column, P(second class) ("probability" in the CSV, as `score` writes it);
+// more: a column per class, named by the class.
 let rows = [];
+let columns = [];
 let sortKey = "line";
 let ascending = true;
+
+function columnsFor(classes) {
+  const scores = classes.length === 2 ? [{ key: "probability", title: `P(${classes[1]})`, csv: "probability", index: 1 }]
+    : classes.map((name, i) => ({ key: `p${i}`, title: `P(${name})`, csv: name, index: i }));
+  return [{ key: "line", title: "#", csv: "line" }, { key: "text", title: "review", csv: "text" },
+          ...scores.map((column) => ({ ...column, numeric: true })), { key: "label", title: "label", csv: "label" }];
+}
 
 async function scoreLines() {
   const lines = $("lines").value.split(/\r?\n/).filter((line) => line.trim() !== "");
@@ -118,10 +157,13 @@ async function scoreLines() {
     return;
   }
   const data = await callServer(":predict", { instances: lines });
-  rows = lines.map((text, i) => ({
-    line: i + 1, text, probability: data.predictions[i].probability,
-    label: data.predictions[i].label === 1 ? "positive" : "negative",
-  }));
+  columns = columnsFor(data.predictions[0].classes);
+  rows = lines.map((text, i) => {
+    const prediction = data.predictions[i];
+    const row = { line: i + 1, text, label: prediction.classes[prediction.label] };
+    for (const column of columns) if (column.numeric) row[column.key] = prediction.scores[column.index];
+    return row;
+  });
   sortKey = "line";
   ascending = true;
   renderTable();
@@ -129,25 +171,39 @@ async function scoreLines() {
   $("download").hidden = false;
 }
 
+function renderHeader() {
+  const tr = document.createElement("tr");
+  for (const column of columns) {
+    const th = document.createElement("th");
+    th.dataset.key = column.key;
+    th.textContent = column.title;
+    th.setAttribute("aria-sort", column.key === sortKey ? (ascending ? "ascending" : "descending") : "none");
+    th.addEventListener("click", () => {
+      ascending = column.key === sortKey ? !ascending : true;
+      sortKey = column.key;
+      renderTable();
+    });
+    tr.appendChild(th);
+  }
+  $("table").querySelector("thead").replaceChildren(tr);
+}
+
 function renderTable() {
   const sorted = [...rows].sort((a, b) => {
     const order = typeof a[sortKey] === "string" ? a[sortKey].localeCompare(b[sortKey]) : a[sortKey] - b[sortKey];
     return ascending ? order : -order;
   });
+  renderHeader();
   $("table").querySelector("tbody").replaceChildren(...sorted.map((row) => {
     const tr = document.createElement("tr");
-    for (const [value, numeric] of [[row.line, true], [row.text, false], [row.probability.toFixed(4), true],
-                                    [row.label, false]]) {
+    for (const column of columns) {
       const td = document.createElement("td");
-      td.textContent = value;
-      if (numeric) td.className = "number";
+      td.textContent = column.numeric ? row[column.key].toFixed(4) : row[column.key];
+      if (column.numeric || column.key === "line") td.className = "number";
       tr.appendChild(td);
     }
     return tr;
   }));
-  for (const th of $("table").querySelectorAll("th")) {
-    th.setAttribute("aria-sort", th.dataset.key === sortKey ? (ascending ? "ascending" : "descending") : "none");
-  }
   $("table").hidden = false;
 }
 
@@ -156,8 +212,8 @@ function toCsv(table) {
     const text = String(value);
     return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
-  const lines = [["line", "text", "probability", "label"].join(",")];
-  for (const row of table) lines.push([row.line, quote(row.text), row.probability, row.label].join(","));
+  const lines = [columns.map((column) => quote(column.csv)).join(",")];
+  for (const row of table) lines.push(columns.map((column) => quote(row[column.key])).join(","));
   return lines.join("\r\n") + "\r\n";
 }
 
@@ -189,11 +245,4 @@ $("score-button").addEventListener("click", () => whileBusy($("score-button"), s
 $("text").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("explain-button").click();
 });
-for (const th of $("table").querySelectorAll("th")) {
-  th.addEventListener("click", () => {
-    ascending = th.dataset.key === sortKey ? !ascending : true;
-    sortKey = th.dataset.key;
-    renderTable();
-  });
-}
 showModelVersion();

@@ -259,6 +259,30 @@ def test_the_python_api_predicts_and_explains_class_names(three_classes):
                                 "baseline_logits": np.array([e.baseline_logit for e in explained])})
 
 
+def test_a_chosen_class_is_explained_from_the_run_and_from_its_export(three_classes):
+    texts = ["a great and superb film", "an okay and average film"]
+    run, export = three_classes["run"].run_dir, three_classes["run"].export_path
+    from_run = ks.load(run).explain(texts, class_name="negative")
+    assert [(e.label_name, e.explained_name) for e in from_run] == [("positive", "negative"), ("neutral", "negative")]
+    assert not any(e.is_default_class for e in from_run)
+    great = from_run[0].top(1)[0]
+    assert great.token in POSITIVE and great.attribution < 0  # the positive cue pushes away from negative
+    assert_attributions_add_up({"attributions": [[t.attribution for t in e.tokens] + [0.0] * (9 - len(e.tokens))
+                                                 for e in from_run],
+                                "logits": np.array([e.logit for e in from_run]),
+                                "baseline_logits": np.array([e.baseline_logit for e in from_run])})
+    from_export = ks.load(export).explain(texts, class_name="negative")  # its explain_class signature
+    for a, b in zip(from_run, from_export):
+        np.testing.assert_allclose([t.attribution for t in a.tokens], [t.attribution for t in b.tokens], atol=2e-3)
+        assert abs(a.probability - b.probability) < 1e-5 and (a.label, a.class_id) == (b.label, b.class_id)
+    with pytest.raises(KerasSentimentError, match="class 'joy': not a class of .*; its classes are negative, neutral"):
+        ks.load(export).explain(texts, class_name="joy")
+    result = cli("explain", "--model", export, "--class", "neutral", "--json", texts[0], cache=three_classes["tmp"] / "cache")
+    assert result.returncode == 0, result.stderr[-2000:]
+    shown = json.loads(result.stdout)
+    assert (shown["class"], shown["explained"]) == ("positive", "neutral")
+
+
 def test_evaluate_reads_a_labelled_test_file_and_names_the_classes(three_classes):
     tmp = three_classes["tmp"]
     result = cli("evaluate", three_classes["run"].export_path, "--test-file", three_classes["test"],

@@ -123,6 +123,31 @@ def test_explain_takes_predicts_request_shape_and_equals_the_exports_signature(s
     assert status == 400 and "not found in signature def" in body["error"]
 
 
+def test_explain_takes_the_class_to_explain_per_text(server, served_base):
+    url, _, _ = server
+    texts = ["a great and wonderful film", "awful, boring, terrible"]
+    _, default = request("POST", url, "/v1/models/tiny:explain", {"instances": texts})
+    status, rows = request("POST", url, "/v1/models/tiny:explain", {"instances": [
+        {"text": texts[0], "class_name": "negative"}, {"text": texts[1]}]})  # the second: the default class
+    assert status == 200
+    first, second = rows["predictions"]
+    assert (first["class_id"], first["label"], second["class_id"], second["label"]) == (0, 1, 1, 0)
+    # Two classes: the first class's logit is the one logit negated, and so is every attribution.
+    np.testing.assert_allclose(first["attributions"], -np.asarray(default["predictions"][0]["attributions"]), atol=1e-5)
+    assert abs(first["probability"] + default["predictions"][0]["probability"] - 1) < 1e-5
+    assert second == default["predictions"][1]
+    expected = ks.load(served_base).explain(texts[:1], class_name="negative")[0]
+    np.testing.assert_allclose([a for t, a in zip(first["tokens"], first["attributions"]) if t],
+                               [t.attribution for t in expected.tokens], atol=1e-5)
+    status, columns = request("POST", url, "/v1/models/tiny:explain",
+                              {"inputs": {"text": texts, "class_name": ["negative", ""]}})
+    assert status == 200 and columns["outputs"]["class_id"] == [0, 1]
+    status, body = request("POST", url, "/v1/models/tiny:explain", {"instances": [{"text": "x", "class_name": "joy"}]})
+    assert status == 400 and "class_name 'joy': not a class of this model; its classes are negative, positive" in body["error"]
+    status, body = request("POST", url, "/v1/models/tiny:predict", {"instances": [{"text": "x", "class_name": "negative"}]})
+    assert status == 400 and "expected {'text'}" in body["error"]
+
+
 def test_the_demo_page_and_its_files_are_served(server):
     url, _, _ = server
     connection = http.client.HTTPConnection(url.split("//")[1], timeout=60)
@@ -159,9 +184,9 @@ def test_odd_but_valid_texts_get_predictions(server, served_base):
     ({"instances": [None]}, 400, "instances[0]: expected a string, got null"),
     ({"instances": ["ok", 3]}, 400, "instances[1]: expected a string, got int"),
     ({"instances": [["nested"]]}, 400, "got list"),
-    ({"instances": [{"txt": "x"}]}, 400, "expected {\"text\": string}"),
+    ({"instances": [{"txt": "x"}]}, 400, "expected {'text'}, got keys ['txt']"),
     ({"inputs": {"text": "x"}}, 400, "must be a list"),
-    ({"inputs": {"words": ["x"]}}, 400, "exactly the input 'text'"),
+    ({"inputs": {"words": ["x"]}}, 400, "must hold the input 'text', got ['words']"),
     ({"instances": ["x"], "signature_name": "other"}, 400, "not found in signature def"),
     ({"instances": ["x"] * 1025}, 400, "limit is 1024"),
     (b'{"instances": ["\\ud800"]}', 400, "surrogate"),

@@ -125,8 +125,8 @@ def build_parser(argv=None):
     explain = commands.add_parser(
         "explain", help="show how much each word pushed a prediction up or down",
         description="Integrated Gradients: each token's attribution is its share of the logit's distance from a "
-        "baseline with zero word embeddings (positive: towards positive sentiment); the attributions of a text sum "
-        "to that distance. Colours in a terminal (green positive, red negative), plain columns when piped. A run "
+        "baseline with zero word embeddings (positive: towards the explained class, by default positive sentiment or "
+        "the predicted class; see --class); the attributions of a text sum to that distance. Colours in a terminal (green positive, red negative), plain columns when piped. A run "
         "directory is explained in this process with --steps; an export runs its own explain signature.",
         formatter_class=HelpFormatter)
     explain.add_argument("texts", nargs="*", help="texts to explain; none: read one text per line from stdin")
@@ -137,9 +137,13 @@ def build_parser(argv=None):
     explain.add_argument("--word-pieces", action="store_true",
                          help="bert_gru: show the word pieces ([CLS], charm, ##ing, [SEP]) instead of whole words")
     explain.add_argument("--json", action="store_true",
-                         help="print one JSON object per text: text, probability, label, logit, baseline_logit, steps, "
-                         "tokens, attributions")
+                         help="print one JSON object per text: text, probability (of the explained class), label and "
+                         "class (predicted), explained (the class explained), logit, baseline_logit, steps, tokens, "
+                         "attributions")
     explain.add_argument("--batch-size", type=_positive_int, default=8, help="texts explained per model call")
+    explain.add_argument("--class", dest="class_name", metavar="NAME",
+                         help="the class to explain, one of the model's (default: two classes, the second, e.g. "
+                         "positive; more, each text's predicted class)")
     score = commands.add_parser(
         "score", help="score a CSV, TSV, JSONL or text file into JSONL or CSV",
         description="Stream INPUT through a model in batches (bounded memory) and write id, probability, label per "
@@ -336,7 +340,8 @@ def run_explain(args):
     texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
     model = api.load(args.model)
     colour = sys.stdout.isatty() and not args.json and "NO_COLOR" not in os.environ
-    for explanation in model.explanations(texts, args.steps, args.batch_size, merge_pieces=not args.word_pieces):
+    for explanation in model.explanations(texts, args.steps, args.batch_size, merge_pieces=not args.word_pieces,
+                                          class_name=args.class_name):
         print(json.dumps(explanation.to_dict()) if args.json else format_explanation(explanation, colour), flush=True)
     return 0
 

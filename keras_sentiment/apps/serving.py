@@ -11,7 +11,10 @@ Routes (NAME is the model name, V a version number):
   `"signature_name": "explain"` it runs the export's `explain` signature instead, as TF Serving
   would: rows of `tokens`, `attributions`, `probability`, `logits`, `baseline_logits`, `steps`, `class_id`.
 - `POST /v1/models/NAME[/versions/V]:explain`: the same as `:predict` with the `explain` signature
-  (at most `max_explain_batch` texts: each costs dozens of model runs).
+  (at most `max_explain_batch` texts: each costs dozens of model runs). An instance
+  `{"text": ..., "class_name": "neutral"}` (or columnar `"class_name": [...]`) explains that class
+  with the `explain_class` signature; without it, the default class (two classes: the second; more:
+  the predicted one).
 - `GET /`: the demo page (`keras_sentiment/demo/`: HTML, CSS, JS, no network), which calls the
   routes above.
 
@@ -40,15 +43,16 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.run.loading import register_text_ops
-from keras_sentiment.run.rundir import SAVED_MODEL_FILE, existing_versions, takes_token_ids
+from keras_sentiment.run.rundir import (EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE, SAVED_MODEL_FILE, existing_versions,
+                                        read_class_names, takes_token_ids)
 
 log = logging.getLogger("keras_sentiment.apps.serving")
 
 GET_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?/?$")
 POST_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[a-z]+)$")
 SIGNATURE = "serving_default"
-EXPLAIN_SIGNATURE = "explain"
 INPUT_NAME = "text"
+CLASS_INPUT_NAME = "class_name"  # of the explain_class signature
 DEMO_DIR = Path(__file__).parent / "demo"
 DEMO_FILES = {"demo.css": "text/css", "demo.js": "text/javascript"}
 
@@ -72,6 +76,7 @@ class LoadedVersion:
         register_text_ops()
         self.signatures = tf.saved_model.load(str(path)).signatures
         self.signature = self.signatures[SIGNATURE]
+        self.class_names = read_class_names(path)
         proto = saved_model_pb2.SavedModel()
         proto.ParseFromString((self.path / SAVED_MODEL_FILE).read_bytes())
         self.signature_defs = {
@@ -79,10 +84,14 @@ class LoadedVersion:
             for name, definition in proto.meta_graphs[0].signature_def.items()
         }
 
-    def predict(self, texts, signature=SIGNATURE):
-        """Outputs (lists; strings decoded) of `signature` for a list of strings; runs in a worker thread."""
+    def predict(self, texts, signature=SIGNATURE, class_names=None):
+        """Outputs (lists; strings decoded) of `signature` for a list of strings (and for `explain_class`, the
+        class to explain per text); runs in a worker thread."""
 
-        outputs = self.signatures[signature](text=tf.constant(texts, tf.string))
+        inputs = {"text": tf.constant(texts, tf.string)}
+        if class_names is not None:
+            inputs[CLASS_INPUT_NAME] = tf.constant(class_names, tf.string)
+        outputs = self.signatures[signature](**inputs)
         return {name: decoded(tensor.numpy().tolist()) if tensor.dtype == tf.string else tensor.numpy().tolist()
                 for name, tensor in outputs.items()}
 
@@ -226,10 +235,12 @@ def _check_text(value, where):
 
 
 def parse_predict_request(body, max_batch, default_signature=SIGNATURE):
-    """`(texts, row_format, signature)` from a predict body; raises `RequestError` for anything invalid.
+    """`(texts, row_format, signature, class_names)` from a predict body; raises `RequestError` for anything invalid.
 
     `max_batch`: most texts per request, or a dict of it per signature the request may name
-    (`signature_name`); `default_signature` when it names none.
+    (`signature_name`); `default_signature` when it names none. `class_names`: None, or for a request
+    that names the class to explain (`class_name`, an input of the explain signatures) one per text
+    ("" where a row names none: the default class); the signature is then `explain_class`.
     """
     try:
         request = json.loads(body)
@@ -249,26 +260,40 @@ def parse_predict_request(body, max_batch, default_signature=SIGNATURE):
         raise RequestError(400, f"Serving signature name: \"{signature}\" not found in signature def")
     max_batch = limits[signature]
 
+    explaining = signature in (EXPLAIN_SIGNATURE, EXPLAIN_CLASS_SIGNATURE)
+    inputs = {INPUT_NAME, CLASS_INPUT_NAME} if explaining else {INPUT_NAME}
+    expected = f"'{INPUT_NAME}'" + (f" and, to choose the class explained, '{CLASS_INPUT_NAME}'" if explaining else "")
     row_format = "instances" in request
     values = request["instances"] if row_format else request["inputs"]
     key = "instances" if row_format else "inputs"
+    classes = None
     if not row_format and isinstance(values, dict):
-        if set(values) != {INPUT_NAME}:
-            raise RequestError(400, f"'inputs' must hold exactly the input '{INPUT_NAME}', got {sorted(values)}")
+        if INPUT_NAME not in values or not set(values) <= inputs:
+            raise RequestError(400, f"'inputs' must hold the input {expected}, got {sorted(values)}")
+        classes = values.get(CLASS_INPUT_NAME)
         values, key = values[INPUT_NAME], f"inputs.{INPUT_NAME}"
     if not isinstance(values, list):
         raise RequestError(400, f"'{key}' must be a list of strings")
     if len(values) > max_batch:
-        flag = "--max-explain-batch" if signature == EXPLAIN_SIGNATURE else "--max-batch"
+        flag = "--max-explain-batch" if explaining else "--max-batch"
         raise RequestError(400, f"'{key}' holds {len(values)} texts; the limit is {max_batch} per request ({flag})")
-    texts = []
+    if classes is not None and (not isinstance(classes, list) or len(classes) != len(values)):
+        raise RequestError(400, f"'inputs.{CLASS_INPUT_NAME}' must be a list of strings, one per text")
+    texts, row_classes = [], []
     for i, value in enumerate(values):
         if row_format and isinstance(value, dict):
-            if set(value) != {INPUT_NAME}:
-                raise RequestError(400, f"instances[{i}]: expected {{\"{INPUT_NAME}\": string}}, got keys {sorted(value)}")
+            if INPUT_NAME not in value or not set(value) <= inputs:
+                raise RequestError(400, f"instances[{i}]: expected {{{expected}}}, got keys {sorted(value)}")
+            row_classes.append(value.get(CLASS_INPUT_NAME))
             value = value[INPUT_NAME]
         texts.append(_check_text(value, f"{key}[{i}]"))
-    return texts, row_format, signature
+    if classes is None and any(name is not None for name in row_classes):
+        classes = [name or "" for name in row_classes] + [""] * (len(texts) - len(row_classes))
+    if classes is not None:
+        classes = [_check_text(name, f"{CLASS_INPUT_NAME}[{i}]") for i, name in enumerate(classes)]
+    if signature == EXPLAIN_CLASS_SIGNATURE and classes is None:
+        classes = [""] * len(texts)
+    return texts, row_format, EXPLAIN_CLASS_SIGNATURE if classes is not None else signature, classes
 
 
 def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 * 1024 * 1024, poll_seconds=10.0,
@@ -359,20 +384,22 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
                                        "or :explain")
                 loaded = _version_for(watcher, match["name"], match["version"])
                 explaining = match["verb"] == "explain"
-                available = [name for name in (SIGNATURE, EXPLAIN_SIGNATURE) if name in loaded.signatures]
-                if explaining and EXPLAIN_SIGNATURE not in available:
+                if explaining and EXPLAIN_SIGNATURE not in loaded.signatures:
                     raise RequestError(400, f"version {loaded.version} has no explain signature: export its run "
                                        "directory again (keras-sentiment export RUN_DIR)")
-                limits = {SIGNATURE: max_batch, EXPLAIN_SIGNATURE: max_explain_batch}
-                limits = {name: limits[name] for name in ([EXPLAIN_SIGNATURE] if explaining else available)}
-                texts, row_format, signature = parse_predict_request(
+                limits = {SIGNATURE: max_batch, EXPLAIN_SIGNATURE: max_explain_batch,
+                          EXPLAIN_CLASS_SIGNATURE: max_explain_batch}
+                limits = {name: limits[name] for name in limits
+                          if name != SIGNATURE or not explaining}  # a missing signature is said below, not as unknown
+                texts, row_format, signature, classes = parse_predict_request(
                     await read_body(request), limits, default_signature=EXPLAIN_SIGNATURE if explaining else SIGNATURE)
+                check_signature_and_classes(loaded, signature, classes)
                 if not texts:
                     outputs = {name: [] for name in loaded.output_names(signature)}
                 elif signature == SIGNATURE:
                     outputs = await run_model(loaded, texts)
                 else:
-                    outputs = await run_in_threadpool(loaded.predict, texts, signature)
+                    outputs = await run_in_threadpool(loaded.predict, texts, signature, classes)
                 if row_format:
                     names = sorted(outputs)
                     rows = [dict(zip(names, values)) for values in zip(*(outputs[n] for n in names))]
@@ -389,6 +416,19 @@ def create_app(model_base, model_name=None, max_batch=1024, max_request_bytes=8 
     app = Starlette(routes=[Route("/{path:path}", handle, methods=methods)], lifespan=lifespan)
     app.state.watcher = watcher
     return app
+
+
+def check_signature_and_classes(loaded, signature, classes):
+    """A 400 for a signature the served version lacks, or a class to explain that is not one of its classes."""
+    if signature not in loaded.signatures:
+        fix = (f"version {loaded.version} was exported before a class could be chosen to explain: export its run "
+               "directory again (keras-sentiment export RUN_DIR)" if signature == EXPLAIN_CLASS_SIGNATURE else
+               f"version {loaded.version} has no such signature (it has {', '.join(sorted(loaded.signatures))})")
+        raise RequestError(400, f"Serving signature name: \"{signature}\" not found in signature def: {fix}")
+    unknown = sorted({name for name in classes or () if name and name not in loaded.class_names})
+    if unknown:
+        raise RequestError(400, f"{CLASS_INPUT_NAME} {', '.join(map(repr, unknown))}: not a class of this model; its "
+                           f"classes are {', '.join(loaded.class_names)}")
 
 
 def demo_page(model_name):

@@ -56,9 +56,10 @@ class Explanation:
     """One text's explanation: its tokens in order, with the explained class's probability and logits.
 
     `tokens` are word pieces for `bert_gru` unless merged (`merge_word_pieces`); padding is removed.
-    A two-class model's logit is explained (`class_id` None: evidence for the second class,
-    `probability` its probability); with k > 2 classes, class `class_id`'s (the predicted one).
-    `class_names` names the classes in class-id order.
+    `class_id` is the class explained: by default a two-class model's second (its one logit, evidence
+    for the second class against the first) and with k > 2 classes the predicted one; `probability`
+    is that class's. `predicted` is the predicted class id (None: told by the logit's sign, as exports
+    before chosen classes said it). `class_names` names the classes in class-id order.
     """
 
     text: str
@@ -67,17 +68,31 @@ class Explanation:
     logit: float = 0.0
     baseline_logit: float = 0.0
     steps: int = 0  # Integrated Gradients steps it took (more when the first pass did not add up)
-    class_id: int = None
+    class_id: int = 1
     class_names: tuple = ("negative", "positive")
+    predicted: int = None
 
     @property
     def label(self):
         """The predicted class id."""
-        return int(self.logit > 0) if self.class_id is None else self.class_id
+        if self.predicted is not None:
+            return self.predicted
+        return int(self.logit > 0) if len(self.class_names) == 2 else self.class_id
 
     @property
     def label_name(self):
+        """The predicted class's name."""
         return self.class_names[self.label]
+
+    @property
+    def explained_name(self):
+        """The explained class's name."""
+        return self.class_names[self.class_id]
+
+    @property
+    def is_default_class(self):
+        """Whether the class explained is the one explained by default (two classes: the second; more: the predicted)."""
+        return self.class_id == (1 if len(self.class_names) == 2 else self.label)
 
     def top(self, k):
         """The `k` tokens with the largest |attribution|, largest first."""
@@ -85,24 +100,28 @@ class Explanation:
 
     def to_dict(self):
         return {"text": self.text, "probability": self.probability, "label": self.label, "class": self.label_name,
-                "logit": self.logit,
+                "explained": self.explained_name, "logit": self.logit,
                 "baseline_logit": self.baseline_logit, "steps": self.steps,
                 "tokens": [t.token for t in self.tokens], "attributions": [t.attribution for t in self.tokens]}
 
 
 def explanations_from_outputs(texts, outputs, merge_pieces=True, class_names=("negative", "positive")):
-    """`Explanation`s from the explainer's (or the `explain` signature's) outputs, as numpy or lists."""
+    """`Explanation`s from the explainer's (or the `explain` signature's) outputs, as numpy or lists.
+
+    Exports from before chosen classes have no `label` output, and a two-class one's `class_id` is 0 for
+    the one logit: that is the second class explained."""
     explanations = []
-    many = len(class_names) > 2 and "class_id" in outputs
+    chosen = "label" in outputs
     for i, text in enumerate(texts):
         tokens = [t.decode("utf-8") if isinstance(t, bytes) else t for t in outputs["tokens"][i]]
         values = [float(v) for v in outputs["attributions"][i]]
         pairs = [TokenAttribution(t, v) for t, v in zip(tokens, values) if t]  # "" is padding
         if merge_pieces:
             pairs = merge_word_pieces(pairs)
+        class_id = int(outputs["class_id"][i]) if chosen or len(class_names) > 2 else 1
         explanations.append(Explanation(text, pairs, float(outputs["probability"][i]), float(outputs["logits"][i]),
-                                        float(outputs["baseline_logits"][i]), int(outputs["steps"][i]),
-                                        int(outputs["class_id"][i]) if many else None, tuple(class_names)))
+                                        float(outputs["baseline_logits"][i]), int(outputs["steps"][i]), class_id,
+                                        tuple(class_names), int(outputs["label"][i]) if chosen else None))
     return explanations
 
 
@@ -139,7 +158,11 @@ def format_explanation(explanation, colour=False):
     when its |attribution| is at least half the largest; without, plain tab-separated columns.
     The last line checks completeness: the attributions' sum against logit - baseline logit.
     """
-    lines = [f"{explanation.probability:.4f}\t{explanation.label_name}\t{explanation.text}"]
+    if explanation.is_default_class:
+        lines = [f"{explanation.probability:.4f}\t{explanation.label_name}\t{explanation.text}"]
+    else:
+        lines = [f"P({explanation.explained_name}) {explanation.probability:.4f}\tpredicted {explanation.label_name}\t"
+                 f"{explanation.text}"]
     largest = max((abs(t.attribution) for t in explanation.tokens), default=0.0) or 1.0
     width = max((len(t.token) for t in explanation.tokens), default=0)
 

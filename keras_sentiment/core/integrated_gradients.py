@@ -13,17 +13,22 @@ from keras_sentiment.core.explanation import COMPLETENESS_TOLERANCE, DEFAULT_STE
 from keras_sentiment.core.scorer import TEXT_SPEC
 
 
+CLASS_NAME_SPEC = tf.TensorSpec([None], tf.string, name="class_name")  # the class to explain per text; "": the default
+DEFAULT_CLASS = -1  # a class id meaning: the default class to explain
+
+
 def make_explainer(encoder, model, steps=DEFAULT_STEPS):
-    """A `tf.function` from strings `[batch]` to the explanation tensors.
+    """A `tf.function` from strings `[batch]` to the explanation tensors of the default class.
 
     Returns a dict: `tokens` (string `[batch, seq_len]`, "" at padding), `attributions` (float32
-    `[batch, seq_len]`), `probability` and `logits` (`[batch]`), `baseline_logits` (`[batch]`,
-    the zero-embedding baseline's: `attributions` sum to `logits - baseline_logits`), `steps`
-    (int32 `[batch]`, the steps each text was integrated with) and `class_id` (int32 `[batch]`).
+    `[batch, seq_len]`), `probability` and `logits` (`[batch]`, the explained class's),
+    `baseline_logits` (`[batch]`, the zero-embedding baseline's: `attributions` sum to `logits -
+    baseline_logits`), `steps` (int32 `[batch]`, the steps each text was integrated with), `class_id`
+    (int32 `[batch]`, the class explained) and `label` (int32 `[batch]`, the predicted class).
 
-    What is explained is one logit per text: a two-class model's (evidence for the second class,
-    against the first: positive minus negative for sentiment); with k > 2 classes, the predicted
-    class's logit, `probability` being that class's.
+    What is explained is one logit per text. The default class: a two-class model's second (its one
+    logit, evidence for the second class against the first: positive minus negative for sentiment);
+    with k > 2 classes, the predicted class. `make_class_explainer` explains a class chosen per text.
     """
 
     explain_ids = make_token_id_explainer(model, steps)
@@ -34,6 +39,29 @@ def make_explainer(encoder, model, steps=DEFAULT_STEPS):
         return {"tokens": encoder.tokens(text, token_ids), **explain_ids(token_ids)}
 
     return explain
+
+
+def make_class_explainer(encoder, model, class_names, steps=DEFAULT_STEPS):
+    """A `tf.function` from strings `[batch]` and class names `[batch]` to the explanation tensors of the
+    named class of each text ("": the default class, as `make_explainer`). Two classes: the first class's
+    logit is the one logit negated, so its attributions are the second's negated. A name that is not one
+    of `class_names` fails with an InvalidArgumentError naming the model's classes."""
+
+    explain_ids = make_token_id_explainer(model, steps)
+    names = tf.constant(list(class_names), tf.string)  # [k]
+    known = ", ".join(class_names)
+
+    @tf.function(input_signature=[TEXT_SPEC, CLASS_NAME_SPEC], reduce_retracing=True)
+    def explain_class(text, class_name):
+        matches = tf.equal(class_name[:, None], names[None])  # [batch, k]
+        tf.debugging.Assert(tf.reduce_all(tf.reduce_any(matches, axis=1) | tf.equal(class_name, "")),
+                            [f"class_name must be one of: {known} (or empty: the default class); got", class_name])
+        class_ids = tf.where(tf.equal(class_name, ""), DEFAULT_CLASS,
+                             tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32))  # [batch]
+        token_ids = encoder(text)  # [batch, seq_len]
+        return {"tokens": encoder.tokens(text, token_ids), **explain_ids(token_ids, class_ids)}
+
+    return explain_class
 
 
 def make_token_id_explainer(model, steps=DEFAULT_STEPS):
@@ -79,36 +107,42 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS):
         intervals, _, _, attributions, _ = tf.while_loop(lambda *state: ~state[-1], one_call, start)
         return intervals, attributions
 
-    def explain_ids(token_ids):
+    def explain_ids(token_ids, class_ids=None):
+        """`class_ids` (int32 `[batch]`): the class to explain per text, `DEFAULT_CLASS` or None: the default."""
         embeddings = path.embed(token_ids)  # [batch, seq_len, dim]
         # The texts and their baselines in one call: [2 * batch]
         both = path.logits(tf.concat([embeddings, tf.zeros_like(embeddings)], 0), tf.concat([token_ids, token_ids], 0))
         all_logits, all_baseline_logits = both[: tf.shape(token_ids)[0]], both[tf.shape(token_ids)[0] :]
-        if all_logits.shape.rank == 1:  # two classes: the one logit
-            class_ids = tf.zeros_like(all_logits, tf.int32)
-            probability = tf.sigmoid(all_logits)
-        else:  # k classes: the predicted one's
-            class_ids = tf.argmax(all_logits, axis=-1, output_type=tf.int32)
+        if class_ids is None:
+            class_ids = tf.fill(tf.shape(token_ids)[:1], DEFAULT_CLASS)
+        if all_logits.shape.rank == 1:  # two classes: the one logit is the second class's
+            predicted = tf.cast(all_logits > 0, tf.int32)
+            class_ids = tf.where(class_ids == DEFAULT_CLASS, 1, class_ids)
+            probability = tf.sigmoid(pick_class(all_logits, class_ids))
+        else:  # k classes: the default is the predicted one
+            predicted = tf.argmax(all_logits, axis=-1, output_type=tf.int32)
+            class_ids = tf.where(class_ids == DEFAULT_CLASS, predicted, class_ids)
             probability = pick_class(tf.nn.softmax(all_logits, axis=-1), class_ids)
         logits, baseline_logits = pick_class(all_logits, class_ids), pick_class(all_baseline_logits, class_ids)
         # One text at a time, each refined as far as it needs.
         steps_used, attributions = tf.map_fn(attribute_one_text, (embeddings, token_ids, logits - baseline_logits, class_ids),
                                              fn_output_signature=(tf.int32, tf.float32))
-        if path.token_shares is not None:  # an n-gram branch: its exact shares, and a baseline without it
-            shares = path.token_shares(token_ids)  # [batch, seq_len]
+        if path.token_shares is not None:  # an n-gram branch (two classes): its exact shares, and a baseline without it
+            shares = path.token_shares(token_ids) * tf.where(class_ids == 0, -1.0, 1.0)[:, None]  # [batch, seq_len]
             attributions += shares
             baseline_logits -= tf.reduce_sum(shares, axis=1)
         attributions *= tf.cast(tf.not_equal(token_ids, 0), tf.float32)  # exactly 0 at padding
         return {"attributions": attributions, "probability": probability, "logits": logits,
-                "baseline_logits": baseline_logits, "steps": steps_used, "class_id": class_ids}
+                "baseline_logits": baseline_logits, "steps": steps_used, "class_id": class_ids, "label": predicted}
 
     return explain_ids
 
 
 def pick_class(logits, class_ids):
-    """Each row's logit of its class: `[batch]` logits (two classes) as they are, `[batch, k]` -> `[batch]`."""
+    """Each row's logit of its class, `[batch]`: of `[batch, k]` logits the class's column; of a two-class
+    model's `[batch]` logits (the second class's, against the first) the logit, negated for class 0."""
     if logits.shape.rank == 1:
-        return logits
+        return tf.where(class_ids == 0, -logits, logits)
     return tf.gather(logits, class_ids, axis=1, batch_dims=1)
 
 

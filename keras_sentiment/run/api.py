@@ -126,19 +126,24 @@ class SentimentModel:
         return [{"label": names[label], "scores": {name: float(p) for name, p in zip(names, probabilities)}}
                 for label, probabilities in zip(predicted_classes(logits), class_probabilities(logits))]
 
-    def explanations(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
+    def explanations(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True, class_name=None):
         """Yield each text's `Explanation` (`keras_sentiment.core.explanation`), `batch_size` texts a call.
 
-        A run directory is explained with `steps` Integrated Gradients steps; an export runs its own
-        `explain` signature (the steps it was exported with).
+        `class_name`: the class to explain, one of `class_names` (None: two classes, the second; more,
+        each text's predicted class). A run directory is explained with `steps` Integrated Gradients
+        steps; an export runs its own `explain` (`explain_class`) signature (the steps it was exported with).
         """
-        if self._explainer is None or self._explainer[0] != steps:
-            self._explainer = (steps, load_explainer(self.path, steps))
+        if class_name is not None and class_name not in self.class_names:
+            raise KerasSentimentError(f"class {class_name!r}: not a class of {self.path}; its classes are "
+                                      f"{', '.join(self.class_names)}")
+        if self._explainer is None or self._explainer[0] != (steps, class_name):
+            self._explainer = ((steps, class_name), load_explainer(self.path, steps, class_name))
         yield from explain_in_batches(self._explainer[1], _as_list(texts), batch_size, merge_pieces, self.class_names)
 
-    def explain(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True):
-        """Each text's `Explanation`: its tokens' attributions (they add up to logit - baseline logit)."""
-        return list(self.explanations(texts, steps, batch_size, merge_pieces))
+    def explain(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True, class_name=None):
+        """Each text's `Explanation` of `class_name` (None: the default class, see `explanations`): its tokens'
+        attributions (they add up to the class's logit - its baseline logit)."""
+        return list(self.explanations(texts, steps, batch_size, merge_pieces, class_name))
 
     def export(self, export_dir=None, version=None, **options):
         """Write the model to `<export_dir>/<version>/` as a SavedModel; returns that folder.

@@ -8,7 +8,9 @@ sentiment), as before class names existed. The class names are also in `assets.e
 Signature `explain`: input `text`; outputs `tokens` (string `[None, None]`, "" at padding),
 `attributions` (float32 `[None, None]`, Integrated Gradients, `keras_sentiment.core.explanation`),
 `probability`, `logits` and `baseline_logits` (float32 `[None]`; the attributions of a text sum
-to about `logits - baseline_logits`).
+to about `logits - baseline_logits`), `class_id` (the class explained: two classes, the second; more,
+the predicted one) and `label` (the predicted class). Signature `explain_class`: inputs `text` and
+`class_name` (string `[None]`, the class to explain per text, "" the default), the same outputs.
 The vectorizer (vocabulary and standardization) is traced into the graph, so the export loads
 with plain `tf.saved_model.load` in a process that never imports `keras_sentiment`, and TF
 Serving consumes it unchanged.
@@ -34,11 +36,11 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
-from keras_sentiment.core.integrated_gradients import make_explainer
+from keras_sentiment.core.integrated_gradients import make_class_explainer, make_explainer
 from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, serving_outputs
 from keras_sentiment.run.atomic import write_json_atomically
-from keras_sentiment.run.rundir import (CLASS_NAMES_FILE, CLIENT_TOKENIZER_DIR, SAVED_MODEL_FILE, SENTIMENT_CLASSES,
-                                        existing_versions, next_version)
+from keras_sentiment.run.rundir import (CLASS_NAMES_FILE, CLIENT_TOKENIZER_DIR, EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE,
+                                        SAVED_MODEL_FILE, SENTIMENT_CLASSES, existing_versions, next_version)
 
 
 def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS,
@@ -76,7 +78,10 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
                               input_signature=[TEXT_SPEC])
         explain = make_explainer(encoder, model, explain_steps)
         explain.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
-        archive.add_endpoint(name="explain", fn=explain)
+        archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=explain)
+        explain_class = make_class_explainer(encoder, model, class_names, explain_steps)
+        explain_class.get_concrete_function()
+        archive.add_endpoint(name=EXPLAIN_CLASS_SIGNATURE, fn=explain_class)
     else:
         archive.add_endpoint(name="serving_default",
                              fn=lambda token_ids: serving_outputs(model_logits(model, token_ids), class_names),

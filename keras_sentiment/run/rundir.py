@@ -20,6 +20,7 @@ from pathlib import Path
 SAVED_MODEL_FILE = "saved_model.pb"
 CLIENT_TOKENIZER_DIR = Path("assets.extra") / "tokenizer"  # TF Serving ignores assets.extra/
 CLASS_NAMES_FILE = Path("assets.extra") / "class_names.json"
+EXPLAIN_SIGNATURE, EXPLAIN_CLASS_SIGNATURE = "explain", "explain_class"  # an export's explanations: default, chosen class
 SENTIMENT_CLASSES = ("negative", "positive")  # the classes of IMDB, SST-2 and every run before class names were recorded
 
 

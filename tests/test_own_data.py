@@ -297,6 +297,60 @@ def test_evaluate_reads_a_labelled_test_file_and_names_the_classes(three_classes
     assert "Traceback" not in result.stderr
 
 
+# === Imbalance: class weights, macro-F1 ===
+
+
+def test_macro_f1_is_the_mean_of_each_classs_f1_for_two_and_for_k_classes():
+    from keras_sentiment.core.recurrent import MacroF1
+
+    def reference(true, predicted, k):
+        scores = []
+        for c in range(k):
+            tp = sum(t == p == c for t, p in zip(true, predicted))
+            wrong = sum((t == c) != (p == c) for t, p in zip(true, predicted))
+            scores.append(2 * tp / (2 * tp + wrong) if tp + wrong else 0.0)
+        return sum(scores) / k
+
+    rng = np.random.default_rng(0)
+    true, logits = rng.integers(0, 4, 50), rng.normal(size=(50, 4))
+    metric = MacroF1(4)
+    metric.update_state(true[:20], logits[:20])
+    metric.update_state(true[20:], logits[20:])  # accumulates over batches
+    assert float(metric.result()) == pytest.approx(reference(true, logits.argmax(1), 4), abs=1e-6)
+    binary_true, binary_logits = rng.integers(0, 2, 40), rng.normal(size=(40, 1))
+    metric = MacroF1(2)
+    metric.update_state(binary_true.astype("float32"), binary_logits)
+    assert float(metric.result()) == pytest.approx(reference(binary_true, (binary_logits[:, 0] > 0).astype(int), 2),
+                                                   abs=1e-6)
+
+
+def test_balanced_class_weights_and_macro_f1_choose_the_epoch_on_imbalanced_data(tmp_path, monkeypatch):
+    import csv as csv_module
+
+    import keras
+
+    given = []
+    fit = keras.Model.fit
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **k: given.append(k.get("class_weight")) or fit(self, *a, **k))
+    rows = make_rows(540, ("negative", "positive")) + make_rows(60, ("neutral",), seed=1)  # neutral: 1 in 10
+    random.Random(2).shuffle(rows)
+    train = write_csv(tmp_path / "reviews.csv", rows)
+    run, log = train_in_process("--train-file", train, *TINY, "--class-weight", "balanced", "--monitor", "val_macro_f1",
+                                "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
+    config = json.loads((run.run_dir / "config.json").read_text())
+    counts = config["class_counts"]["train"]
+    assert config["class_weights"] == pytest.approx({name: sum(counts.values()) / (3 * count)
+                                                     for name, count in counts.items()})
+    assert config["class_weights"]["neutral"] > 3 and config["class_weights"]["negative"] < 0.8
+    assert f"Class weights (balanced): negative {config['class_weights']['negative']:.3f}, neutral" in log
+    assert given and all(weights == {i: config["class_weights"][name] for i, name in enumerate(config["classes"])}
+                         for weights in given)  # what Keras' fit was given, class id -> weight
+    with open(run.run_dir / "history.csv", newline="") as handle:
+        history = [float(row["val_macro_f1"]) for row in csv_module.DictReader(handle)]
+    assert f"Best epoch by val_macro_f1: {history.index(max(history)) + 1}" in log
+    assert run.metrics["test"]["macro_f1"] > 0.85 and run.metrics["test"]["per_class"]["neutral"]["recall"] > 0.7
+
+
 # === Two classes from folders: today's outputs kept ===
 
 

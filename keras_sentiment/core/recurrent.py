@@ -72,6 +72,47 @@ class TargetAccuracy(keras.metrics.BinaryAccuracy):
 
 
 @keras.saving.register_keras_serializable(package="keras_sentiment")
+class MacroF1(keras.metrics.Metric):
+    """The mean over the classes of each class's F1 (2 TP / (2 TP + FP + FN); 0 for a class never true nor
+    predicted), from logits: `[batch]` or `[batch, 1]` for two classes (> 0: the second), `[batch, k]` for k.
+    Labels are class ids, or a teacher's probabilities of the second class (rounded at 0.5).
+
+    Example:
+    >>> metric = MacroF1(num_classes=3)
+    >>> metric.update_state([0, 1, 2, 2], [[3.0, 0, 0], [0, 2.0, 0], [0, 2.0, 0], [0, 0, 1.0]])
+    >>> round(float(metric.result()), 4)  # F1 per class: 1, 2/3, 2/3
+    0.7778
+    """
+
+    def __init__(self, num_classes, name="macro_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes = num_classes
+        self.confusion = self.add_variable(shape=(num_classes, num_classes), initializer="zeros", name="confusion")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        k = self.num_classes
+        if k == 2 and (len(y_pred.shape) == 1 or y_pred.shape[-1] == 1):
+            true = ops.cast(ops.greater(ops.reshape(y_true, [-1]), 0.5), "int32")
+            predicted = ops.cast(ops.greater(ops.reshape(y_pred, [-1]), 0.0), "int32")
+        else:
+            true = ops.cast(ops.reshape(y_true, [-1]), "int32")
+            predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        pairs = ops.one_hot(true, k)[:, :, None] * ops.one_hot(predicted, k)[:, None, :]  # [batch, k, k]
+        self.confusion.assign_add(ops.cast(ops.sum(pairs, axis=0), self.confusion.dtype))
+
+    def result(self):
+        true_positives = ops.diagonal(self.confusion)
+        wrong = ops.sum(self.confusion, axis=0) + ops.sum(self.confusion, axis=1) - 2 * true_positives  # FP + FN
+        return ops.mean(ops.divide_no_nan(2 * true_positives, 2 * true_positives + wrong))
+
+    def reset_state(self):
+        self.confusion.assign(ops.zeros_like(self.confusion))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="keras_sentiment")
 class MaskedPooling(layers.Layer):
     """Max or mean over the real time steps: `[batch, seq_len, dim]` -> `[batch, dim]`.
 

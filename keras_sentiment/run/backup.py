@@ -34,8 +34,8 @@ DECIDER_STATE = {
 
 
 def higher_is_better(monitor):
-    """Whether a larger value of `monitor` is better: accuracy yes, loss no (the checkpoint and `best_epoch_of` agree)."""
-    return "accuracy" in monitor
+    """Whether a larger value of `monitor` is better: accuracy and F1 yes, loss no (the checkpoint and `best_epoch_of` agree)."""
+    return monitor.endswith(("accuracy", "f1"))
 
 
 class BestCheckpoint(keras.callbacks.Callback):

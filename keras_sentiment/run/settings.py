@@ -184,7 +184,11 @@ SETTINGS = (
     Setting("pooling", str, "last", "how the top recurrent layer's states become one vector: last = its final "
             "state (the seed design); max or mean = over the real tokens of the text", choices=POOLINGS),
     Setting("monitor", str, "val_loss", "valid-split metric that picks the kept epoch, stops training early and "
-            "halves the learning rate when it stalls", choices=("val_loss", "val_accuracy")),
+            "halves the learning rate when it stalls; val_macro_f1 = the mean of the classes' F1, for classes of very "
+            "different sizes", choices=("val_loss", "val_accuracy", "val_macro_f1")),
+    Setting("class_weight", str, None, "balanced = weigh each training example by n / (k x its class's count), so "
+            "that in the loss a rare class counts as much as a common one", choices=("balanced",),
+            none_means="every example weighs the same"),
     Setting("learning_rate", float, 1e-3, "Adam learning rate (clipnorm 1.0, halved when --monitor stalls)",
             minimum=0.0),
     Setting("embeddings", str, NO_EMBEDDINGS, "initial word vectors: none; auto = skip-gram word2vec "

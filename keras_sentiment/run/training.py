@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from keras_sentiment.core import ngrams
 from keras_sentiment.core.errors import KerasSentimentError
-from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, FirstTokens, TargetAccuracy, build_ensemble,
-                                            build_with_ngrams, ensemble_members, recurrent_part)
+from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, FirstTokens, MacroF1, TargetAccuracy,
+                                            build_ensemble, build_with_ngrams, ensemble_members, recurrent_part)
 from keras_sentiment.core.scorer import make_text_scorer
 from keras_sentiment.run.atomic import save_model_atomically, write_json_atomically
 from keras_sentiment.run.backup import (BestCheckpoint, TrainingBackup, higher_is_better, mark_run_complete,
@@ -156,8 +156,37 @@ def record_data(settings, splits, run_dir):
                                   f"{list(splits.class_names)}; put the data back as it was, or start a new run")
     validate_for_classes(settings, len(splits.class_names))
     settings = settings.with_record(classes=list(splits.class_names), **splits.facts)
+    if settings.class_weight == "balanced" and "class_weights" not in settings.record:
+        weights = balanced_class_weights(training_labels(splits.train), splits.class_names)
+        print("Class weights (balanced): " + ", ".join(f"{name} {weight:.3f}" for name, weight in weights.items()),
+              flush=True)
+        settings = settings.with_record(class_weights=weights)
     write_config(run_dir, settings)
     return settings
+
+
+def training_labels(dataset):
+    """The class ids of a `(text, label)` dataset, as a numpy int array."""
+    return np.concatenate([labels for labels in dataset.map(lambda text, label: label).batch(8192).as_numpy_iterator()])
+
+
+def balanced_class_weights(labels, class_names):
+    """Class name -> n / (k x its count) (scikit-learn's "balanced"): each class's examples weigh the same in all.
+
+    Example:
+    >>> balanced_class_weights(np.array([0, 0, 0, 1]), ("common", "rare"))
+    {'common': 0.6666666666666666, 'rare': 2.0}
+    """
+    counts = np.bincount(labels.astype(int), minlength=len(class_names))
+    return {name: float(len(labels) / (len(class_names) * count)) for name, count in zip(class_names, counts) if count}
+
+
+def class_weights_by_id(settings):
+    """`fit`'s `class_weight` (class id -> weight) from the recorded `class_weights`, or None."""
+    weights = settings.record.get("class_weights")
+    if not weights:
+        return None
+    return {i: weights[name] for i, name in enumerate(settings.record["classes"]) if name in weights}
 
 
 def build(settings, splits, run_dir, strategy=None):
@@ -220,11 +249,13 @@ def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
     builder = architecture_module(settings.arch)
     total_steps = settings.epochs * train_batches.per_epoch
     with (strategy or tf.distribute.get_strategy()).scope():
-        compile_model(model, builder.make_optimizer(settings, model, total_steps), soft_targets=bool(settings.teacher))
+        compile_model(model, builder.make_optimizer(settings, model, total_steps), soft_targets=bool(settings.teacher),
+                      macro_f1=settings.monitor == "val_macro_f1")
         model.summary()
         plan = builder.fit_plan(model, train_batches, valid_batches, run_dir, settings)
         if plan.fit_model is not model:
-            compile_model(plan.fit_model, builder.make_optimizer(settings, plan.fit_model, total_steps))
+            compile_model(plan.fit_model, builder.make_optimizer(settings, plan.fit_model, total_steps),
+                          macro_f1=settings.monitor == "val_macro_f1")
     checkpoint = (run_dir.best if plan.finish is None else run_dir.best_part)
     if backup is not None and training_is_over(backup, settings.epochs):
         print(f"Training had finished (epoch {backup['epoch']}); going on from its best checkpoint", flush=True)
@@ -254,7 +285,8 @@ def run_epochs(settings, plan, steps_per_epoch, run_dir, checkpoint, backup=None
         truncate_history(run_dir.history, first_epoch)
         print(f"Resuming at epoch {first_epoch + 1}, batch {skip + 1} of {steps_per_epoch}", flush=True)
     # The data shuffles itself; in a cluster each worker takes its share of every batch.
-    fit_args = dict(validation_data=shard_by_data(plan.valid_data), shuffle=False, callbacks=callbacks)
+    fit_args = dict(validation_data=shard_by_data(plan.valid_data), shuffle=False, callbacks=callbacks,
+                    class_weight=class_weights_by_id(settings))
     try:
         if skip:
             backup_callback.first_step = skip
@@ -329,10 +361,12 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     approximate_steps = epochs * -(-size // settings.batch_size)  # length buckets add a few partial batches
     with (strategy or tf.distribute.get_strategy()).scope():
         model = builder.build_classifier(settings, encoder, settings.record.get("word_vectors"))
-        compile_model(model, builder.make_optimizer(settings, model, approximate_steps), soft_targets=bool(settings.teacher))
+        compile_model(model, builder.make_optimizer(settings, model, approximate_steps), soft_targets=bool(settings.teacher),
+                      macro_f1=settings.monitor == "val_macro_f1")
     batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
     with fitting_under(model, strategy):
-        model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, callbacks=[
+        model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, class_weight=class_weights_by_id(settings),
+                  callbacks=[
             EpochTimer(),
             keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rates[epoch]),
             keras.callbacks.CSVLogger(str(run_dir.refit_history)),
@@ -489,15 +523,19 @@ def write_config(run_dir, settings):
     write_json_atomically(RunDir(run_dir).config, settings.to_json())
 
 
-def compile_model(model, optimizer, soft_targets=False):
+def compile_model(model, optimizer, soft_targets=False, macro_f1=False):
     """Our loss and accuracy: binary for a one-logit model, else over its k classes (class ids as
-    labels); `soft_targets` (a teacher's probabilities) rounds the targets for the accuracy."""
-    if model.output.shape[-1] > 1:
+    labels); `soft_targets` (a teacher's probabilities) rounds the targets for the accuracy. Macro-F1
+    (`MacroF1`) too for more than two classes, or when asked (`--monitor val_macro_f1`)."""
+    units = model.output.shape[-1]
+    if units > 1:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     else:
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
         metrics = [(TargetAccuracy if soft_targets else keras.metrics.BinaryAccuracy)(name="accuracy", threshold=0.0)]
+    if units > 1 or macro_f1:
+        metrics.append(MacroF1(num_classes=max(units, 2)))
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
@@ -511,7 +549,8 @@ def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=N
         "reduce_lr": learning_rate_halving(monitor),
         # No restore_best_weights: the best weights are read back from the checkpoint file, which
         # a resumed run has too (in-memory best weights die with the process).
-        "early_stopping": keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, verbose=1),
+        "early_stopping": keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, verbose=1,
+                                                        mode=monitor_mode(monitor)),
         "checkpoint": BestCheckpoint(checkpoint, monitor),
     }
     backup_callback = TrainingBackup(RunDir(run_dir).backup, settings.backup_every, steps_per_epoch, deciders, backup)
@@ -527,7 +566,13 @@ def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=N
 
 def learning_rate_halving(monitor):
     """Halve the learning rate after each epoch in which `monitor` did not improve (down to 1e-5)."""
-    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1, min_lr=1e-5, verbose=1)
+    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1, min_lr=1e-5, verbose=1,
+                                             mode=monitor_mode(monitor))
+
+
+def monitor_mode(monitor):
+    """Keras' `mode` for `monitor`, said rather than guessed ("auto" takes val_macro_f1 for a loss)."""
+    return "max" if higher_is_better(monitor) else "min"
 
 
 def best_epoch_of(history_csv, monitor="val_loss"):

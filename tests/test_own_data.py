@@ -286,11 +286,17 @@ def test_a_chosen_class_is_explained_from_the_run_and_from_its_export(three_clas
 def test_evaluate_reads_a_labelled_test_file_and_names_the_classes(three_classes):
     tmp = three_classes["tmp"]
     result = cli("evaluate", three_classes["run"].export_path, "--test-file", three_classes["test"],
-                 "--output", tmp / "metrics.json", "--confusion-matrix", tmp / "confusion.png", cache=tmp / "cache")
+                 "--output", tmp / "metrics.json", "--confusion-matrix", tmp / "confusion.png",
+                 "--reliability-plot", tmp / "reliability.png", cache=tmp / "cache")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp / "metrics.json").read_text())["test"]
     assert metrics["accuracy"] == pytest.approx(three_classes["run"].metrics["test"]["accuracy"], abs=1e-6)
-    assert (tmp / "confusion.png").stat().st_size > 1000
+    assert (tmp / "confusion.png").stat().st_size > 1000 and (tmp / "reliability.png").stat().st_size > 1000
+    aucs = [metrics["per_class"][name]["roc_auc"] for name in ("negative", "neutral", "positive")]
+    assert metrics["roc_auc"] == pytest.approx(np.mean(aucs)) and min(aucs) > 0.9
+    assert 0 <= metrics["expected_calibration_error"] < 0.2
+    assert sum(row["count"] for row in metrics["calibration"]) == metrics["num_examples"] == 150
+    assert (three_classes["run"].run_dir / "reliability.png").stat().st_size > 1000
     other = write_csv(tmp / "other.csv", make_rows(20, ("happy", "sad")))
     result = cli("evaluate", three_classes["run"].export_path, "--test-file", other, cache=tmp / "cache")
     assert result.returncode == 2 and "test labels never seen in training: 'happy' (10), 'sad' (10)" in result.stderr
@@ -349,6 +355,32 @@ def test_balanced_class_weights_and_macro_f1_choose_the_epoch_on_imbalanced_data
         history = [float(row["val_macro_f1"]) for row in csv_module.DictReader(handle)]
     assert f"Best epoch by val_macro_f1: {history.index(max(history)) + 1}" in log
     assert run.metrics["test"]["macro_f1"] > 0.85 and run.metrics["test"]["per_class"]["neutral"]["recall"] > 0.7
+
+
+# === ROC AUC and calibration ===
+
+
+def test_roc_auc_is_the_share_of_positive_negative_pairs_in_order_ties_half():
+    from keras_sentiment.run.evaluation import roc_auc
+
+    rng = np.random.default_rng(1)
+    positive, scores = rng.integers(0, 2, 60).astype(bool), rng.integers(0, 8, 60) / 8  # many ties
+    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p in scores[positive] for n in scores[~positive]]
+    assert roc_auc(positive, scores) == pytest.approx(np.mean(pairs), abs=1e-12)
+    assert roc_auc(np.ones(5, bool), scores[:5]) is None
+
+
+def test_the_expected_calibration_error_weighs_each_bins_gap_by_its_examples():
+    from keras_sentiment.run.evaluation import classification_metrics
+
+    # Two classes: confidence 0.9 (logit +-2.1972) on 10 texts, 6 right; 0.6 (logit 0.4055) on 10, all right.
+    logits = np.array([2.1972] * 10 + [0.4055] * 10)
+    labels = np.array([1] * 6 + [0] * 4 + [1] * 10)
+    metrics = classification_metrics(labels, logits)
+    assert metrics["expected_calibration_error"] == pytest.approx(0.5 * abs(0.6 - 0.9) + 0.5 * abs(1.0 - 0.6), abs=1e-3)
+    assert [(row["count"], round(row["accuracy"], 3)) for row in metrics["calibration"]] == [(10, 1.0), (10, 0.6)]
+    # Positives above negatives: the 6 x 4 pairs at 0.9 tie (half each), the 10 x 4 at 0.6 lie below.
+    assert metrics["roc_auc"] == pytest.approx((6 * 4 * 0.5) / (16 * 4))
 
 
 # === Two classes from folders: today's outputs kept ===

@@ -85,6 +85,9 @@ def build_parser(argv=None):
                           help="metrics JSON to write (default: <run dir>/metrics_<dataset>_<split>.json for a run "
                           "directory, none for a SavedModel)")
     evaluate.add_argument("--confusion-matrix", default=None, help="also draw the confusion matrix to this PNG")
+    evaluate.add_argument("--reliability-plot", default=None,
+                          help="also draw the reliability diagram (accuracy against confidence, the expected calibration "
+                          "error) to this PNG")
 
     export = commands.add_parser("export", help="export a run directory as a versioned SavedModel",
                                  description="Write RUN_DIR's best model, with its text encoder, to "
@@ -225,7 +228,9 @@ def run_train(args):
     run = api.train(resume=args.resume) if args.resume else api.train(**explicit)
     test = run.metrics["test"]
     f1 = f"F1 {test['f1']:.4f}" if "f1" in test else f"macro-F1 {test['macro_f1']:.4f}"
-    print(f"\nTest accuracy {test['accuracy']:.4f}  {f1}  loss {test['loss']:.4f}")
+    auc = f"  ROC AUC {test['roc_auc']:.4f}" if test.get("roc_auc") is not None else ""
+    ece = f"  ECE {test['expected_calibration_error']:.4f}" if "expected_calibration_error" in test else ""
+    print(f"\nTest accuracy {test['accuracy']:.4f}  {f1}  loss {test['loss']:.4f}{auc}{ece}")
     print(f"Run directory: {run.run_dir}\nSavedModel:    {run.export_path}")
     return 0
 
@@ -233,7 +238,8 @@ def run_train(args):
 def run_evaluate(args):
     from pathlib import Path
 
-    from keras_sentiment.run.evaluation import classification_metrics, plot_confusion_matrix, score_dataset
+    from keras_sentiment.run.evaluation import (classification_metrics, plot_confusion_matrix, plot_reliability,
+                                                score_dataset)
     from keras_sentiment.run.loading import load_scorer
     from keras_sentiment.run.rundir import is_run_dir, read_class_names, read_run_config
 
@@ -253,6 +259,8 @@ def run_evaluate(args):
         print(f"Metrics written to {output}")
     if args.confusion_matrix:
         plot_confusion_matrix(metrics[split]["confusion_matrix"], args.confusion_matrix, f"{name} {split}", class_names)
+    if args.reliability_plot and metrics[split]["num_examples"]:
+        plot_reliability(metrics[split], args.reliability_plot, f"{name} {split}")
     return 0
 
 

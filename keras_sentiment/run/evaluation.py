@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_sentiment.core.scorer import predicted_classes
+from keras_sentiment.core.scorer import class_probabilities, predicted_classes
 from keras_sentiment.run.labelled import is_number_label
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 
@@ -47,12 +47,17 @@ def score_dataset(scorer, dataset, num_examples=None, batch_size=256, verbose=Tr
     return np.concatenate(labels), np.concatenate(logits), seconds
 
 
+CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error (Guo et al., 2017)
+
+
 def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_CLASSES):
-    """Accuracy, loss, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: true class).
+    """Accuracy, loss, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: true class),
+    ROC AUC and the expected calibration error with its reliability bins (`calibration`).
 
     `logits`: `[n]` for two classes (then also `precision`, `recall` and `f1` of the second class, as
     before classes had names) or `[n, k]`. With class names that are all numbers (stars), also the
-    mean absolute error between the predicted and the true number.
+    mean absolute error between the predicted and the true number. ROC AUC: of P(second class) for two
+    classes; for k, each class's one-vs-rest AUC (in `per_class`) and their mean (`roc_auc`).
     """
     labels = np.asarray(labels).astype("int64")
     logits = np.asarray(logits, dtype="float64")
@@ -78,12 +83,70 @@ def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_C
     }
     if logits.ndim == 1:
         metrics.update({key: per_class[class_names[1]][key] for key in ("precision", "recall", "f1")})
+    if n:
+        probabilities = class_probabilities(logits)  # [n, k]
+        metrics.update(roc_auc_metrics(labels, probabilities, class_names, per_class))
+        metrics.update(calibration_metrics(labels, probabilities))
     if n and all(map(is_number_label, class_names)):
         values = np.array([float(name) for name in class_names])
         metrics["mean_absolute_error"] = float(np.mean(np.abs(values[predicted] - values[labels])))
     if seconds:
         metrics["examples_per_second"] = n / seconds
     return metrics
+
+
+def roc_auc(positive, scores):
+    """The area under the ROC curve: the chance that a random positive scores above a random negative
+    (ties count half), by ranks (Mann-Whitney U); None when only one kind is present.
+
+    Example:
+    >>> roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    """
+    positive = np.asarray(positive, bool)
+    n_positive, n_negative = int(positive.sum()), int((~positive).sum())
+    if not n_positive or not n_negative:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = np.asarray(scores)[order]
+    ranks = np.empty(len(order), "float64")
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for start, end in zip(starts, ends):  # tied scores share their mean rank
+        ranks[order[start:end]] = (start + end + 1) / 2
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
+def roc_auc_metrics(labels, probabilities, class_names, per_class):
+    """`{"roc_auc": ...}`: two classes, of P(second class); more, the mean of the classes' one-vs-rest AUCs,
+    each also written into `per_class` (None where a class is missing or is every example)."""
+    if len(class_names) == 2:
+        return {"roc_auc": roc_auc(labels == 1, probabilities[:, 1])}
+    for index, name in enumerate(class_names):
+        per_class[name]["roc_auc"] = roc_auc(labels == index, probabilities[:, index])
+    known = [c["roc_auc"] for c in per_class.values() if c["roc_auc"] is not None]
+    return {"roc_auc": float(np.mean(known)) if known else None}
+
+
+def calibration_metrics(labels, probabilities, bins=CALIBRATION_BINS):
+    """The expected calibration error of the predicted class's probability (its confidence): over
+    `bins` equal-width confidence bins, the example-weighted mean |accuracy - mean confidence|.
+
+    Returns `{"expected_calibration_error": float, "calibration": [{"low", "high", "count",
+    "confidence", "accuracy"}, ...]}` (bins holding examples only), what the reliability plot draws.
+    """
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    table, error = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            row = {"low": b / bins, "high": (b + 1) / bins, "count": int(inside.sum()),
+                   "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())}
+            error += row["count"] / len(labels) * abs(row["accuracy"] - row["confidence"])
+            table.append(row)
+    return {"expected_calibration_error": float(error), "calibration": table}
 
 
 def cross_entropy(labels, logits):
@@ -117,6 +180,36 @@ def plot_confusion_matrix(confusion, path, title="Confusion matrix", class_names
         color = "white" if count > confusion.max() / 2 else "black"
         text = f"{count}\n{count / total:.1%}" if k <= 6 else f"{count}"
         ax.text(col, row, text, ha="center", va="center", color=color, fontsize=10 if k <= 6 else 7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_reliability(calibration, path, title="Reliability"):
+    """The reliability diagram as a PNG: per confidence bin, the accuracy against the mean confidence
+    (a calibrated model lies on the diagonal), and below it how many examples each bin holds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = calibration["calibration"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="calibrated")
+    widths = [row["high"] - row["low"] for row in rows]
+    top.bar([row["low"] for row in rows], [row["accuracy"] for row in rows], width=widths, align="edge",
+            edgecolor="black", alpha=0.7, label="accuracy")
+    top.plot([row["confidence"] for row in rows], [row["accuracy"] for row in rows], "o", color="black",
+             markersize=3, label="mean confidence")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.set_title(f"{title}: ECE {calibration['expected_calibration_error']:.3f}")
+    top.legend(loc="upper left")
+    bottom.bar([row["low"] for row in rows], [row["count"] for row in rows], width=widths, align="edge",
+               edgecolor="black", color="grey")
+    bottom.set_xlabel("confidence (probability of the predicted class)")
+    bottom.set_ylabel("examples")
+    bottom.set_xlim(0, 1)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -33,7 +33,8 @@ class RunDir:
 
     CONFIG, BEST, SELECTED, BEST_PART = "config.json", "best.keras", "selected.keras", "best_part.keras"
     HISTORY, REFIT_HISTORY, METRICS = "history.csv", "refit_history.csv", "metrics.json"
-    CURVES, CONFUSION_MATRIX, TENSORBOARD = "curves.png", "confusion_matrix.png", "tensorboard"
+    CURVES, CONFUSION_MATRIX, RELIABILITY = "curves.png", "confusion_matrix.png", "reliability.png"
+    TENSORBOARD = "tensorboard"
     MEMBERS, BACKUP, TOKENIZER, ENCODER_CACHE = "members", "backup", "tokenizer", "encoder_cache"
 
     def __init__(self, path):
@@ -60,6 +61,7 @@ class RunDir:
     metrics = property(lambda self: self.path / self.METRICS)
     curves = property(lambda self: self.path / self.CURVES)
     confusion_matrix = property(lambda self: self.path / self.CONFUSION_MATRIX)
+    reliability = property(lambda self: self.path / self.RELIABILITY)
     tensorboard = property(lambda self: self.path / self.TENSORBOARD)
     backup = property(lambda self: self.path / self.BACKUP)
     tokenizer = property(lambda self: self.path / self.TOKENIZER)

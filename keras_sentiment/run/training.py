@@ -12,7 +12,7 @@ each epoch end), a finished fit is not repeated. Everything goes into one run di
 vocabulary size, the word vectors file, refit epochs), the text encoder (`vocabulary.txt` +
 `vectorizer.json`, or `tokenizer/` for BERT), `best.keras` (the model the run delivers: best
 `val_loss`, the ensemble, or the refit model, with the selected one kept as `selected.keras`), `history.csv`
-(and `refit_history.csv`), `curves.png`, `confusion_matrix.png`, `metrics.json`, `tensorboard/`;
+(and `refit_history.csv`), `curves.png`, `confusion_matrix.png`, `reliability.png`, `metrics.json`, `tensorboard/`;
 `backup/` while training (its `state.json` stays, marked finished); with `--cache-encoder` also
 `encoder_cache.json`.
 """
@@ -38,7 +38,8 @@ from keras_sentiment.run.backup import (BestCheckpoint, TrainingBackup, higher_i
 from keras_sentiment.run.batching import EpochBatches, concatenate_epochs, make_batches
 from keras_sentiment.run.builder import delivered_input_length, ngram_input_length
 from keras_sentiment.run.distribute import fitting_under, make_distribution, worker_directories
-from keras_sentiment.run.evaluation import classification_metrics, plot_confusion_matrix, plot_curves, score_dataset
+from keras_sentiment.run.evaluation import (classification_metrics, plot_confusion_matrix, plot_curves, plot_reliability,
+                                            score_dataset)
 from keras_sentiment.run.export import export_serving_model
 from keras_sentiment.run.rundir import RunDir, class_names_of
 from keras_sentiment.run.labelled import describe_data_facts
@@ -487,8 +488,10 @@ def evaluate(settings, model, encoder, splits, run_dir):
         alone = ", ".join(f"{metrics[f'member_{n}_valid']['accuracy']:.2%}" for n in members)
         print(f"Valid accuracy: ensemble {metrics['valid']['accuracy']:.2%}; its members alone {alone}", flush=True)
     write_json_atomically(run_dir.metrics, metrics)
-    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir.confusion_matrix, f"{settings.dataset} test: {settings.arch}",
-                          splits.class_names)
+    title = f"{settings.dataset} test: {settings.arch}"
+    plot_confusion_matrix(metrics["test"]["confusion_matrix"], run_dir.confusion_matrix, title, splits.class_names)
+    if metrics["test"]["num_examples"]:
+        plot_reliability(metrics["test"], run_dir.reliability, title)
     return metrics
 
 

@@ -357,6 +357,44 @@ def test_balanced_class_weights_and_macro_f1_choose_the_epoch_on_imbalanced_data
     assert run.metrics["test"]["macro_f1"] > 0.85 and run.metrics["test"]["per_class"]["neutral"]["recall"] > 0.7
 
 
+# === Decision threshold (two classes) ===
+
+
+def test_threshold_auto_is_chosen_on_valid_recorded_and_applied_by_the_export_and_the_api(tmp_path):
+    import tensorflow as tf
+
+    rows = [(make_text(NEGATIVE if i % 4 else POSITIVE, random.Random(i)), "neg" if i % 4 else "pos") for i in range(480)]
+    rows += [(make_text(NEUTRAL, random.Random(1000 + i)), "pos" if i % 2 else "neg") for i in range(120)]  # ambiguous
+    train = write_csv(tmp_path / "reviews.csv", rows)
+    run, log = train_in_process("--train-file", train, *TINY, "--threshold", "auto", "--target-precision", "0.95",
+                                "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
+    config = json.loads((run.run_dir / "config.json").read_text())
+    threshold, choice = config["decision_threshold"], config["threshold_choice"]
+    assert choice["rule"] == "the most recall at precision >= 0.95" and choice["precision"] >= 0.95
+    assert f"Decision threshold {threshold:.4f} on valid" in log and threshold != 0.5
+    assert run.metrics["test"]["threshold"] == threshold
+    assert json.loads((run.export_path / "assets.extra" / "threshold.json").read_text()) == {"threshold": threshold}
+    texts = [text for text, _ in rows[:200]]
+    outputs = tf.saved_model.load(str(run.export_path)).signatures["serving_default"](text=tf.constant(texts))
+    probability = outputs["probability"].numpy()
+    assert outputs["label"].numpy().tolist() == (probability > threshold).astype(int).tolist()
+    assert any(0.5 < p <= threshold or threshold < p <= 0.5 for p in probability)  # the threshold decided some
+    for path in (run.run_dir, run.export_path):
+        assert [p["label"] for p in ks.load(path).predict(texts)] == ["pos" if p > threshold else "neg" for p in probability]
+
+
+def test_threshold_flags_are_checked_before_any_work(tmp_path):
+    train = write_csv(tmp_path / "reviews.csv", make_rows(90))
+    for flags, message in [(["--target-precision", "0.9"], "--target-precision: the threshold is chosen for it on valid"),
+                           (["--threshold", "1.5"], "--threshold 1.5: give auto, or a probability between 0 and 1"),
+                           (["--threshold", "auto", "--target-recall", "2"], "--target-recall 2.0: a share, at most 1")]:
+        result = cli("train", "--train-file", train, *flags, cache=tmp_path / "cache")
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    result = cli("train", "--train-file", train, "--threshold", "auto", *TINY, "--run-dir", tmp_path / "run",
+                 cache=tmp_path / "cache")
+    assert result.returncode == 2 and "--threshold auto (flag) is for two classes so far, and this data has 3" in result.stderr
+
+
 # === ROC AUC and calibration ===
 
 

@@ -57,7 +57,7 @@ from keras_sentiment.core.scorer import class_probabilities, predicted_classes, 
 from keras_sentiment.run.loading import load_scorer  # noqa: E402
 from keras_sentiment.run.readers import INPUT_FORMATS, InputReader, Row, ScoreOptions, detect_format  # noqa: E402
 from keras_sentiment.run.rundir import (SENTIMENT_CLASSES, is_run_dir, not_a_model_message, read_class_names,  # noqa: E402
-                                        resolve_saved_model)
+                                        read_threshold, resolve_saved_model)
 
 BAD_ROWS = "bad_rows"
 METRICS = "keras_sentiment"
@@ -147,11 +147,12 @@ def bad_row_record(path, line, reason):
     return json.dumps({"file": path, "line": line, "source": f"{path}:{line}", "reason": reason}, ensure_ascii=False)
 
 
-def prediction_record(keyed_result, class_names=SENTIMENT_CLASSES):
-    """A JSON line as `score` writes it: `probability` and `label` for two classes, else `class`, `label` and `scores`."""
+def prediction_record(keyed_result, class_names=SENTIMENT_CLASSES, threshold=0.5):
+    """A JSON line as `score` writes it: `probability` and `label` for two classes (the second above the
+    decision `threshold`), else `class`, `label` and `scores`."""
     (row_id, source), result = keyed_result
     logits = np.asarray([result.inference], "float64")  # [1] or [1, k]
-    label, probabilities = int(predicted_classes(logits)[0]), class_probabilities(logits)[0]
+    label, probabilities = int(predicted_classes(logits, threshold)[0]), class_probabilities(logits)[0]
     if len(class_names) == 2:
         record = {"probability": float(probabilities[1]), "label": label}
     else:
@@ -176,7 +177,7 @@ def build_pipeline(pipeline, model, patterns, output, options, batch_size=256, n
     (
         rows.rows
         | "RunInference" >> RunInference(KeyedModelHandler(KerasSentimentModelHandler(model, batch_size)))
-        | "ToJson" >> beam.Map(prediction_record, read_class_names(model))
+        | "ToJson" >> beam.Map(prediction_record, read_class_names(model), read_threshold(model))
         | "WriteScores" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, num_shards=num_shards)
     )
     rows[BAD_ROWS] | "WriteBadRows" >> beam.io.WriteToText(prefix + ".bad-rows", file_name_suffix=suffix, num_shards=1)

@@ -241,7 +241,7 @@ def run_evaluate(args):
     from keras_sentiment.run.evaluation import (classification_metrics, plot_confusion_matrix, plot_reliability,
                                                 score_dataset)
     from keras_sentiment.run.loading import load_scorer
-    from keras_sentiment.run.rundir import is_run_dir, read_class_names, read_run_config
+    from keras_sentiment.run.rundir import is_run_dir, read_class_names, read_run_config, read_threshold
 
     # A run directory knows its dataset, split seed and data; a SavedModel does not.
     run = read_run_config(args.model) if is_run_dir(args.model) else {}
@@ -249,7 +249,7 @@ def run_evaluate(args):
     scorer = load_scorer(args.model)
     name, split, examples, size = evaluation_data(args, run, class_names)
     labels, logits, seconds = score_dataset(scorer, examples, size, args.batch_size)
-    metrics = {split: classification_metrics(labels, logits, seconds, class_names)}
+    metrics = {split: classification_metrics(labels, logits, seconds, class_names, read_threshold(args.model))}
     print(json.dumps(metrics, indent=2))
     output = args.output
     if output is None and run:

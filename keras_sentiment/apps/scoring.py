@@ -25,7 +25,8 @@ from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError
 from keras_sentiment.core.scorer import class_probabilities, predicted_classes, score_texts
 from keras_sentiment.run.loading import load_scorer
 from keras_sentiment.run.readers import BadRow, InputReader, Row
-from keras_sentiment.run.rundir import SENTIMENT_CLASSES, is_run_dir, read_class_names, resolve_saved_model
+from keras_sentiment.run.rundir import (SENTIMENT_CLASSES, is_run_dir, read_class_names, read_threshold,
+                                        resolve_saved_model)
 
 ON_ERROR = ("fail", "skip")
 STATE_VERSION = 1
@@ -81,8 +82,8 @@ class OutputWriter:
     """Rows of scores: `id, probability, label` for a two-class model (P(second class), its id); with k > 2
     classes `id, class, label` and each class's probability (JSONL: `scores`, a name -> probability object)."""
 
-    def __init__(self, partial, output_format, class_names=SENTIMENT_CLASSES):
-        self.partial, self.format, self.class_names = partial, output_format, tuple(class_names)
+    def __init__(self, partial, output_format, class_names=SENTIMENT_CLASSES, threshold=0.5):
+        self.partial, self.format, self.class_names, self.threshold = partial, output_format, tuple(class_names), threshold
         self.many = len(self.class_names) > 2
         if output_format == "csv":
             self._csv = csv.writer(self, lineterminator="\n")
@@ -94,7 +95,7 @@ class OutputWriter:
 
     def write_rows(self, rows, logits):
         """One output row per input row, from the model's logits (`[n]` or `[n, k]`)."""
-        for row, label, probabilities in zip(rows, predicted_classes(logits), class_probabilities(logits)):
+        for row, label, probabilities in zip(rows, predicted_classes(logits, self.threshold), class_probabilities(logits)):
             if self.many:
                 self.write_classes(row.id, int(label), [float(p) for p in probabilities])
             else:
@@ -218,7 +219,8 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
     report = ScoreReport(output_path, resumed_rows=state["rows"])
     output = PartialFile(output_path, state["output_bytes"])
     skipped = PartialFile(skipped_path, state["skipped_bytes"])
-    writer = OutputWriter(output, options.output_format, read_class_names(state["model"] or model))
+    model_path = state["model"] or model
+    writer = OutputWriter(output, options.output_format, read_class_names(model_path), read_threshold(model_path))
     reader = InputReader(input_path, options, state["input_offset"], state["input_line"])
     bar = _progress_bar(identity["input_size"], progress)
     bar.update(reader.offset)

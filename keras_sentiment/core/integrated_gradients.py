@@ -10,14 +10,14 @@ import tensorflow as tf
 
 from keras_sentiment.core import bert, recurrent
 from keras_sentiment.core.explanation import COMPLETENESS_TOLERANCE, DEFAULT_STEPS, MAX_DOUBLINGS
-from keras_sentiment.core.scorer import TEXT_SPEC
+from keras_sentiment.core.scorer import TEXT_SPEC, log_odds
 
 
 CLASS_NAME_SPEC = tf.TensorSpec([None], tf.string, name="class_name")  # the class to explain per text; "": the default
 DEFAULT_CLASS = -1  # a class id meaning: the default class to explain
 
 
-def make_explainer(encoder, model, steps=DEFAULT_STEPS):
+def make_explainer(encoder, model, steps=DEFAULT_STEPS, threshold=0.5):
     """A `tf.function` from strings `[batch]` to the explanation tensors of the default class.
 
     Returns a dict: `tokens` (string `[batch, seq_len]`, "" at padding), `attributions` (float32
@@ -29,9 +29,10 @@ def make_explainer(encoder, model, steps=DEFAULT_STEPS):
     What is explained is one logit per text. The default class: a two-class model's second (its one
     logit, evidence for the second class against the first: positive minus negative for sentiment);
     with k > 2 classes, the predicted class. `make_class_explainer` explains a class chosen per text.
+    `threshold`: two classes' decision threshold, for `label`.
     """
 
-    explain_ids = make_token_id_explainer(model, steps)
+    explain_ids = make_token_id_explainer(model, steps, threshold)
 
     @tf.function(input_signature=[TEXT_SPEC], reduce_retracing=True)
     def explain(text):
@@ -41,13 +42,13 @@ def make_explainer(encoder, model, steps=DEFAULT_STEPS):
     return explain
 
 
-def make_class_explainer(encoder, model, class_names, steps=DEFAULT_STEPS):
+def make_class_explainer(encoder, model, class_names, steps=DEFAULT_STEPS, threshold=0.5):
     """A `tf.function` from strings `[batch]` and class names `[batch]` to the explanation tensors of the
     named class of each text ("": the default class, as `make_explainer`). Two classes: the first class's
     logit is the one logit negated, so its attributions are the second's negated. A name that is not one
     of `class_names` fails with an InvalidArgumentError naming the model's classes."""
 
-    explain_ids = make_token_id_explainer(model, steps)
+    explain_ids = make_token_id_explainer(model, steps, threshold)
     names = tf.constant(list(class_names), tf.string)  # [k]
     known = ", ".join(class_names)
 
@@ -64,7 +65,7 @@ def make_class_explainer(encoder, model, class_names, steps=DEFAULT_STEPS):
     return explain_class
 
 
-def make_token_id_explainer(model, steps=DEFAULT_STEPS):
+def make_token_id_explainer(model, steps=DEFAULT_STEPS, threshold=0.5):
     """Integrated Gradients on token ids `[batch, seq_len]` (see `make_explainer`; no `tokens`)."""
 
     if steps < 1:
@@ -116,7 +117,7 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS):
         if class_ids is None:
             class_ids = tf.fill(tf.shape(token_ids)[:1], DEFAULT_CLASS)
         if all_logits.shape.rank == 1:  # two classes: the one logit is the second class's
-            predicted = tf.cast(all_logits > 0, tf.int32)
+            predicted = tf.cast(all_logits > log_odds(threshold), tf.int32)
             class_ids = tf.where(class_ids == DEFAULT_CLASS, 1, class_ids)
             probability = tf.sigmoid(pick_class(all_logits, class_ids))
         else:  # k classes: the default is the predicted one

@@ -38,18 +38,19 @@ def model_logits(model, token_ids):
     return logits[:, 0] if logits.shape[-1] == 1 else logits
 
 
-def serving_outputs(logits, class_names):
+def serving_outputs(logits, class_names, threshold=0.5):
     """The `serving_default` outputs from logits (`[batch]` for two classes, `[batch, k]` for k).
 
     Every export: `scores` (float32 `[batch, k]`, the probabilities) and `classes` (string `[batch, k]`,
     the class names), TF Serving's classification outputs, plus `label` (int32 `[batch]`, the
-    predicted class id) and `logits`. Two classes also keep `probability` (`[batch]`, P(second class)).
+    predicted class id) and `logits`. Two classes also keep `probability` (`[batch]`, P(second class));
+    their `label` is the second class where `probability` is above `threshold`.
     """
     names = tf.constant(list(class_names), tf.string)  # [k]
     if logits.shape.rank == 1:
         probability = tf.sigmoid(logits)
         scores = tf.stack([1.0 - probability, probability], axis=1)  # [batch, 2]
-        outputs = {"probability": probability, "label": tf.cast(logits > 0, tf.int32)}
+        outputs = {"probability": probability, "label": tf.cast(logits > log_odds(threshold), tf.int32)}
     else:
         scores = tf.nn.softmax(logits, axis=-1)  # [batch, k]
         outputs = {"label": tf.argmax(logits, axis=-1, output_type=tf.int32)}
@@ -67,10 +68,16 @@ def class_probabilities(logits):
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def predicted_classes(logits):
-    """The predicted class id of each text (numpy int64) from logits `[n]` or `[n, k]`."""
+def predicted_classes(logits, threshold=0.5):
+    """The predicted class id of each text (numpy int64) from logits `[n]` or `[n, k]`; two classes: the
+    second where its probability is above `threshold` (the decision threshold; 0.5: logit > 0)."""
     logits = np.asarray(logits)
-    return (logits > 0).astype("int64") if logits.ndim == 1 else np.argmax(logits, axis=1)
+    return (logits > log_odds(threshold)).astype("int64") if logits.ndim == 1 else np.argmax(logits, axis=1)
+
+
+def log_odds(probability):
+    """The logit of a probability in (0, 1): a decision threshold as the logit it compares with."""
+    return float(np.log(probability) - np.log1p(-probability))
 
 
 def score_texts(scorer, texts, batch_size=256, progress=False):

@@ -29,7 +29,7 @@ from keras_sentiment.run.explaining import explain_in_batches, load_explainer
 from keras_sentiment.run.export import export_serving_model, write_version
 from keras_sentiment.run.loading import load_run, load_scorer
 from keras_sentiment.run.rundir import (SENTIMENT_CLASSES, is_run_dir, not_a_model_message, read_class_names,
-                                        read_run_config, resolve_saved_model)
+                                        read_run_config, read_threshold, resolve_saved_model)
 from keras_sentiment.run.settings import BY_NAME, resolve_settings, settings_from_python, settings_of_run
 
 CLASS_NAMES = SENTIMENT_CLASSES  # the classes of IMDB and SST-2 models, and of every export made before class names
@@ -96,6 +96,7 @@ class SentimentModel:
 
     Attributes:
         class_names: the classes in class-id order (`("negative", "positive")` for IMDB and SST-2).
+        threshold: two classes' decision threshold: P(second class) above it is that class (`--threshold`).
 
     Example:
     >>> model = SentimentModel("saved_models/imdb_bigru")  # doctest: +SKIP
@@ -108,6 +109,7 @@ class SentimentModel:
         if not is_run_dir(self.path) and resolve_saved_model(self.path) is None:
             raise KerasSentimentError(not_a_model_message(self.path))
         self.class_names = read_class_names(self.path)
+        self.threshold = read_threshold(self.path)
         self._scorer, self._explainer = None, None  # loaded on first use: a model only explained never loads a scorer
 
     def __repr__(self):
@@ -124,7 +126,7 @@ class SentimentModel:
         logits = self.logits(texts, batch_size)
         names = self.class_names
         return [{"label": names[label], "scores": {name: float(p) for name, p in zip(names, probabilities)}}
-                for label, probabilities in zip(predicted_classes(logits), class_probabilities(logits))]
+                for label, probabilities in zip(predicted_classes(logits, self.threshold), class_probabilities(logits))]
 
     def explanations(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True, class_name=None):
         """Yield each text's `Explanation` (`keras_sentiment.core.explanation`), `batch_size` texts a call.
@@ -155,7 +157,7 @@ class SentimentModel:
         if is_run_dir(self.path):
             encoder, model = load_run(self.path)
             return export_serving_model(model, encoder, export_dir or read_run_config(self.path)["export_dir"], version,
-                                        class_names=self.class_names, **options)
+                                        class_names=self.class_names, threshold=self.threshold, **options)
         if export_dir is None or options:
             raise KerasSentimentError(f"{self.path} is an export: give export_dir, and no export options (they need "
                                       "the run directory)")

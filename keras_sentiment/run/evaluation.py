@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_sentiment.core.scorer import class_probabilities, predicted_classes
+from keras_sentiment.core.scorer import class_probabilities, predicted_classes, sigmoid
 from keras_sentiment.run.labelled import is_number_label
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 
@@ -50,19 +50,20 @@ def score_dataset(scorer, dataset, num_examples=None, batch_size=256, verbose=Tr
 CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error (Guo et al., 2017)
 
 
-def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_CLASSES):
+def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_CLASSES, threshold=0.5):
     """Accuracy, loss, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: true class),
     ROC AUC and the expected calibration error with its reliability bins (`calibration`).
 
     `logits`: `[n]` for two classes (then also `precision`, `recall` and `f1` of the second class, as
     before classes had names) or `[n, k]`. With class names that are all numbers (stars), also the
     mean absolute error between the predicted and the true number. ROC AUC: of P(second class) for two
-    classes; for k, each class's one-vs-rest AUC (in `per_class`) and their mean (`roc_auc`).
+    classes; for k, each class's one-vs-rest AUC (in `per_class`) and their mean (`roc_auc`). Two
+    classes are told apart at the decision `threshold` (P(second class) above it: the second).
     """
     labels = np.asarray(labels).astype("int64")
     logits = np.asarray(logits, dtype="float64")
     k = len(class_names)
-    predicted = predicted_classes(logits)
+    predicted = predicted_classes(logits, threshold)
     confusion = np.zeros([k, k], "int64")
     np.add.at(confusion, (labels, predicted), 1)
     per_class = {}
@@ -83,6 +84,7 @@ def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_C
     }
     if logits.ndim == 1:
         metrics.update({key: per_class[class_names[1]][key] for key in ("precision", "recall", "f1")})
+        metrics["threshold"] = threshold
     if n:
         probabilities = class_probabilities(logits)  # [n, k]
         metrics.update(roc_auc_metrics(labels, probabilities, class_names, per_class))
@@ -147,6 +149,49 @@ def calibration_metrics(labels, probabilities, bins=CALIBRATION_BINS):
             error += row["count"] / len(labels) * abs(row["accuracy"] - row["confidence"])
             table.append(row)
     return {"expected_calibration_error": float(error), "calibration": table}
+
+
+def choose_threshold(labels, logits, target_precision=None, target_recall=None):
+    """The decision threshold of two classes chosen on (valid) `labels` and `logits` `[n]`: the probability
+    of the second class above which it is the label. Returns `(threshold, choice)`, `choice` saying the
+    rule and the precision, recall and F1 it gives on these examples.
+
+    The rule: the best F1 of the second class; with `target_precision`, the most recall whose precision
+    is at least it; with `target_recall`, the best precision whose recall is at least it. A target no
+    threshold reaches gives the threshold closest to it, said in `choice["rule"]`. Thresholds lie halfway
+    between two neighbouring probabilities, so each cut is what these examples show.
+
+    Example:
+    >>> threshold, choice = choose_threshold(np.array([0, 0, 1, 1, 1]), np.array([-2.0, 0.5, 0.2, 1.0, 3.0]))
+    >>> round(threshold, 3), round(choice["f1"], 3)
+    (0.335, 0.857)
+    """
+    labels = np.asarray(labels).astype(bool)
+    probabilities = sigmoid(logits)
+    order = np.argsort(-probabilities, kind="stable")
+    sorted_p, sorted_y = probabilities[order], labels[order]
+    cuts = np.flatnonzero(np.r_[sorted_p[1:] != sorted_p[:-1], True])  # the second class: the first cut + 1
+    true_positives = np.cumsum(sorted_y)[cuts]
+    chosen = cuts + 1
+    positives = max(int(labels.sum()), 1)
+    precision, recall = true_positives / chosen, true_positives / positives
+    f1 = 2 * true_positives / (chosen + positives)
+    below = np.r_[sorted_p, 0.0][cuts + 1]  # the next lower probability (0 after the last)
+    thresholds = (sorted_p[cuts] + below) / 2
+    if target_precision is not None:
+        reached = np.flatnonzero(precision >= target_precision)
+        best = reached[np.argmax(recall[reached])] if len(reached) else int(np.argmax(precision))
+        rule = (f"the most recall at precision >= {target_precision}" if len(reached) else
+                f"no threshold reaches precision {target_precision} on valid: the highest precision")
+    elif target_recall is not None:
+        reached = np.flatnonzero(recall >= target_recall)
+        best = reached[np.argmax(precision[reached])]  # recall 1 is always reached
+        rule = f"the best precision at recall >= {target_recall}"
+    else:
+        best, rule = int(np.argmax(f1)), "the best F1"
+    threshold = float(np.clip(thresholds[best], 1e-6, 1 - 1e-6))
+    return threshold, {"rule": rule, "precision": float(precision[best]), "recall": float(recall[best]),
+                       "f1": float(f1[best])}
 
 
 def cross_entropy(labels, logits):

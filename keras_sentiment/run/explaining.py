@@ -7,7 +7,7 @@ from keras_sentiment.core.explanation import DEFAULT_STEPS, explanations_from_ou
 from keras_sentiment.core.integrated_gradients import make_class_explainer, make_explainer
 from keras_sentiment.run.loading import load_run, load_saved_model
 from keras_sentiment.run.rundir import (EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE, SENTIMENT_CLASSES, is_run_dir,
-                                        read_class_names)
+                                        read_class_names, read_threshold)
 
 
 def load_explainer(path, steps=DEFAULT_STEPS, class_name=None):
@@ -20,10 +20,11 @@ def load_explainer(path, steps=DEFAULT_STEPS, class_name=None):
 
     if is_run_dir(path):
         encoder, model = load_run(path)
+        threshold = read_threshold(path)
         if class_name is None:
-            explain = make_explainer(encoder, model, steps=steps)
+            explain = make_explainer(encoder, model, steps, threshold)
             return lambda texts: to_numpy(explain(tf.constant(texts, tf.string)))
-        explain_class = make_class_explainer(encoder, model, read_class_names(path), steps=steps)
+        explain_class = make_class_explainer(encoder, model, read_class_names(path), steps, threshold)
         return lambda texts: to_numpy(explain_class(tf.constant(texts, tf.string), tf.constant([class_name] * len(texts))))
     saved_model, loaded = load_saved_model(path)
     if EXPLAIN_SIGNATURE not in loaded.signatures:

@@ -40,14 +40,16 @@ from keras_sentiment.core.integrated_gradients import make_class_explainer, make
 from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, serving_outputs
 from keras_sentiment.run.atomic import write_json_atomically
 from keras_sentiment.run.rundir import (CLASS_NAMES_FILE, CLIENT_TOKENIZER_DIR, EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE,
-                                        SAVED_MODEL_FILE, SENTIMENT_CLASSES, existing_versions, next_version)
+                                        SAVED_MODEL_FILE, SENTIMENT_CLASSES, THRESHOLD_FILE, existing_versions,
+                                        next_version)
 
 
 def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS,
-                         class_names=SENTIMENT_CLASSES):
+                         class_names=SENTIMENT_CLASSES, threshold=0.5):
     """Write the end-to-end model to `<export_dir>/<version>/`; returns that path.
 
     `class_names`: the model's classes in class-id order (as many as it has logits; 2 for one logit).
+    `threshold`: two classes' decision threshold, applied to `label` (stored in `assets.extra/threshold.json`).
 
     `tokenizer_in_graph=False` (BERT encoders only): token ids in instead of text, see above; such
     an export has no `explain` signature. `explain_steps`: the Integrated Gradients steps of the
@@ -74,23 +76,25 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         encoder(tf.constant([""]))  # builds the encoder's layers: ExportArchive tracks built layers only
         for layer in encoder.layers:
             archive.track(layer)
-        archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text), class_names),
+        archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text), class_names, threshold),
                               input_signature=[TEXT_SPEC])
-        explain = make_explainer(encoder, model, explain_steps)
+        explain = make_explainer(encoder, model, explain_steps, threshold)
         explain.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
         archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=explain)
-        explain_class = make_class_explainer(encoder, model, class_names, explain_steps)
+        explain_class = make_class_explainer(encoder, model, class_names, explain_steps, threshold)
         explain_class.get_concrete_function()
         archive.add_endpoint(name=EXPLAIN_CLASS_SIGNATURE, fn=explain_class)
     else:
         archive.add_endpoint(name="serving_default",
-                             fn=lambda token_ids: serving_outputs(model_logits(model, token_ids), class_names),
+                             fn=lambda token_ids: serving_outputs(model_logits(model, token_ids), class_names, threshold),
                              input_signature=[TOKEN_IDS_SPEC])
 
     def write(folder):
         archive.write_out(str(folder), verbose=False)
         (folder / CLASS_NAMES_FILE).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(folder / CLASS_NAMES_FILE, list(class_names))
+        if len(class_names) == 2:
+            write_json_atomically(folder / THRESHOLD_FILE, {"threshold": threshold})
         if not tokenizer_in_graph:
             encoder.save_for_clients(folder / CLIENT_TOKENIZER_DIR)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 SAVED_MODEL_FILE = "saved_model.pb"
 CLIENT_TOKENIZER_DIR = Path("assets.extra") / "tokenizer"  # TF Serving ignores assets.extra/
 CLASS_NAMES_FILE = Path("assets.extra") / "class_names.json"
+THRESHOLD_FILE = Path("assets.extra") / "threshold.json"  # {"threshold": P}: two classes' decision threshold
 EXPLAIN_SIGNATURE, EXPLAIN_CLASS_SIGNATURE = "explain", "explain_class"  # an export's explanations: default, chosen class
 SENTIMENT_CLASSES = ("negative", "positive")  # the classes of IMDB, SST-2 and every run before class names were recorded
 
@@ -146,6 +147,19 @@ def read_class_names(path):
     if names_file is not None and names_file.is_file():
         return tuple(json.loads(names_file.read_text(encoding="utf-8")))
     return SENTIMENT_CLASSES  # an export from before class names were stored: two-class sentiment
+
+
+def read_threshold(path):
+    """The decision threshold of a two-class run directory or export: the probability of the second class
+    above which it is the label (`--threshold`); 0.5 where none was chosen."""
+    path = Path(path)
+    if RunDir(path).config.is_file():
+        return float(read_run_config(path).get("decision_threshold") or 0.5)
+    saved_model = resolve_saved_model(path)
+    threshold_file = saved_model / THRESHOLD_FILE if saved_model is not None else None
+    if threshold_file is not None and threshold_file.is_file():
+        return float(json.loads(threshold_file.read_text(encoding="utf-8"))["threshold"])
+    return 0.5
 
 
 def not_a_model_message(path):

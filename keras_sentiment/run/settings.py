@@ -36,6 +36,7 @@ RECIPES = ("best", "seed")
 NO_EMBEDDINGS, AUTO_EMBEDDINGS = "none", "auto"
 NO_EMBEDDINGS_TEXT, IMDB_EMBEDDINGS_TEXT = "none", "imdb"
 NO_TEACHER, AUTO_TEACHER = "none", "auto"
+AUTO_THRESHOLD = "auto"  # --threshold auto: chosen on the valid split
 # What only a teacher labels: without a teacher these fall back to their defaults or are refused.
 TEACHER_DEPENDENT = ("teacher_variants", "teacher_text", "teacher_text_sentences")
 
@@ -186,6 +187,13 @@ SETTINGS = (
     Setting("monitor", str, "val_loss", "valid-split metric that picks the kept epoch, stops training early and "
             "halves the learning rate when it stalls; val_macro_f1 = the mean of the classes' F1, for classes of very "
             "different sizes", choices=("val_loss", "val_accuracy", "val_macro_f1")),
+    Setting("threshold", str, None, "two classes: the probability of the second class above which it is the label; "
+            "auto = chosen on the valid split for the best F1 (or --target-precision, --target-recall); or a number "
+            "between 0 and 1. The export applies it to `label`", none_means="0.5"),
+    Setting("target_precision", float, None, "with --threshold auto: the threshold with the most recall whose valid "
+            "precision is at least this", minimum=0.0, none_means="the best F1"),
+    Setting("target_recall", float, None, "with --threshold auto: the threshold with the best precision whose valid "
+            "recall is at least this", minimum=0.0, none_means="the best F1"),
     Setting("class_weight", str, None, "balanced = weigh each training example by n / (k x its class's count), so "
             "that in the loss a rare class counts as much as a common one", choices=("balanced",),
             none_means="every example weighs the same"),
@@ -540,6 +548,7 @@ def validate(settings):
     teacher_text = settings.values.get("teacher_text")
     if teacher_text not in (None, NO_EMBEDDINGS_TEXT, IMDB_EMBEDDINGS_TEXT) and not Path(teacher_text).is_file():
         raise KerasSentimentError(f"--teacher-text: no such file {teacher_text}")
+    check_threshold(settings.values)
     if settings.values.get("init_from") is not None:
         check_init_from(settings)
     trainable = settings.values.get("trainable_layers")
@@ -599,11 +608,32 @@ def own_data_source(settings):
     return tuple(where(split) for split in ("train", "valid", "test"))
 
 
+def check_threshold(values):
+    """`--threshold` auto or a probability; the targets only with auto, one of them, each at most 1."""
+    threshold = values.get("threshold")
+    if threshold not in (None, AUTO_THRESHOLD):
+        try:
+            number = float(threshold)
+        except ValueError:
+            number = None
+        if number is None or not 0 < number < 1:
+            raise KerasSentimentError(f"--threshold {threshold}: give auto, or a probability between 0 and 1 (exclusive)")
+    targets = [name for name in ("target_precision", "target_recall") if values.get(name) is not None]
+    if targets and threshold != AUTO_THRESHOLD:
+        raise KerasSentimentError(f"{BY_NAME[targets[0]].flag}: the threshold is chosen for it on valid; give "
+                                  "--threshold auto too")
+    if len(targets) == 2:
+        raise KerasSentimentError("--target-precision and --target-recall: give one of the two")
+    for name in targets:
+        if values[name] > 1:
+            raise KerasSentimentError(f"{BY_NAME[name].flag} {values[name]}: a share, at most 1")
+
+
 def validate_for_classes(settings, num_classes):
     """One line for what this run asks that is not built for more than two classes yet."""
     if num_classes <= 2:
         return
-    refused = [(name, f"{BY_NAME[name].flag} {settings.values[name]}") for name in ("ngrams", "teacher")
+    refused = [(name, f"{BY_NAME[name].flag} {settings.values[name]}") for name in ("ngrams", "teacher", "threshold")
                if settings.values.get(name)]
     if settings.arch == "bert_gru":
         refused.append(("arch", "--arch bert_gru"))

@@ -38,12 +38,12 @@ from keras_sentiment.run.backup import (BestCheckpoint, TrainingBackup, higher_i
 from keras_sentiment.run.batching import EpochBatches, concatenate_epochs, make_batches
 from keras_sentiment.run.builder import delivered_input_length, ngram_input_length
 from keras_sentiment.run.distribute import fitting_under, make_distribution, worker_directories
-from keras_sentiment.run.evaluation import (classification_metrics, plot_confusion_matrix, plot_curves, plot_reliability,
-                                            score_dataset)
+from keras_sentiment.run.evaluation import (choose_threshold, classification_metrics, plot_confusion_matrix, plot_curves,
+                                            plot_reliability, score_dataset)
 from keras_sentiment.run.export import export_serving_model
 from keras_sentiment.run.rundir import RunDir, class_names_of
 from keras_sentiment.run.labelled import describe_data_facts
-from keras_sentiment.run.settings import (AUTO_TEACHER, BY_NAME, OWN, TEACHER_DEPENDENT, architecture_module,
+from keras_sentiment.run.settings import (AUTO_TEACHER, AUTO_THRESHOLD, BY_NAME, OWN, TEACHER_DEPENDENT, architecture_module,
                                           own_data_source, validate_for_classes)
 from keras_sentiment.run.sources import OwnDataSource, load_dataset, load_own_data, subsample
 from keras_sentiment.run.teacher import distil_training_split, train_or_reuse_auto_teacher
@@ -103,8 +103,10 @@ def train(settings, resume=False):
             settings = add_ngram_model(settings, encoder, splits, run_dir)
         encoder = delivered_encoder(encoder, settings)
         model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
+        settings = choose_decision_threshold(settings, model, encoder, splits, run_dir)
         metrics = evaluate(settings, model, encoder, splits, run_dir)
-        export_path = export_serving_model(model, encoder, settings.export_dir, class_names=class_names_of(settings.record))
+        export_path = export_serving_model(model, encoder, settings.export_dir, class_names=class_names_of(settings.record),
+                                           threshold=decision_threshold(settings))
         mark_run_complete(run_dir, export_path)
         return run_dir.path, export_path, metrics, settings
     finally:
@@ -458,6 +460,30 @@ def ngram_layer(settings, encoder, fitted):
     return layer
 
 
+def choose_decision_threshold(settings, model, encoder, splits, run_dir):
+    """Two classes: the decision threshold the export applies (`--threshold`), recorded in `config.json` as
+    `decision_threshold`; for `auto` chosen on valid by the model that chose the epoch (the selected one
+    after a refit, which has trained on valid), with the rule and its valid precision, recall and F1."""
+    if settings.threshold is None or "decision_threshold" in settings.record:
+        return settings
+    if settings.threshold != AUTO_THRESHOLD:
+        return settings.with_record(decision_threshold=float(settings.threshold))
+    run_dir = RunDir(run_dir)
+    chooser = keras.models.load_model(run_dir.selected, compile=False) if settings.refit else model
+    labels, logits, _ = score_dataset(make_text_scorer(encoder, chooser), splits.valid, splits.sizes["valid"])
+    threshold, choice = choose_threshold(labels, logits, settings.target_precision, settings.target_recall)
+    print(f"Decision threshold {threshold:.4f} on valid ({choice['rule']}): precision {choice['precision']:.4f}, "
+          f"recall {choice['recall']:.4f}, F1 {choice['f1']:.4f}", flush=True)
+    settings = settings.with_record(decision_threshold=threshold, threshold_choice=choice)
+    write_config(run_dir, settings)
+    return settings
+
+
+def decision_threshold(settings):
+    """The recorded decision threshold (0.5 where none was chosen)."""
+    return settings.record.get("decision_threshold", 0.5)
+
+
 def evaluate(settings, model, encoder, splits, run_dir):
     """Test and valid metrics of the delivered `model` (`best.keras`) into `metrics.json`, plus the confusion matrix plot.
 
@@ -483,7 +509,8 @@ def evaluate(settings, model, encoder, splits, run_dir):
     for key, split, checkpoint in jobs:
         print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
         labels, logits, seconds = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
-        metrics[key] = {**classification_metrics(labels, logits, seconds, splits.class_names), "model": checkpoint}
+        metrics[key] = {**classification_metrics(labels, logits, seconds, splits.class_names, decision_threshold(settings)),
+                        "model": checkpoint}
     if members:
         alone = ", ".join(f"{metrics[f'member_{n}_valid']['accuracy']:.2%}" for n in members)
         print(f"Valid accuracy: ensemble {metrics['valid']['accuracy']:.2%}; its members alone {alone}", flush=True)

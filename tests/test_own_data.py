@@ -357,6 +357,29 @@ def test_balanced_class_weights_and_macro_f1_choose_the_epoch_on_imbalanced_data
     assert run.metrics["test"]["macro_f1"] > 0.85 and run.metrics["test"]["per_class"]["neutral"]["recall"] > 0.7
 
 
+# === --init-from a recurrent run ===
+
+
+def test_a_recurrent_run_starts_from_another_runs_vocabulary_embeddings_and_layers(tmp_path, three_classes):
+    source = three_classes["run"].run_dir  # a GRU on three classes
+    rows = make_rows(300, ("negative", "positive"), seed=11)
+    train = write_csv(tmp_path / "two.csv", rows)
+    run, log = train_in_process("--train-file", train, *TINY, "--init-from", source, "--run-dir", tmp_path / "run",
+                                "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
+    assert f"Vocabulary: {source}'s" in log
+    assert f"Initial weights: {source}'s embedding, gru_0; a new output layer" in log
+    assert (run.run_dir / "vocabulary.txt").read_text() == (source / "vocabulary.txt").read_text()
+    assert run.settings["embeddings"] == "none"  # the source's embeddings, no word2vec
+    assert run.metrics["test"]["accuracy"] > 0.9
+
+    flags = ("--train-file", train, *TINY, "--init-from", source)
+    for extra, message in [(("--hidden-dim", 8), "--hidden-dim 16 there, 8 here"),
+                           (("--arch", "lstm"), "trained a gru, not a lstm"),
+                           (("--embeddings", "auto"), "--init-from brings its run's embeddings")]:
+        result = cli("train", *flags, *extra, cache=tmp_path / "cache")
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
 # === Decision threshold (two classes) ===
 
 

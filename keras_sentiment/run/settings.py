@@ -78,12 +78,12 @@ class Architecture:
 RECURRENT, BERT = "keras_sentiment.run.recurrent_builder", "keras_sentiment.run.bert_builder"
 # Settings that only some architectures use: word vectors feed a learned embedding; a teacher's
 # targets train any student (but not a bert_gru from its encoder cache, which stores labels); the
-# preset, the cache and --init-from belong to the BERT encoder.
+# preset and the cache belong to the BERT encoder; --init-from takes any trained run of the same arch.
 OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
                       "teacher_text_sentences", "ngrams", "ngram_max_length", "bert_preset", "cache_encoder", "cache_dtype",
                       "trainable_layers", "encoder_learning_rate", "encoder_states", "init_from"})
 _OPTIONAL_FOR_RECURRENT = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
-                                     "teacher_text_sentences", "ngrams", "ngram_max_length"})
+                                     "teacher_text_sentences", "ngrams", "ngram_max_length", "init_from"})
 ARCHITECTURES = {
     "rnn": Architecture("rnn", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
     "lstm": Architecture("lstm", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
@@ -245,10 +245,12 @@ SETTINGS = (
             "design); K = a learned softmax-weighted mix of the top K (ELMo's scalar mix; the embeddings' output counts "
             "as one, so MiniLM-L6 has 7). With --cache-encoder the cache holds K states per word piece",
             minimum=1, none_means="not used"),
-    Setting("init_from", str, None, "bert_gru: start from the weights of a trained bert_gru run (its run dir), "
-            "encoder and head, instead of the checkpoint's encoder and a fresh head: e.g. fine-tune on SST-2 a model "
-            "fine-tuned on IMDB (intermediate-task transfer). The run must have this run's --bert-preset, --hidden-dim, "
-            "--num-layers and --encoder-states", none_means="the checkpoint's encoder and a fresh head"),
+    Setting("init_from", str, None, "start from the weights of a trained run of the same --arch (its run dir): e.g. "
+            "train on your 2,000 reviews from the IMDB model (transfer). bert_gru: its encoder and head, instead of the "
+            "checkpoint's encoder and a fresh head (same --bert-preset, --hidden-dim, --num-layers, --encoder-states); "
+            "recurrent: its vocabulary, embeddings and recurrent layers (same --embedding-dim, --hidden-dim, "
+            "--num-layers), with a new output layer unless its classes are this data's",
+            none_means="fresh weights (bert_gru: the checkpoint's encoder)"),
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
             "run dir) and train only the head in later epochs (with --trainable-layers N: the frozen lower layers' "
             "outputs, and the top N layers train too)"),
@@ -442,6 +444,9 @@ def resolve_settings(explicit, stamp=None):
     apply(ARCHITECTURES[arch].defaults, f"arch {arch}")
     apply(recipe_values(values["recipe"], dataset, arch), f"recipe {values['recipe']}")
     apply(explicit, FLAG)
+    # A recurrent run started from another (--init-from) takes that run's embeddings, not the recipe's vectors.
+    if values.get("init_from") and ARCHITECTURES[arch].module == RECURRENT and sources["embeddings"].startswith("recipe"):
+        values["embeddings"], sources["embeddings"] = BY_NAME["embeddings"].default, sources["init_from"]
     # The recipe's extra word2vec text belongs to its `--embeddings auto`: a flag that turns the
     # vectors off, or names a file of them, takes the extra text away with them.
     if values["embeddings"] != AUTO_EMBEDDINGS and sources["embeddings_text"].startswith("recipe"):
@@ -551,6 +556,9 @@ def validate(settings):
     check_threshold(settings.values)
     if settings.values.get("init_from") is not None:
         check_init_from(settings)
+        if arch.module == RECURRENT and settings.values.get("embeddings") not in (None, NO_EMBEDDINGS):
+            raise KerasSentimentError(f"--embeddings {settings.embeddings} ({settings.sources['embeddings']}): --init-from "
+                                      "brings its run's embeddings; leave --embeddings out")
     trainable = settings.values.get("trainable_layers")
     if trainable is not None and trainable != "all" and not (trainable.isdigit()):
         raise KerasSentimentError(f"--trainable-layers {trainable}: give 0, a number of layers, or all")
@@ -643,12 +651,13 @@ def validate_for_classes(settings, num_classes):
                                   f"{num_classes}: give another value (a recurrent --arch, --ngrams 0, --teacher none)")
 
 
-# The settings that shape bert_gru's weights: --init-from takes a run's weights only where they agree.
-WEIGHT_SHAPING = ("bert_preset", "hidden_dim", "num_layers", "encoder_states")
+# The settings that shape a model's weights: --init-from takes a run's weights only where they agree.
+WEIGHT_SHAPING = {BERT: ("bert_preset", "hidden_dim", "num_layers", "encoder_states"),
+                  RECURRENT: ("embedding_dim", "hidden_dim", "num_layers")}
 
 
 def check_init_from(settings):
-    """A one-line error unless `--init-from` names a bert_gru run dir with a model whose weights fit this run's."""
+    """A one-line error unless `--init-from` names a run dir of this arch with a model whose weights fit this run's."""
     source = RunDir(settings.init_from)
     if not source.holds_model():
         raise KerasSentimentError(f"--init-from: {source} is not a run directory with a model ({RunDir.CONFIG} and "
@@ -657,12 +666,14 @@ def check_init_from(settings):
         config = source.read_config()
     except (OSError, ValueError) as error:
         raise KerasSentimentError(f"--init-from: {source.config} cannot be read ({error})") from None
-    if config.get("arch") != "bert_gru":
-        raise KerasSentimentError(f"--init-from: {source} trained a {config.get('arch')}, not a bert_gru")
-    ours = {name: settings.values.get(name) for name in WEIGHT_SHAPING}
-    theirs = {name: config.get(name) for name in WEIGHT_SHAPING}
-    ours["encoder_states"], theirs["encoder_states"] = ours["encoder_states"] or 1, theirs["encoder_states"] or 1
-    differing = [f"{BY_NAME[name].flag} {theirs[name]} there, {ours[name]} here" for name in WEIGHT_SHAPING
+    if config.get("arch") != settings.arch:
+        raise KerasSentimentError(f"--init-from: {source} trained a {config.get('arch')}, not a {settings.arch}")
+    shaping = WEIGHT_SHAPING[ARCHITECTURES[settings.arch].module]
+    ours = {name: settings.values.get(name) for name in shaping}
+    theirs = {name: config.get(name) for name in shaping}
+    if "encoder_states" in shaping:
+        ours["encoder_states"], theirs["encoder_states"] = ours["encoder_states"] or 1, theirs["encoder_states"] or 1
+    differing = [f"{BY_NAME[name].flag} {theirs[name]} there, {ours[name]} here" for name in shaping
                  if ours[name] != theirs[name]]
     if differing:
         raise KerasSentimentError(f"--init-from: {source}'s weights do not fit this model: {'; '.join(differing)}")

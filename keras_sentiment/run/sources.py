@@ -286,7 +286,8 @@ def _imdb_from_directory(root, seed):
     then pos/, each sorted; `unsup/` left out), so the seeded 30% valid split is the one every IMDB figure
     was measured on."""
     root = Path(root)
-    _count_reviews(root, "train"), _count_reviews(root, "test")  # a clear error for a broken layout
+    for split in ("train", "test"):
+        _count_reviews(root, split)  # a clear error for a broken layout
     train, test = (read_labelled_folder(root / split, tuple(IMDB_CLASSES)).relabelled(IMDB_CLASSES)
                    for split in ("train", "test"))
     kept, held = seeded_split_indices(len(train), IMDB_VALID_FRACTION, seed)

@@ -119,7 +119,7 @@ def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
         resolve(**flags)
 
 
-def test_init_from_is_refused_unless_it_names_a_bert_gru_run_dir_whose_weights_fit(tmp_path):
+def test_init_from_is_refused_unless_it_names_a_run_dir_of_the_arch_whose_weights_fit(tmp_path):
     def run_dir_with_a_model(name, **values):
         return str(write_run_dir_stub(tmp_path / name, {**resolve(**values).values}))
 
@@ -127,7 +127,7 @@ def test_init_from_is_refused_unless_it_names_a_bert_gru_run_dir_whose_weights_f
     assert resolve(arch="bert_gru", dataset="sst2", init_from=fitting).init_from == fitting
     wider = run_dir_with_a_model("wider", arch="bert_gru", dataset="imdb", hidden_dim=128, encoder_states=7)
     refusals = [
-        ({"arch": "gru", "init_from": fitting}, "--init-from applies to --arch bert_gru, not gru"),
+        ({"arch": "gru", "init_from": fitting}, "trained a bert_gru, not a gru"),  # recurrent runs start from their own arch
         ({"arch": "bert_gru", "init_from": str(tmp_path)}, f"--init-from: {tmp_path} is not a run directory with a model"),
         ({"arch": "bert_gru", "init_from": run_dir_with_a_model("gru", arch="gru")}, "trained a gru, not a bert_gru"),
         ({"arch": "bert_gru", "init_from": wider}, "do not fit this model: --hidden-dim 128 there, 256 here; "
@@ -196,7 +196,7 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {
         "vocab_size", "embedding_dim", "embeddings", "embeddings_text"}
     assert unused_names(arch="bilstm", dataset="sst2") == {  # its recipe's teacher is a bert_gru: --bert-preset is read
-        "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype", "init_from"}
+        "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype"}
     assert "bert_preset" in unused_names(arch="bilstm", dataset="sst2", teacher="none")
     line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")
     assert line.endswith("(arch bert_gru; not used: no --cache-encoder)")

@@ -121,8 +121,9 @@ def write_csv(path, texts, labels):
 # === The two contenders ===
 
 
-def train_default(name, train_file, test_file, work_dir):
-    """The default recipe (`train --train-file F --test-file T`, nothing else), resumed if it was cut short."""
+def train_default(name, train_file, test_file, work_dir, settings=None):
+    """The default recipe (`train --train-file F --test-file T`, nothing else; or a candidate's `settings`
+    beside them), resumed if it was cut short; returns its metrics (test and valid) and settings."""
     import keras_sentiment as ks
     from keras_sentiment.run.rundir import RunDir, read_run_config
 
@@ -130,18 +131,18 @@ def train_default(name, train_file, test_file, work_dir):
     metrics_file = RunDir(run_dir).metrics
     if metrics_file.exists() and (run_dir / "backup" / "state.json").exists() and \
             json.loads((run_dir / "backup" / "state.json").read_text()).get("exported"):
-        return json.loads(metrics_file.read_text())["test"], read_run_config(run_dir)
+        return json.loads(metrics_file.read_text()), read_run_config(run_dir)
     if RunDir(run_dir).config.exists():
         run = ks.train(resume=run_dir)
     else:
         run = ks.train(train_file=str(train_file), test_file=str(test_file), run_dir=str(run_dir),
-                       export_dir=str(Path(work_dir) / "exports" / name))
-    return run.metrics["test"], run.settings
+                       export_dir=str(Path(work_dir) / "exports" / name), **(settings or {}))
+    return run.metrics, run.settings
 
 
 def tfidf_baseline(train, valid, test, class_names):
     """TF-IDF (1-2 grams, sublinear tf, min_df 2) + logistic regression, C chosen on valid by accuracy,
-    then fitted on train; returns its test metrics and the chosen C."""
+    then fitted on train; returns its test metrics (with the chosen C and its valid accuracy)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -157,7 +158,7 @@ def tfidf_baseline(train, valid, test, class_names):
     best_c = max(C_GRID, key=lambda c: (scores[c], -c))
     model = LogisticRegression(C=best_c, max_iter=2000).fit(x_train, y_train)
     logits = model.decision_function(x_test)
-    return test_metrics(y_test, logits, class_names), best_c
+    return {**test_metrics(y_test, logits, class_names), "C": best_c, "valid_accuracy": scores[best_c]}
 
 
 def test_metrics(labels, logits, class_names):
@@ -183,10 +184,12 @@ def same_splits_as_train(train_file, seed=SEED):
 
 
 def compare(name, train, test, args, extra=None):
-    """Write the train and test files, run both contenders on them, append a row to the results."""
+    """Write the train and test files, run both contenders on them, append a row to the results.
+    With `--set`, the default's place is taken by that candidate (the row's name says which)."""
     work = Path(args.work_dir)
-    train_file = write_csv(work / "data" / f"{name}_train.csv", *train)
-    test_file = write_csv(work / "data" / f"{name}_test.csv", *test)
+    data_name, name = name, name + "".join(f"+{key}={value}" for key, value in args.set.items())
+    train_file = write_csv(work / "data" / f"{data_name}_train.csv", *train)
+    test_file = write_csv(work / "data" / f"{data_name}_test.csv", *test)
     train_part, valid_part, class_names = same_splits_as_train(train_file)
     results = Path(args.results)
     done = {json.loads(line)["name"] for line in results.read_text().splitlines()} if results.exists() else set()
@@ -194,16 +197,18 @@ def compare(name, train, test, args, extra=None):
         print(f"{name}: already in {results}")
         return
     start = time.perf_counter()
-    baseline, best_c = tfidf_baseline(train_part, valid_part, test, class_names)
+    baseline = tfidf_baseline(train_part, valid_part, test, class_names)
     baseline_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    default, settings = train_default(name, train_file, test_file, work)
+    metrics, settings = train_default(name, train_file, test_file, work, args.set)
+    default, valid = metrics["test"], metrics["valid"]
     default_seconds = time.perf_counter() - start
     row = {"name": name, **(extra or {}), "train_examples": len(train_part[0]), "valid_examples": len(valid_part[0]),
            "test_examples": len(test[0]), "classes": len(class_names),
            "default": {**{k: default[k] for k in ("accuracy", "macro_f1", "mean_absolute_error") if k in default},
-                       "arch": settings.get("arch"), "minutes": default_seconds / 60},
-           "baseline": {**baseline, "C": best_c, "minutes": baseline_seconds / 60},
+                       "valid_accuracy": valid["accuracy"], "valid_macro_f1": valid.get("macro_f1"),
+                       "arch": settings.get("arch"), "minutes": default_seconds / 60, "settings": args.set},
+           "baseline": {**baseline, "minutes": baseline_seconds / 60},
            "command": "python " + " ".join(map(shlex.quote, sys.argv)), "machine": machine()}
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(results, "a") as handle:
@@ -250,6 +255,15 @@ def run_cross(args):
     compare("sst2_to_imdb", sst2["train"], imdb["test"], args, {"experiment": "cross"})
 
 
+def parse_setting(item):
+    """`name=value` -> (name, value), the value as JSON where it reads as JSON (numbers, true), else a string."""
+    name, _, value = item.partition("=")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -263,7 +277,11 @@ def main(argv=None):
                         help="curves: which datasets")
     parser.add_argument("--train-sizes", type=lambda t: None if t == "all" else int(t), nargs="+", default=[8000, None],
                         help="stars: training sizes (all = the 25,000)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="a candidate in the default's place: these train settings beside the data files "
+                             "(e.g. arch=bert_gru trainable_layers=all), to measure a rule on valid")
     args = parser.parse_args(argv)
+    args.set = dict(parse_setting(item) for item in args.set)
     {"stars": run_stars, "curves": run_curves, "cross": run_cross}[args.experiment](args)
 
 

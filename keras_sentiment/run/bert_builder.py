@@ -13,14 +13,14 @@ import shutil
 import keras
 import tensorflow as tf
 
-from keras_sentiment.core.bert import (BertTextEncoder, build_bert_gru, load_bert, load_bert_tokenizer, save_bert_tokenizer,
+from keras_sentiment.core.bert import (HEAD_NAME, BertTextEncoder, build_bert_gru, load_bert, load_bert_tokenizer, save_bert_tokenizer,
                                        split_at_the_frozen_part, trainable_encoder_layers)
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.optimizers import EncoderAwareAdam  # also registers it: best.keras may name it
 from keras_sentiment.core.recurrent import recurrent_part
 from keras_sentiment.run.batching import epoch_order_seed
 from keras_sentiment.run.builder import FitPlan, delivered_input_length
-from keras_sentiment.run.rundir import RunDir
+from keras_sentiment.run.rundir import RunDir, class_names_of, read_run_config
 
 
 def make_optimizer(settings, model, total_steps):
@@ -44,23 +44,39 @@ def build_classifier(settings, encoder, word_vectors=None):
     """Frozen encoder + GRU head; BERT brings its own word-piece embeddings (`word_vectors` unused)."""
     _, backbone = load_bert(settings.bert_preset)
     # A run made before --encoder-states existed recorded none: its head read the last layer.
+    class_names = class_names_of(settings.record)
     model = build_bert_gru(backbone, settings.hidden_dim, settings.num_layers, settings.dropout, settings.trainable_layers,
-                           settings.encoder_states or 1)
+                           settings.encoder_states or 1, num_classes=len(class_names))
     if settings.init_from:
-        load_weights_of_run(model, settings.init_from)
+        load_weights_of_run(model, settings.init_from,
+                            keep_head=class_names == class_names_of(read_run_config(settings.init_from)))
     return model
 
 
-def load_weights_of_run(model, run_dir):
-    """Set `model`'s weights to those `run_dir`'s bert_gru delivers (without its n-grams); the shapes must agree."""
+def load_weights_of_run(model, run_dir, keep_head=True):
+    """Set `model`'s weights to those `run_dir`'s bert_gru delivers (without its n-grams), all but the
+    output layer's unless `keep_head` (other classes: a new one); the shapes must agree."""
 
     source = recurrent_part(keras.models.load_model(RunDir(run_dir).best, compile=False))
-    ours, theirs = [tuple(w.shape) for w in model.weights], [tuple(w.shape) for w in source.weights]
-    if ours != theirs:  # settings.check_init_from compares the settings that shape them; this is the last word
+    ours, theirs = outside_the_output_layer(model), outside_the_output_layer(source)
+    if keep_head:
+        ours, theirs = model.weights, source.weights
+    if [tuple(w.shape) for w in ours] != [tuple(w.shape) for w in theirs]:
+        # settings.check_init_from compares the settings that shape them; this is the last word
         raise KerasSentimentError(f"--init-from: {run_dir}'s bert_gru has {len(theirs)} weight arrays, this model "
                                   f"{len(ours)}, or their shapes differ")
-    model.set_weights(source.get_weights())
-    print(f"Initial weights: {run_dir}'s bert_gru ({len(ours)} arrays, {source.count_params():,} parameters)", flush=True)
+    for mine, its in zip(ours, theirs):
+        mine.assign(its)
+    head = "its output layer too (the same classes)" if keep_head else "a new output layer"
+    print(f"Initial weights: {run_dir}'s bert_gru ({len(ours)} arrays, {source.count_params():,} parameters); {head}",
+          flush=True)
+
+
+def outside_the_output_layer(model):
+    """`model`'s weights but the GRU head's output layer's (`logit`)."""
+    output_layer = model.get_layer(HEAD_NAME).get_layer("logit")
+    skipped = {id(w) for w in output_layer.weights}
+    return [w for w in model.weights if id(w) not in skipped]
 
 
 def load_encoder(run_dir, config):

@@ -643,12 +643,10 @@ def validate_for_classes(settings, num_classes):
         return
     refused = [(name, f"{BY_NAME[name].flag} {settings.values[name]}") for name in ("ngrams", "teacher", "threshold")
                if settings.values.get(name)]
-    if settings.arch == "bert_gru":
-        refused.append(("arch", "--arch bert_gru"))
     if refused:
         name, what = refused[0]
         raise KerasSentimentError(f"{what} ({settings.sources[name]}) is for two classes so far, and this data has "
-                                  f"{num_classes}: give another value (a recurrent --arch, --ngrams 0, --teacher none)")
+                                  f"{num_classes}: give another value (--ngrams 0, --teacher none, no --threshold)")
 
 
 # The settings that shape a model's weights: --init-from takes a run's weights only where they agree.

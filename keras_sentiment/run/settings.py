@@ -246,10 +246,10 @@ SETTINGS = (
             "as one, so MiniLM-L6 has 7). With --cache-encoder the cache holds K states per word piece",
             minimum=1, none_means="not used"),
     Setting("init_from", str, None, "start from the weights of a trained run of the same --arch (its run dir): e.g. "
-            "train on your 2,000 reviews from the IMDB model (transfer). bert_gru: its encoder and head, instead of the "
-            "checkpoint's encoder and a fresh head (same --bert-preset, --hidden-dim, --num-layers, --encoder-states); "
+            "train on your 2,000 reviews from the IMDB model (transfer). bert_gru: its encoder and GRU head, instead of "
+            "the checkpoint's encoder and a fresh head (same --bert-preset, --hidden-dim, --num-layers, --encoder-states); "
             "recurrent: its vocabulary, embeddings and recurrent layers (same --embedding-dim, --hidden-dim, "
-            "--num-layers), with a new output layer unless its classes are this data's",
+            "--num-layers); both with a new output layer unless its classes are this data's",
             none_means="fresh weights (bert_gru: the checkpoint's encoder)"),
     Setting("cache_encoder", bool, False, "bert_gru: compute the frozen encoder's outputs once (disk cache in the "
             "run dir) and train only the head in later epochs (with --trainable-layers N: the frozen lower layers' "

@@ -200,3 +200,30 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     assert "bert_preset" in unused_names(arch="bilstm", dataset="sst2", teacher="none")
     line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")
     assert line.endswith("(arch bert_gru; not used: no --cache-encoder)")
+
+
+# === Your data: the rules choose the architecture once the data is read ===
+
+
+def test_the_rules_choose_bert_gru_for_few_examples_and_the_bigru_for_many():
+    few, many = S.DataProfile(S.FEW_EXAMPLES, 19.0, 2), S.DataProfile(S.FEW_EXAMPLES + 1, 230.0, 8)
+    assert S.own_data_rule(few).arch == "bert_gru" and S.own_data_rule(many).arch == "bigru"
+    assert "at most 5,000" in S.own_data_rule(few).why
+
+
+def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(tmp_path):
+    train = tmp_path / "reviews.csv"
+    train.write_text("text,label\na fine film,pos\na dull film,neg\n")
+    before = S.resolve_settings({"train_file": str(train), "hidden_dim": 8, "bert_preset": "local"}, stamp="s")
+    assert S.follows_data_rules(before) and before.arch == "bigru"  # the stand-in until the data is read
+    after = S.settings_for_the_data(before, S.DataProfile(900, 12.0, 3), stamp="s")
+    assert (after.arch, after.sources["arch"]) == ("bert_gru", "recipe best, rule 'few examples'")
+    assert (after.hidden_dim, after.sources["hidden_dim"]) == (8, S.FLAG) and after.bert_preset == "local"
+    assert after.trainable_layers == "all" and after.sources["trainable_layers"] == "recipe best"
+    assert after.run_dir == "runs/reviews_bert_gru_s" and not S.follows_data_rules(after)  # decided, once
+    many = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 3), stamp="s")
+    assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS and "bert_preset" not in many.unused()
+    chosen = S.resolve_settings({"train_file": str(train), "arch": "gru"}, stamp="s")
+    assert not S.follows_data_rules(chosen)  # --arch given: no rule
+    with pytest.raises(KerasSentimentError, match="--bert-preset applies to --arch bert_gru, not bigru"):
+        S.resolve_settings({"dataset": "imdb", "bert_preset": "local"})  # IMDB's architecture is not the rules'

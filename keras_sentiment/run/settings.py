@@ -319,6 +319,10 @@ BEST = {
     ("imdb", "bigru"): {**_IMDB_RECURRENT, "num_layers": 1, "refit": True, "ngrams": 2},
     **{(OWN, arch): {**_OWN_RECURRENT, "num_layers": 1} for arch in ("bilstm", "bigru")},
     **{(OWN, arch): _OWN_RECURRENT for arch in ("rnn", "lstm", "gru", "stacked_lstm")},
+    # Your data, the rules' bert_gru (few examples): every layer fine-tuned as for SST-2 and IMDB, over at most
+    # 256 word pieces, 4 epochs of batches of 32, valid accuracy selects (RESULTS, "Your own data").
+    (OWN, "bert_gru"): {"trainable_layers": "all", "max_length": 256, "batch_size": 32, "epochs": 4,
+                        "monitor": "val_accuracy"},
     ("sst2", "bilstm"): _SST2_RECURRENT,
     ("sst2", "rnn"): _SST2_RECURRENT,
     ("sst2", "lstm"): _SST2_RECURRENT,
@@ -338,7 +342,76 @@ BEST = {
 
 # The architecture `best` trains where --arch is not given: on IMDB the BiGRU, valid 91.61 / 91.36 /
 # 91.20% vs the BiLSTM's 90.95 / 91.07 / 89.85% at a quarter of the time (RESULTS, "IMDB recipe").
+# On your data the rules below decide, once the data is read; before that (e.g. `--help`), the BiGRU.
 BEST_ARCH = {"imdb": "bigru", OWN: "bigru"}
+
+
+# ------------------------------------------------------------------- your data's rules
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What the rules for a user's data read from it.
+
+    Args:
+        examples: training examples (after the valid split was cut from them).
+        median_words: the median number of whitespace-separated words of a training text.
+        classes: the number of classes.
+
+    Example:
+    >>> DataProfile(1_800, 19.0, 2).describe()
+    '1,800 training examples, median 19 words, 2 classes'
+    """
+
+    examples: int
+    median_words: float
+    classes: int
+
+    def describe(self):
+        return f"{self.examples:,} training examples, median {self.median_words:g} words, {self.classes} classes"
+
+
+@dataclass(frozen=True)
+class DataRule:
+    """One rule of `OWN_DATA_RULES`: where it `applies`, the architecture it trains and why (the evidence)."""
+
+    name: str
+    applies: object  # DataProfile -> bool
+    arch: str
+    why: str
+
+
+# Measured on valid splits of SST-2, IMDB and IMDB's star ratings and subsets of them, default vs the
+# alternatives (RESULTS, "Your own data"); the first rule that applies decides.
+FEW_EXAMPLES = 5_000
+OWN_DATA_RULES = (
+    DataRule("few examples", lambda p: p.examples <= FEW_EXAMPLES, "bert_gru",
+             f"at most {FEW_EXAMPLES:,} training examples: the pretrained encoder (MiniLM) fine-tuned"),
+    DataRule("many examples", lambda p: True, "bigru",
+             f"more than {FEW_EXAMPLES:,} training examples: a BiGRU with word2vec of your text"),
+)
+
+
+def own_data_rule(profile):
+    """The first of `OWN_DATA_RULES` that applies to `profile` (a `DataProfile`).
+
+    Example:
+    >>> own_data_rule(DataProfile(1_800, 19.0, 2)).arch
+    'bert_gru'
+    """
+    return next(rule for rule in OWN_DATA_RULES if rule.applies(profile))
+
+
+def follows_data_rules(settings):
+    """Whether the run's architecture is the rules' to decide: your data, `--recipe best`, no `--arch`."""
+    return settings.dataset == OWN and settings.recipe == "best" and settings.sources["arch"] == "recipe best"
+
+
+def settings_for_the_data(settings, profile, stamp=None):
+    """`settings` resolved again with the rules' architecture for `profile`: the flags given stay, the
+    layers under them are those of the architecture chosen; its source names the rule."""
+    explicit = {name: value for name, value in settings.values.items() if settings.sources[name] == FLAG}
+    return resolve_settings(explicit, stamp, profile)
 
 
 def recipe_values(recipe, dataset, arch):
@@ -400,7 +473,7 @@ class ResolvedSettings:
         """name -> why, for the settings that have a value but that this run does not read."""
         arch = ARCHITECTURES[self.arch]
         unused = dict(arch.ignored)
-        for name in OPTIONAL - arch.optional - teacher_settings_used(self):
+        for name in OPTIONAL - arch.optional - bert_settings_read(self):
             unused[name] = "for --arch " + ", ".join(a.name for a in ARCHITECTURES.values() if name in a.optional)
         if self.values.get("cache_dtype") is not None and not self.cache_encoder:
             unused["cache_dtype"] = "no --cache-encoder"
@@ -409,13 +482,18 @@ class ResolvedSettings:
         return unused
 
 
-def teacher_settings_used(settings):
-    """BERT settings a recurrent run reads for its `--teacher auto` (it trains a bert_gru)."""
-    return {"bert_preset"} if settings.values.get("teacher") == AUTO_TEACHER else set()
+def bert_settings_read(settings):
+    """BERT settings a run reads though its --arch is not bert_gru: its `--teacher auto` trains one, and on your
+    data the rules may choose one (`--bert-preset` names the checkpoint it would start from)."""
+    rules = settings.dataset == OWN and settings.sources["arch"].startswith("recipe best")
+    return {"bert_preset"} if settings.values.get("teacher") == AUTO_TEACHER or rules else set()
 
 
-def resolve_settings(explicit, stamp=None):
+def resolve_settings(explicit, stamp=None, profile=None):
     """Decide every setting from the flags given (`explicit`: name -> value) and the layers above.
+
+    On your data with `--recipe best` and no `--arch`, `profile` (a `DataProfile` of the data read)
+    lets `OWN_DATA_RULES` choose the architecture; without it the BiGRU stands in until the data is read.
 
     Raises `KerasSentimentError` (one line) for an unknown name or a value no layer allows.
     """
@@ -437,7 +515,10 @@ def resolve_settings(explicit, stamp=None):
         apply({"dataset": OWN}, f"{BY_NAME[given_data[0]].flag}")
     for name in ("recipe", "arch", "dataset"):
         _check_choice(BY_NAME[name], values[name])
-    if "arch" not in explicit and values["recipe"] == "best" and values["dataset"] in BEST_ARCH:
+    if "arch" not in explicit and values["recipe"] == "best" and values["dataset"] == OWN and profile is not None:
+        rule = own_data_rule(profile)
+        apply({"arch": rule.arch}, f"recipe best, rule {rule.name!r}")
+    elif "arch" not in explicit and values["recipe"] == "best" and values["dataset"] in BEST_ARCH:
         apply({"arch": BEST_ARCH[values["dataset"]]}, "recipe best")
     arch, dataset = values["arch"], values["dataset"]
     apply(DATASET_DEFAULTS[dataset], f"dataset {dataset}")
@@ -520,7 +601,7 @@ def validate(settings):
     for name, (only, why) in arch.fixed.items():
         if settings.values[name] != only:
             raise KerasSentimentError(f"{BY_NAME[name].flag} {settings.values[name]}: {why}")
-    for name in OPTIONAL - arch.optional - teacher_settings_used(settings):
+    for name in OPTIONAL - arch.optional - bert_settings_read(settings):
         if settings.values[name] not in (None, False, NO_EMBEDDINGS):
             users = [a.name for a in ARCHITECTURES.values() if name in a.optional]
             raise KerasSentimentError(f"{BY_NAME[name].flag} applies to --arch {' or '.join(users)}, not {arch.name}")
@@ -696,7 +777,9 @@ def describe_default(setting):
         if setting.name in values:
             best.setdefault(_format(values[setting.name]), {}).setdefault(dataset, []).append(arch)
     if setting.name == "arch":
-        parts.append("recipe best: " + "; ".join(f"{arch} for {dataset}" for dataset, arch in BEST_ARCH.items()))
+        parts.append("recipe best: " + "; ".join(f"{arch} for {dataset}" for dataset, arch in BEST_ARCH.items()
+                                                 if dataset != OWN))
+        parts.append("your data: " + "; ".join(f"{rule.arch} for {rule.why.split(':')[0]}" for rule in OWN_DATA_RULES))
     if best:
         parts.append("recipe best: " + "; ".join(
             f"{v} for " + ", ".join(f"{dataset} {'/'.join(archs)}" for dataset, archs in pairs.items())

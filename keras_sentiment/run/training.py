@@ -43,8 +43,9 @@ from keras_sentiment.run.evaluation import (choose_threshold, classification_met
 from keras_sentiment.run.export import export_serving_model
 from keras_sentiment.run.rundir import RunDir, class_names_of
 from keras_sentiment.run.labelled import describe_data_facts
-from keras_sentiment.run.settings import (AUTO_TEACHER, AUTO_THRESHOLD, BY_NAME, OWN, TEACHER_DEPENDENT, architecture_module,
-                                          own_data_source, validate_for_classes)
+from keras_sentiment.run.settings import (AUTO_TEACHER, AUTO_THRESHOLD, BY_NAME, OWN, TEACHER_DEPENDENT, DataProfile,
+                                          architecture_module, follows_data_rules, own_data_rule, own_data_source,
+                                          settings_for_the_data, validate_for_classes)
 from keras_sentiment.run.sources import OwnDataSource, load_dataset, load_own_data, subsample
 from keras_sentiment.run.teacher import distil_training_split, train_or_reuse_auto_teacher
 from keras_sentiment.run.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
@@ -79,6 +80,7 @@ def train(settings, resume=False):
     if resume and distribution.name == "multi_worker":
         raise KerasSentimentError("--resume does not continue multi_worker runs yet (the other workers' backups are "
                                   "temporary); start the cluster's run again (docs/SCALE.md)")
+    settings, splits = follow_the_data_rules(settings, resume)
     settings, scratch = worker_directories(settings, distribution)
     backup = read_backup_state(settings.run_dir) if resume else None
     if backup and backup.get("exported"):
@@ -86,7 +88,7 @@ def train(settings, resume=False):
     try:
         run_dir = start_run(settings, resume)
         print(f"Strategy: {distribution.describe()}", flush=True)
-        splits = prepare_data(settings)
+        splits = splits or prepare_data(settings)
         settings = record_data(settings, splits, run_dir)
         teacher, settings = find_teacher(settings, splits)
         strategy = distribution.strategy
@@ -115,6 +117,28 @@ def train(settings, resume=False):
 
 
 # === Steps ===
+
+
+def follow_the_data_rules(settings, resume=False):
+    """On your data with `--recipe best` and no `--arch`: read the data, and let the rules measured for data
+    like it choose the architecture (`keras_sentiment.run.settings.OWN_DATA_RULES`); the training log says
+    which rule and why. Returns `(settings, splits)`, the splits None where no rule was asked."""
+    if resume or not follows_data_rules(settings):
+        return settings, None
+    splits = prepare_data(settings)
+    profile = data_profile(splits)
+    rule = own_data_rule(profile)
+    print(f"Recipe for your data: {profile.describe()} -> rule {rule.name!r}: {rule.why} (--arch {rule.arch}; "
+          "docs/RESULTS.md, \"Your own data\"; --arch chooses another)", flush=True)
+    return settings_for_the_data(settings, profile), splits
+
+
+def data_profile(splits, sample=10_000):
+    """The `DataProfile` of the training split: its size, its classes and the median words of (up to `sample` of)
+    its texts."""
+    texts = splits.train.map(lambda text, label: text).take(sample).as_numpy_iterator()
+    words = [len(text.split()) for text in texts]
+    return DataProfile(splits.sizes["train"], float(np.median(words)) if words else 0.0, len(splits.class_names))
 
 
 def start_run(settings, resume=False):

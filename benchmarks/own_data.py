@@ -20,6 +20,7 @@ not trained again. Rows accumulate in `--results` (JSON lines: command, machine,
     python benchmarks/own_data.py curves --data-dir ../shared/data --sizes 2000 --datasets sst2
     python benchmarks/own_data.py stars --data-dir ../shared/data --train-size 8000
     python benchmarks/own_data.py cross --data-dir ../shared/data
+    python benchmarks/own_data.py table     # the rows so far, as docs/RESULTS.md's table
 """
 
 import argparse
@@ -216,14 +217,29 @@ def compare(name, train, test, args, extra=None):
     print(table_row(row), flush=True)
 
 
-def table_row(row):
-    def cell(result, key):
-        return f"{result[key]:.2%}" if key in ("accuracy",) else f"{result[key]:.4f}" if key in result else ""
+TABLE_HEADER = ("| experiment | train examples | model (arch) | valid accuracy: model / baseline | test accuracy: model / "
+                "baseline | macro-F1 | MAE (stars) | minutes: model / baseline |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
 
-    keys = ("accuracy", "macro_f1") + (("mean_absolute_error",) if "mean_absolute_error" in row["default"] else ())
-    return (f"| {row['name']} | {row['train_examples']:,} | " + " | ".join(
-        f"{cell(row['default'], k)} vs {cell(row['baseline'], k)}" for k in keys) +
-        f" | {row['default']['minutes']:.1f} min vs {row['baseline']['minutes']:.1f} min |")
+
+def table_row(row):
+    """One markdown row of RESULTS' table: the model against the baseline on valid and on test."""
+    model, baseline = row["default"], row["baseline"]
+
+    def pair(key, form):
+        return f"{form(model[key])} / {form(baseline[key])}" if model.get(key) is not None and key in baseline else ""
+
+    percent, plain = (lambda v: f"{v:.2%}"), (lambda v: f"{v:.3f}")
+    mae = pair("mean_absolute_error", plain) if row["classes"] > 2 else ""
+    return (f"| {row['name']} | {row['train_examples']:,} | {model['arch']} | {pair('valid_accuracy', percent)} | "
+            f"{pair('accuracy', percent)} | {pair('macro_f1', plain)} | {mae} | "
+            f"{model['minutes']:.1f} / {baseline['minutes']:.1f} |")
+
+
+def print_table(args):
+    """The rows of `--results` as the markdown table of docs/RESULTS.md."""
+    print(TABLE_HEADER)
+    for line in Path(args.results).read_text().splitlines():
+        print(table_row(json.loads(line)))
 
 
 # === Experiments ===
@@ -267,7 +283,8 @@ def parse_setting(item):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=("stars", "curves", "cross"))
+    parser.add_argument("experiment", choices=("stars", "curves", "cross", "table"),
+                        help="table: print the rows of --results as a markdown table")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                         help="holds aclImdb_v1.tar.gz (or aclImdb/) and SST-2/{train,dev}.tsv")
     parser.add_argument("--work-dir", default="/tmp/own_data_study", help="data files, run dirs and exports")
@@ -282,7 +299,7 @@ def main(argv=None):
                              "(e.g. arch=bert_gru trainable_layers=all), to measure a rule on valid")
     args = parser.parse_args(argv)
     args.set = dict(parse_setting(item) for item in args.set)
-    {"stars": run_stars, "curves": run_curves, "cross": run_cross}[args.experiment](args)
+    {"stars": run_stars, "curves": run_curves, "cross": run_cross, "table": print_table}[args.experiment](args)
 
 
 if __name__ == "__main__":

@@ -393,17 +393,21 @@ def save_tiny_bert_preset(folder):
     return folder
 
 
-def test_a_three_class_bert_gru_learns_serves_class_names_and_starts_a_two_class_run(tmp_path):
-    """bert_gru with a softmax head for k classes; `--init-from` it on two classes keeps all but its output layer."""
+def test_few_examples_train_a_three_class_bert_gru_by_the_rules_that_serves_class_names_and_starts_a_two_class_run(tmp_path):
+    """600 examples and no --arch: the rules choose bert_gru (a softmax head for k classes); `--init-from` it on
+    two classes keeps all but its output layer."""
     import keras
     import tensorflow as tf
 
     preset = save_tiny_bert_preset(tmp_path / "tiny_bert")
-    small = ["--arch", "bert_gru", "--bert-preset", preset, "--hidden-dim", 8, "--num-layers", 1, "--max-length", 24,
-             "--batch-size", 32, "--trainable-layers", "all", "--encoder-learning-rate", 1e-3, "--learning-rate", 0.01]
+    small = ["--bert-preset", preset, "--hidden-dim", 8, "--num-layers", 1, "--max-length", 24, "--learning-rate", 0.01,
+             "--encoder-learning-rate", 1e-3]  # BERT's flags without --arch: for the bert_gru the rules choose
     train, test = write_csv(tmp_path / "three.csv", make_rows(600)), write_csv(tmp_path / "test.csv", make_rows(90, seed=7))
-    three, _ = train_in_process("--train-file", train, "--test-file", test, *small, "--epochs", 4,
-                                "--run-dir", tmp_path / "three", "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
+    three, log = train_in_process("--train-file", train, "--test-file", test, *small, "--run-dir", tmp_path / "three",
+                                  "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
+    assert "Recipe for your data: 540 training examples, median" in log and "rule 'few examples'" in log
+    assert three.settings["arch"] == "bert_gru" and three.settings["sources"]["arch"] == "recipe best, rule 'few examples'"
+    assert three.settings["trainable_layers"] == "all"
     assert three.metrics["test"]["accuracy"] > 0.8  # chance is 1/3
     outputs = tf.saved_model.load(str(three.export_path)).signatures["serving_default"](text=tf.constant(
         ["a great and superb film", "an okay and average film", "an awful and dreadful film"]))
@@ -413,8 +417,9 @@ def test_a_three_class_bert_gru_learns_serves_class_names_and_starts_a_two_class
     assert explained.top(1)[0].token in NEGATIVE
 
     two = write_csv(tmp_path / "two.csv", make_rows(200, ("negative", "positive"), seed=3))
-    second, log = train_in_process("--train-file", two, *small, "--epochs", 1, "--learning-rate", 0, "--trainable-layers", 0,
-                                   "--init-from", three.run_dir, "--run-dir", tmp_path / "two", cache=tmp_path / "cache")
+    second, log = train_in_process("--train-file", two, *small, "--arch", "bert_gru", "--epochs", 1, "--learning-rate", 0,
+                                   "--trainable-layers", 0, "--init-from", three.run_dir, "--run-dir", tmp_path / "two",
+                                   cache=tmp_path / "cache")
     assert f"Initial weights: {three.run_dir}'s bert_gru" in log and "a new output layer" in log
     source = keras.models.load_model(three.run_dir / "best.keras", compile=False).get_weights()
     started = keras.models.load_model(second.run_dir / "best.keras", compile=False).get_weights()

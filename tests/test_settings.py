@@ -214,15 +214,18 @@ def test_the_rules_choose_bert_gru_for_few_examples_and_the_bigru_for_many():
 def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(tmp_path):
     train = tmp_path / "reviews.csv"
     train.write_text("text,label\na fine film,pos\na dull film,neg\n")
-    before = S.resolve_settings({"train_file": str(train), "hidden_dim": 8, "bert_preset": "local"}, stamp="s")
+    before = S.resolve_settings({"train_file": str(train), "hidden_dim": 8, "bert_preset": "local",
+                                 "encoder_learning_rate": 1e-3}, stamp="s")
     assert S.follows_data_rules(before) and before.arch == "bigru"  # the stand-in until the data is read
     after = S.settings_for_the_data(before, S.DataProfile(900, 12.0, 3), stamp="s")
     assert (after.arch, after.sources["arch"]) == ("bert_gru", "recipe best, rule 'few examples'")
     assert (after.hidden_dim, after.sources["hidden_dim"]) == (8, S.FLAG) and after.bert_preset == "local"
+    assert after.encoder_learning_rate == 1e-3  # BERT's flags given without --arch apply where the rules choose it
     assert after.trainable_layers == "all" and after.sources["trainable_layers"] == "recipe best"
     assert after.run_dir == "runs/reviews_bert_gru_s" and not S.follows_data_rules(after)  # decided, once
     many = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 3), stamp="s")
-    assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS and "bert_preset" not in many.unused()
+    assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS
+    assert many.unused()["bert_preset"] == "for --arch bert_gru"  # given for the rules' bert_gru, not read by a BiGRU
     chosen = S.resolve_settings({"train_file": str(train), "arch": "gru"}, stamp="s")
     assert not S.follows_data_rules(chosen)  # --arch given: no rule
     with pytest.raises(KerasSentimentError, match="--bert-preset applies to --arch bert_gru, not bigru"):

@@ -483,10 +483,15 @@ class ResolvedSettings:
 
 
 def bert_settings_read(settings):
-    """BERT settings a run reads though its --arch is not bert_gru: its `--teacher auto` trains one, and on your
-    data the rules may choose one (`--bert-preset` names the checkpoint it would start from)."""
+    """BERT settings a run reads though its --arch is not bert_gru: its `--teacher auto` trains one."""
+    return {"bert_preset"} if settings.values.get("teacher") == AUTO_TEACHER else set()
+
+
+def bert_settings_allowed(settings):
+    """BERT settings a run may be given though its --arch is not bert_gru: those its teacher reads, and on your
+    data with the architecture left to the rules, every one (they apply where the rules choose bert_gru)."""
     rules = settings.dataset == OWN and settings.sources["arch"].startswith("recipe best")
-    return {"bert_preset"} if settings.values.get("teacher") == AUTO_TEACHER or rules else set()
+    return ARCHITECTURES["bert_gru"].optional if rules else bert_settings_read(settings)
 
 
 def resolve_settings(explicit, stamp=None, profile=None):
@@ -601,7 +606,7 @@ def validate(settings):
     for name, (only, why) in arch.fixed.items():
         if settings.values[name] != only:
             raise KerasSentimentError(f"{BY_NAME[name].flag} {settings.values[name]}: {why}")
-    for name in OPTIONAL - arch.optional - bert_settings_read(settings):
+    for name in OPTIONAL - arch.optional - bert_settings_allowed(settings):
         if settings.values[name] not in (None, False, NO_EMBEDDINGS):
             users = [a.name for a in ARCHITECTURES.values() if name in a.optional]
             raise KerasSentimentError(f"{BY_NAME[name].flag} applies to --arch {' or '.join(users)}, not {arch.name}")

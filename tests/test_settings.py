@@ -209,6 +209,8 @@ def test_the_rules_choose_bert_gru_for_few_examples_and_the_bigru_for_many():
     few, many = S.DataProfile(S.FEW_EXAMPLES, 19.0, 2), S.DataProfile(S.FEW_EXAMPLES + 1, 230.0, 8)
     assert S.own_data_rule(few).arch == "bert_gru" and S.own_data_rule(many).arch == "bigru"
     assert "at most 5,000" in S.own_data_rule(few).why
+    two = S.own_data_rule(S.DataProfile(S.FEW_EXAMPLES + 1, 230.0, 2))  # IMDB's BiGRU recipe, n-grams and refit
+    assert (two.arch, two.values) == ("bigru", {"ngrams": 2, "refit": True})
 
 
 def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(tmp_path):
@@ -224,7 +226,9 @@ def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(t
     assert after.trainable_layers == "all" and after.sources["trainable_layers"] == "recipe best"
     assert after.run_dir == "runs/reviews_bert_gru_s" and not S.follows_data_rules(after)  # decided, once
     many = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 3), stamp="s")
-    assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS
+    assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS and not many.ngrams
+    two = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 2), stamp="s")
+    assert (two.ngrams, two.refit, two.sources["ngrams"]) == (2, True, "recipe best, rule 'many examples, two classes'")
     assert many.unused()["bert_preset"] == "for --arch bert_gru"  # given for the rules' bert_gru, not read by a BiGRU
     chosen = S.resolve_settings({"train_file": str(train), "arch": "gru"}, stamp="s")
     assert not S.follows_data_rules(chosen)  # --arch given: no rule

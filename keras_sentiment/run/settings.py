@@ -373,20 +373,27 @@ class DataProfile:
 
 @dataclass(frozen=True)
 class DataRule:
-    """One rule of `OWN_DATA_RULES`: where it `applies`, the architecture it trains and why (the evidence)."""
+    """One rule of `OWN_DATA_RULES`: where it `applies`, the architecture it trains (with `values` on top of
+    that architecture's recipe for your data, `BEST[(OWN, arch)]`) and why (the evidence)."""
 
     name: str
     applies: object  # DataProfile -> bool
     arch: str
     why: str
+    values: dict = field(default_factory=dict)
 
 
 # Measured on valid splits of SST-2, IMDB and IMDB's star ratings and subsets of them, default vs the
 # alternatives (RESULTS, "Your own data"); the first rule that applies decides.
+# Few examples: 2,000 SST-2 sentences, valid 82.0% fine-tuned MiniLM vs 56.0% BiGRU vs 72.5% TF-IDF.
+# Many, two classes: IMDB's BiGRU recipe, n-grams (valid 91.61 -> 92.52%) and refit (RESULTS, "IMDB recipe").
 FEW_EXAMPLES = 5_000
 OWN_DATA_RULES = (
     DataRule("few examples", lambda p: p.examples <= FEW_EXAMPLES, "bert_gru",
              f"at most {FEW_EXAMPLES:,} training examples: the pretrained encoder (MiniLM) fine-tuned"),
+    DataRule("many examples, two classes", lambda p: p.classes == 2, "bigru",
+             f"more than {FEW_EXAMPLES:,} training examples of two classes: a BiGRU with word2vec of your text, "
+             "a bag of bigrams beside it, refit on train + valid", {"ngrams": 2, "refit": True}),
     DataRule("many examples", lambda p: True, "bigru",
              f"more than {FEW_EXAMPLES:,} training examples: a BiGRU with word2vec of your text"),
 )
@@ -520,6 +527,7 @@ def resolve_settings(explicit, stamp=None, profile=None):
         apply({"dataset": OWN}, f"{BY_NAME[given_data[0]].flag}")
     for name in ("recipe", "arch", "dataset"):
         _check_choice(BY_NAME[name], values[name])
+    rule = None
     if "arch" not in explicit and values["recipe"] == "best" and values["dataset"] == OWN and profile is not None:
         rule = own_data_rule(profile)
         apply({"arch": rule.arch}, f"recipe best, rule {rule.name!r}")
@@ -529,6 +537,8 @@ def resolve_settings(explicit, stamp=None, profile=None):
     apply(DATASET_DEFAULTS[dataset], f"dataset {dataset}")
     apply(ARCHITECTURES[arch].defaults, f"arch {arch}")
     apply(recipe_values(values["recipe"], dataset, arch), f"recipe {values['recipe']}")
+    if rule is not None:
+        apply(rule.values, f"recipe best, rule {rule.name!r}")
     apply(explicit, FLAG)
     # A recurrent run started from another (--init-from) takes that run's embeddings, not the recipe's vectors.
     if values.get("init_from") and ARCHITECTURES[arch].module == RECURRENT and sources["embeddings"].startswith("recipe"):
@@ -785,6 +795,10 @@ def describe_default(setting):
         parts.append("recipe best: " + "; ".join(f"{arch} for {dataset}" for dataset, arch in BEST_ARCH.items()
                                                  if dataset != OWN))
         parts.append("your data: " + "; ".join(f"{rule.arch} for {rule.why.split(':')[0]}" for rule in OWN_DATA_RULES))
+    ruled = [f"{_format(rule.values[setting.name])} for {rule.why.split(':')[0]}" for rule in OWN_DATA_RULES
+             if setting.name in rule.values]
+    if ruled:
+        parts.append("your data: " + "; ".join(ruled))
     if best:
         parts.append("recipe best: " + "; ".join(
             f"{v} for " + ", ".join(f"{dataset} {'/'.join(archs)}" for dataset, archs in pairs.items())

@@ -405,8 +405,8 @@ def test_few_examples_train_a_three_class_bert_gru_by_the_rules_that_serves_clas
     train, test = write_csv(tmp_path / "three.csv", make_rows(600)), write_csv(tmp_path / "test.csv", make_rows(90, seed=7))
     three, log = train_in_process("--train-file", train, "--test-file", test, *small, "--run-dir", tmp_path / "three",
                                   "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
-    assert "Recipe for your data: 540 training examples, median" in log and "rule 'few examples'" in log
-    assert three.settings["arch"] == "bert_gru" and three.settings["sources"]["arch"] == "recipe best, rule 'few examples'"
+    assert "Recipe for your data: 540 training examples, median" in log and "rule 'few short texts'" in log
+    assert three.settings["arch"] == "bert_gru" and three.settings["sources"]["arch"] == "recipe best, rule 'few short texts'"
     assert three.settings["trainable_layers"] == "all"
     assert three.metrics["test"]["accuracy"] > 0.8  # chance is 1/3
     outputs = tf.saved_model.load(str(three.export_path)).signatures["serving_default"](text=tf.constant(

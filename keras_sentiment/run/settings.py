@@ -644,6 +644,9 @@ def validate(settings):
             raise KerasSentimentError(f"--ngram-max-length {settings.ngram_max_length} is below --max-length "
                                       f"{settings.max_length}: the n-grams read at least what the model reads")
     teacher = settings.values.get("teacher")
+    if teacher == AUTO_TEACHER and settings.dataset == OWN:  # its cache is named by the dataset, not by your files
+        raise KerasSentimentError("--teacher auto: not for your own data yet; train a bert_gru on it and give "
+                                  "--teacher RUN_DIR, or none")
     if teacher == AUTO_TEACHER and (settings.dataset, "bert_gru") not in BEST:
         raise KerasSentimentError(f"--teacher auto: no bert_gru recipe has been measured on {settings.dataset}, so there is no "
                                   "teacher worth training; give --teacher RUN_DIR (a model you trained), or none")

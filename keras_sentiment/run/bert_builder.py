@@ -58,9 +58,10 @@ def load_weights_of_run(model, run_dir, keep_head=True):
     output layer's unless `keep_head` (other classes: a new one); the shapes must agree."""
 
     source = recurrent_part(keras.models.load_model(RunDir(run_dir).best, compile=False))
-    ours, theirs = outside_the_output_layer(model), outside_the_output_layer(source)
     if keep_head:
         ours, theirs = model.weights, source.weights
+    else:
+        ours, theirs = outside_the_output_layer(model), outside_the_output_layer(source)
     if [tuple(w.shape) for w in ours] != [tuple(w.shape) for w in theirs]:
         # settings.check_init_from compares the settings that shape them; this is the last word
         raise KerasSentimentError(f"--init-from: {run_dir}'s bert_gru has {len(theirs)} weight arrays, this model "

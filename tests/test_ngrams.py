@@ -14,7 +14,9 @@ import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layer
 import numpy as np
 import pytest
 
-from conftest import TINY_GRU, assert_attributions_add_up, load_keras_model, predicted_probability, train_on_generated_sst2
+import keras_sentiment as ks
+from conftest import (TINY_GRU, assert_attributions_add_up, load_keras_model, predicted_probability, train_in_process,
+                      train_on_generated_sst2)
 from keras_sentiment.core import ngrams
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.integrated_gradients import make_token_id_explainer
@@ -25,6 +27,7 @@ from keras_sentiment.core.recurrent import NGRAM_PART, STACK, embedding_path, re
 from keras_sentiment.run.settings import resolve_settings, settings_of_run
 from keras_sentiment.run.training import add_ngram_model, prepare_data
 from test_export import LOAD_WITHOUT_PACKAGE
+from test_own_data import TINY as OWN_DATA_TINY, make_rows, write_csv
 
 VOCABULARY = 40
 
@@ -205,3 +208,105 @@ def test_the_export_needs_no_custom_op_and_loads_without_the_package(run, tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])["logits"]
     np.testing.assert_allclose(served, np.asarray(load_scorer(run["dir"])(texts)).ravel(), atol=1e-4)
+
+
+# === k classes: one n-gram model per class against the rest, a softmax stack ===
+
+
+def test_a_k_class_layer_gives_each_class_the_sum_of_its_weights_and_shares_that_add_up():
+    rng = np.random.default_rng(11)
+    grams = [rng.integers(1, VOCABULARY, size=rng.integers(1, 3)) for _ in range(200)]
+    keys = np.unique([ngrams.ngram_key(gram, VOCABULARY) for gram in grams])
+    weights, bias = rng.normal(size=(len(keys), 3)), np.array([0.5, -0.25, 0.0])
+    layer = ngrams.NgramLogit(VOCABULARY, 2, len(keys), units=3)
+    layer.set_feature_weights(keys, weights, bias)
+    ids = rng.integers(1, 8, size=(5, 10))
+    ids[3, 4:] = 0
+    logits = np.asarray(layer(ids))
+    for k in range(3):  # each class's column is a one-logit layer with that class's weights
+        table = dict(zip(keys.tolist(), weights[:, k]))
+        np.testing.assert_allclose(logits[:, k], [reference_logit(row, table, 2) + bias[k] for row in ids], atol=1e-5)
+    shares = np.asarray(layer.token_shares(ids))  # [batch, seq_len, k]
+    np.testing.assert_allclose(shares.sum(axis=1), logits - bias, atol=1e-5)
+    assert np.all(shares[3, 4:] == 0)
+
+
+def three_way_order_rows(count, rng):
+    """Rows of n-gram keys whose class only word order tells: 'not good' (2 3) is class 0, 'good not'
+    (3 2) class 1, 'not not good good' (2 2 3 3) class 2: every row holds the same two words."""
+    pairs = {0: [2, 3], 1: [3, 2], 2: [2, 2, 3, 3]}
+    rows, labels = [], []
+    for _ in range(count):
+        label = int(rng.integers(0, 3))
+        filler = list(rng.integers(4, VOCABULARY, size=6))
+        keys, first = (np.asarray(t) for t in ngrams.present_keys(np.array([filler[:3] + pairs[label] + filler[3:]]),
+                                                                  2, VOCABULARY))
+        rows.append(keys[0][first[0]])
+        labels.append(label)
+    return rows, np.array(labels, "int64")
+
+
+def test_one_model_per_class_against_the_rest_learns_three_classes_that_only_bigrams_tell_apart():
+    rng = np.random.default_rng(0)
+    train, test = three_way_order_rows(600, rng), three_way_order_rows(300, rng)
+    keys, weights, bias = ngrams.fit_ngram_logit(*train, C=1.0, num_classes=3)
+    assert weights.shape == (len(keys), 3) and bias.shape == (3,)
+    logits = ngrams.ngram_logits(test[0], keys, weights, bias)  # [300, 3]
+    assert np.mean(ngrams.predicted_classes(logits) == test[1]) == 1.0
+    good_not = np.searchsorted(keys, ngrams.ngram_key([3, 2], VOCABULARY))
+    assert np.argmax(weights[good_not]) == 1  # the pair speaks for its own class
+    C, fitted, valid_logits = ngrams.choose_l2(train, test, num_classes=3, report=lambda line: None)
+    assert C in ngrams.L2_GRID and valid_logits.shape == (300, 3)
+
+
+def test_the_softmax_stack_recovers_the_weights_that_drew_the_labels():
+    rng = np.random.default_rng(5)
+    recurrent, ngram = rng.normal(size=(20_000, 4)), rng.normal(size=(20_000, 4))
+    c = np.array([0.5, 0.0, -0.5, 0.2])
+    z = 2.0 * recurrent + 0.5 * ngram + c
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    labels = np.array([rng.choice(4, p=row / row.sum()) for row in p])
+    a, b, fitted_c = ngrams.fit_stack(recurrent, ngram, labels)
+    assert a == pytest.approx(2.0, abs=0.15) and b == pytest.approx(0.5, abs=0.1)
+    centred = np.array(fitted_c) - np.mean(fitted_c)  # a softmax's biases are known up to a shared shift
+    np.testing.assert_allclose(centred, c - c.mean(), atol=0.1)
+
+
+@pytest.fixture(scope="module")
+def three_class_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ngrams3")
+    train, test = write_csv(tmp / "train.csv", make_rows(600)), write_csv(tmp / "test.csv", make_rows(120, seed=5))
+    run, log = train_in_process("--train-file", train, "--test-file", test, *OWN_DATA_TINY, "--ngrams", 2, "--refit",
+                                "--run-dir", tmp / "run", "--export-dir", tmp / "export", cache=tmp / "cache")
+    return {"tmp": tmp, "run": run, "log": log}
+
+
+def test_three_classes_train_with_bigrams_beside_the_gru_one_stack_weight_pair_and_a_bias_per_class(three_class_run):
+    run = three_class_run["run"]
+    config = json.loads((run.run_dir / "config.json").read_text())
+    a, b, c = config["ngram_stack"]
+    assert len(c) == 3 and b > 0  # the n-gram model earned a say on valid
+    assert run.metrics["test"]["accuracy"] > 0.9  # chance is 1/3
+    for name in ("best.keras", "selected.keras"):
+        model = load_keras_model(run.run_dir / name)
+        ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 6]])
+        parts = [np.asarray(recurrent_part(model)(ids)), np.asarray(model.get_layer(NGRAM_PART)(ids))]  # [2, 3] each
+        np.testing.assert_allclose(model(ids), a * parts[0] + b * parts[1] + np.array(c), atol=1e-5)
+    assert re.search(r"N-grams: valid accuracy [\d.]+% combined, against [\d.]+% for the recurrent", three_class_run["log"])
+
+
+def test_a_three_class_model_with_bigrams_predicts_alike_from_run_and_export_and_its_explanations_add_up(three_class_run):
+    run = three_class_run["run"]
+    texts = ["a great and superb film", "an okay and average film", "an awful and dreadful film"]
+    from_run, from_export = ks.load(run.run_dir).predict(texts), ks.load(run.export_path).predict(texts)
+    assert [p["label"] for p in from_run] == [p["label"] for p in from_export] == ["positive", "neutral", "negative"]
+    for mine, served in zip(from_run, from_export):
+        assert served["scores"] == pytest.approx(mine["scores"], abs=1e-5)
+    for class_name in (None, "negative"):  # the predicted class, and a chosen one
+        explained = ks.load(run.run_dir).explain(texts, class_name=class_name)
+        assert_attributions_add_up({"attributions": [[t.attribution for t in e.tokens] + [0.0] * (9 - len(e.tokens))
+                                                     for e in explained],
+                                    "logits": np.array([e.logit for e in explained]),
+                                    "baseline_logits": np.array([e.baseline_logit for e in explained])})
+    great = ks.load(run.run_dir).explain(texts[:1])[0].top(1)[0]
+    assert great.token in ("great", "superb")  # the predicted class's own cue carries it

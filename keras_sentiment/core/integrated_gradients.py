@@ -128,8 +128,12 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS, threshold=0.5):
         # One text at a time, each refined as far as it needs.
         steps_used, attributions = tf.map_fn(attribute_one_text, (embeddings, token_ids, logits - baseline_logits, class_ids),
                                              fn_output_signature=(tf.int32, tf.float32))
-        if path.token_shares is not None:  # an n-gram branch (two classes): its exact shares, and a baseline without it
-            shares = path.token_shares(token_ids) * tf.where(class_ids == 0, -1.0, 1.0)[:, None]  # [batch, seq_len]
+        if path.token_shares is not None:  # an n-gram branch: its exact shares, and a baseline without it
+            shares = path.token_shares(token_ids)  # [batch, seq_len], or [batch, seq_len, k] for k classes
+            if shares.shape.rank == 3:
+                shares = tf.gather(shares, class_ids, axis=2, batch_dims=1)  # [batch, seq_len]: the class's
+            else:
+                shares *= tf.where(class_ids == 0, -1.0, 1.0)[:, None]
             attributions += shares
             baseline_logits -= tf.reduce_sum(shares, axis=1)
         attributions *= tf.cast(tf.not_equal(token_ids, 0), tf.float32)  # exactly 0 at padding

@@ -14,8 +14,10 @@ together beat either (docs/RESULTS.md). Contract:
 - Fit (`fit_ngram_logit`): NB ratios `r = log(p / |p|) - log(q / |q|)` with add-one counts, then
   an L2-regularised logistic regression on the presence times `r` (L-BFGS, scipy), strength `C`
   chosen on the valid split. The layer stores `r * w`, so serving is one gather and a sum.
+  k > 2 classes: one such model per class against the rest (its own `r`), one logit per class.
 - Combination (`fit_stack`): `logit = a * recurrent logit + b * n-gram logit + c`, `a, b, c` a
-  logistic regression fitted on the valid split's two logits.
+  logistic regression fitted on the valid split's logits (k classes: a softmax regression, the
+  same `a` and `b` for every class and one `c` per class).
 - Padding never changes the logit: padded positions make no n-gram.
 
 Example:
@@ -76,31 +78,37 @@ def present_keys(token_ids, order, vocabulary_size):
 
 @keras.saving.register_keras_serializable(package="keras_sentiment")
 class NgramLogit(keras.layers.Layer):
-    """Token ids `[batch, seq_len]` -> the bag-of-n-grams logit `[batch, 1]` (see the module docstring).
+    """Token ids `[batch, seq_len]` -> the bag-of-n-grams logits `[batch, units]` (see the module docstring).
 
     Args:
         vocabulary_size: token ids the encoder produces (PAD and OOV included).
         order: longest n-gram (1 to 3).
         num_features: n-grams with a weight (set by `set_feature_weights`).
+        units: logits per text: 1 for two classes, one per class for k > 2.
     """
 
-    def __init__(self, vocabulary_size, order, num_features, **kwargs):
+    def __init__(self, vocabulary_size, order, num_features, units=1, **kwargs):
         super().__init__(**kwargs)
         if not 1 <= order <= MAX_ORDER:
             raise ValueError(f"order must be 1..{MAX_ORDER}, got {order}")
         self.vocabulary_size, self.order, self.num_features = int(vocabulary_size), int(order), int(num_features)
+        self.units = int(units)
+        # One logit keeps the shapes of the two-class layers saved before k classes: [features] and [].
+        weight_shape, bias_shape = ((self.num_features,), ()) if self.units == 1 else \
+            ((self.num_features, self.units), (self.units,))
         # === Weights ===
         self.keys = self.add_weight(shape=(self.num_features,), dtype="int64", initializer="zeros",
                                     trainable=False, name="keys")  # sorted n-gram keys
-        self.feature_weights = self.add_weight(shape=(self.num_features,), initializer="zeros", trainable=False,
+        self.feature_weights = self.add_weight(shape=weight_shape, initializer="zeros", trainable=False,
                                                name="feature_weights")
-        self.bias = self.add_weight(shape=(), initializer="zeros", trainable=False, name="bias")
+        self.bias = self.add_weight(shape=bias_shape, initializer="zeros", trainable=False, name="bias")
 
     def set_feature_weights(self, keys, weights, bias):
+        """`weights`: `[len(keys)]` for one logit, `[len(keys), units]`; `bias` a number or `[units]`."""
         order = np.argsort(keys)
         self.keys.assign(np.asarray(keys, "int64")[order])
-        self.feature_weights.assign(np.asarray(weights, "float32")[order])
-        self.bias.assign(float(bias))
+        self.feature_weights.assign(np.asarray(weights, "float32")[order].reshape(self.feature_weights.shape))
+        self.bias.assign(np.asarray(bias, "float32").reshape(self.bias.shape))
 
     def _lookup(self, keys):
         """`(index into the table, found)` of keys `[batch, n]`."""
@@ -110,53 +118,57 @@ class NgramLogit(keras.layers.Layer):
         index = tf.reshape(index, tf.shape(keys))
         return index, tf.gather(table, index) == keys
 
+    def _weights_of(self, index, kept):
+        """The weights `[batch, n, units]` of the features at `index` `[batch, n]`, 0 where not `kept`."""
+        table = tf.reshape(tf.convert_to_tensor(self.feature_weights), [self.num_features, self.units])
+        return tf.where(kept[..., None], tf.gather(table, index), 0.0)
+
     def call(self, token_ids):
         keys, first = present_keys(token_ids, self.order, self.vocabulary_size)  # [batch, positions]
         index, found = self._lookup(keys)
-        weights = tf.where(first & found, tf.gather(tf.convert_to_tensor(self.feature_weights), index), 0.0)
-        return (tf.reduce_sum(weights, axis=1) + self.bias)[:, None]  # [batch, 1]
+        weights = self._weights_of(index, first & found)  # [batch, positions, units]
+        return tf.reduce_sum(weights, axis=1) + tf.reshape(tf.convert_to_tensor(self.bias), [self.units])  # [batch, units]
 
     def token_shares(self, token_ids):
-        """Each token's exact share of `logit - bias` `[batch, seq_len]`: an n-gram's weight is split
-        evenly over its occurrences, and each occurrence's part evenly over its tokens."""
+        """Each token's exact share of `logits - bias`, `[batch, seq_len]` (k > 2 classes: `[batch, seq_len, k]`):
+        an n-gram's weight is split evenly over its occurrences, and each occurrence's part evenly over its tokens."""
         keys = ngram_keys(token_ids, self.order, self.vocabulary_size)  # [batch, positions], unsorted
         index, found = self._lookup(keys)
-        found &= keys >= 0
         in_order = tf.sort(keys, axis=1)  # each key's occurrences in its row: the width of its run here
         occurrences = tf.cast(tf.searchsorted(in_order, keys, side="right") - tf.searchsorted(in_order, keys, side="left"),
                               tf.float32)
-        part = tf.where(found, tf.gather(tf.convert_to_tensor(self.feature_weights), index) / occurrences, 0.0)
+        part = self._weights_of(index, found & (keys >= 0)) / occurrences[..., None]  # [batch, positions, units]
         length = tf.shape(token_ids)[1]
-        shares, start = tf.zeros(tf.shape(token_ids), tf.float32), 0
+        shares, start = tf.zeros(tf.concat([tf.shape(token_ids), [self.units]], 0), tf.float32), 0
         for k in range(1, self.order + 1):
             width = tf.maximum(length - k + 1, 0)
-            of_order = part[:, start : start + width] / k  # [batch, width]: per token of each n-gram
+            of_order = part[:, start : start + width] / k  # [batch, width, units]: per token of each n-gram
             for j in range(k):  # the j-th token of the n-gram at position i sits at i + j
-                shares += tf.pad(of_order, [[0, 0], [j, length - width - j]])
+                shares += tf.pad(of_order, [[0, 0], [j, length - width - j], [0, 0]])
             start += width
-        return shares
+        return shares[..., 0] if self.units == 1 else shares
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], 1)
+        return (input_shape[0], self.units)
 
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "order": self.order,
-                "num_features": self.num_features}
+                "num_features": self.num_features, "units": self.units}
 
 
 # === Fitting (numpy / scipy) ===
 
 
-def row_keys(batches, order, vocabulary_size):
+def row_keys(batches, order, vocabulary_size, num_classes=2):
     """`(keys, labels)` of batches `(token ids, labels)`: each row's distinct n-gram keys (a list of
-    int64 arrays) and labels rounded to 0/1 (a teacher's probabilities included)."""
+    int64 arrays) and labels: two classes rounded to 0/1 (a teacher's probabilities included), k the class ids."""
     present = tf.function(lambda ids: present_keys(ids, order, vocabulary_size), reduce_retracing=True)
     rows, labels = [], []
     for ids, targets in batches:
         keys, first = (t.numpy() for t in present(ids))
         rows += [row[mask] for row, mask in zip(keys, first)]
-        labels.append(np.asarray(targets) >= 0.5)
-    return rows, np.concatenate(labels).astype("float64") if labels else np.zeros([0])
+        labels.append(np.asarray(targets) >= 0.5 if num_classes == 2 else np.asarray(targets).reshape(-1))
+    return rows, np.concatenate(labels).astype("float64" if num_classes == 2 else "int64") if labels else np.zeros([0])
 
 
 def presence_matrix(rows, table):
@@ -194,30 +206,44 @@ def logistic_regression(features, labels, C):
     return result.x[:-1], result.x[-1]
 
 
-def fit_ngram_logit(train_rows, train_labels, C):
-    """`(keys, weights, bias)` of the NB-scaled logistic regression on rows of n-gram keys."""
+def fit_ngram_logit(train_rows, train_labels, C, num_classes=2):
+    """`(keys, weights, bias)` of the NB-scaled logistic regression on rows of n-gram keys: weights
+    `[features]` and a bias for two classes (labels 0/1); for k > 2 (labels class ids) one regression per
+    class against the rest, weights `[features, k]` and bias `[k]`."""
     table = np.unique(np.concatenate(train_rows)) if train_rows else np.zeros([0], "int64")
     if len(table) == 0:  # every training text empty: a layer with no n-gram cannot even be called
         raise KerasSentimentError("--ngrams: the training texts hold no n-gram (no token the model reads), "
                                   "so there is nothing to fit; check the training data, or drop --ngrams")
     presence = presence_matrix(train_rows, table)
-    ratios = nb_ratios(presence, train_labels)
-    weights, bias = logistic_regression(presence @ scipy.sparse.diags(ratios), train_labels, C)
-    return table, ratios * weights, bias
+
+    def one_against_rest(labels):  # 0/1 labels
+        ratios = nb_ratios(presence, labels)
+        weights, bias = logistic_regression(presence @ scipy.sparse.diags(ratios), labels, C)
+        return ratios * weights, bias
+
+    if num_classes == 2:
+        return (table, *one_against_rest(train_labels))
+    fits = [one_against_rest((train_labels == k).astype("float64")) for k in range(num_classes)]
+    return table, np.stack([weights for weights, _ in fits], axis=1), np.array([bias for _, bias in fits])
 
 
 def ngram_logits(rows, keys, weights, bias):
-    """The fitted model's logits (numpy) for rows of n-gram keys."""
+    """The fitted model's logits (numpy) for rows of n-gram keys: `[rows]`, or `[rows, k]` for k classes."""
     return presence_matrix(rows, keys) @ weights + bias
 
 
-def choose_l2(train, valid, grid=L2_GRID, report=print):
+def predicted_classes(logits):
+    """Class ids from logits: `[n]` two-class logits (> 0: class 1), or `[n, k]` (the largest)."""
+    return (logits > 0).astype("int64") if logits.ndim == 1 else np.argmax(logits, axis=1)
+
+
+def choose_l2(train, valid, grid=L2_GRID, report=print, num_classes=2):
     """`(C, fit, valid logits)`: the grid's C with the highest valid accuracy (the smaller on a tie)."""
     best = None
     for C in grid:
-        fitted = fit_ngram_logit(*train, C)
+        fitted = fit_ngram_logit(*train, C, num_classes=num_classes)
         logits = ngram_logits(valid[0], *fitted)
-        accuracy = np.mean((logits > 0) == valid[1])
+        accuracy = np.mean(predicted_classes(logits) == valid[1])
         report(f"  n-grams, C={C:g}: valid accuracy {accuracy:.2%} ({len(fitted[0]):,} n-grams)")
         if best is None or accuracy > best[0]:
             best = (accuracy, C, fitted, logits)
@@ -225,6 +251,33 @@ def choose_l2(train, valid, grid=L2_GRID, report=print):
 
 
 def fit_stack(recurrent_logits, ngram_logits_, labels):
-    """`(a, b, c)`: `a * recurrent + b * n-grams + c` fitted to `labels` (logistic regression, barely regularised)."""
-    (a, b), c = logistic_regression(np.stack([recurrent_logits, ngram_logits_], axis=1), labels, C=1e6)
-    return float(a), float(b), float(c)
+    """`(a, b, c)`: `a * recurrent + b * n-grams + c` fitted to `labels` (barely regularised): a logistic
+    regression for two classes (`[n]` logits, 0/1 labels); for k (`[n, k]` logits, class ids) a softmax
+    regression with one `a` and `b` for all classes and `c` a list of k biases."""
+    if np.ndim(recurrent_logits) == 1:
+        (a, b), c = logistic_regression(np.stack([recurrent_logits, ngram_logits_], axis=1), labels, C=1e6)
+        return float(a), float(b), float(c)
+    a, b, c = softmax_stack(np.asarray(recurrent_logits, "float64"), np.asarray(ngram_logits_, "float64"),
+                            np.asarray(labels, "int64"))
+    return float(a), float(b), [float(bias) for bias in c]
+
+
+def softmax_stack(recurrent, ngram, labels, C=1e6):
+    """`(a, b, c [k])` minimising the mean softmax cross-entropy of `a * recurrent + b * ngram + c`
+    (`[n, k]` each) + `(a^2 + b^2) / (2 C n)`, by L-BFGS."""
+    n, k = recurrent.shape
+    truth = np.eye(k)[labels]  # [n, k]
+
+    def loss_and_gradient(params):
+        a, b, c = params[0], params[1], params[2:]
+        z = a * recurrent + b * ngram + c  # [n, k]
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        d_z = (np.exp(log_p) - truth) / n  # d mean cross-entropy / dz
+        loss = -(truth * log_p).sum() / n + (a * a + b * b) / (2 * C * n)
+        return loss, np.concatenate([[(d_z * recurrent).sum() + a / (C * n), (d_z * ngram).sum() + b / (C * n)],
+                                     d_z.sum(axis=0)])
+
+    start = np.concatenate([[1.0, 1.0], np.zeros(k)])
+    result = scipy.optimize.minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    return result.x[0], result.x[1], result.x[2:]

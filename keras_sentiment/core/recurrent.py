@@ -290,12 +290,13 @@ class FirstTokens(layers.Layer):
 
 
 def build_with_ngrams(recurrent, ngram_logit, stack, first_tokens=None):
-    """One model: `a * recurrent logit + b * n-gram logit + c` (`--ngrams N`, `keras_sentiment.core.ngrams`).
+    """One model: `a * recurrent logit + b * n-gram logit + c` (`--ngrams N`, `keras_sentiment.core.ngrams`),
+    per class for k classes.
 
     Args:
-        recurrent: a trained classifier (token ids `[batch, seq_len]` -> logit `[batch, 1]`).
-        ngram_logit: a fitted `NgramLogit` layer over the same token ids.
-        stack: `(a, b, c)`, fitted on the valid split (`ngrams.fit_stack`).
+        recurrent: a trained classifier (token ids `[batch, seq_len]` -> logits `[batch, 1]`, or `[batch, k]`).
+        ngram_logit: a fitted `NgramLogit` layer over the same token ids, with as many logits.
+        stack: `(a, b, c)`, fitted on the valid split (`ngrams.fit_stack`); `c` a number, or k of them.
         first_tokens: a `FirstTokens` when the n-grams read longer ids than `recurrent` (`--ngram-max-length`):
             `recurrent` reads its part of them.
 
@@ -311,13 +312,15 @@ def build_with_ngrams(recurrent, ngram_logit, stack, first_tokens=None):
     True
     """
     a, b, c = stack
+    units = recurrent.output.shape[-1]  # 1, or k
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
     recurrent_ids = first_tokens(token_ids) if first_tokens is not None else token_ids  # [batch, <= its max_length]
-    recurrent_logit = keras.Model(recurrent.input, recurrent.output, name=RECURRENT_PART)(recurrent_ids)  # [batch, 1]
-    both = layers.Concatenate(name="logits")([recurrent_logit, ngram_logit(token_ids)])  # [batch, 2]
-    combine = layers.Dense(1, trainable=False, name=STACK)
-    logits = combine(both)  # [batch, 1]
-    combine.set_weights([np.array([[a], [b]], "float32"), np.array([c], "float32")])
+    recurrent_logit = keras.Model(recurrent.input, recurrent.output, name=RECURRENT_PART)(recurrent_ids)  # [batch, units]
+    both = layers.Concatenate(name="logits")([recurrent_logit, ngram_logit(token_ids)])  # [batch, 2 * units]
+    combine = layers.Dense(units, trainable=False, name=STACK)
+    logits = combine(both)  # [batch, units]
+    identity = np.eye(units, dtype="float32")  # each class's logit from its own two
+    combine.set_weights([np.concatenate([a * identity, b * identity]), np.broadcast_to(np.float32(c), (units,))])
     return keras.Model(token_ids, logits, name=recurrent.name)
 
 
@@ -386,16 +389,18 @@ def on_first_tokens(path, first_tokens):
 
 
 def with_ngrams(path, ngram_logit, stack):
-    """The `EmbeddingPath` of `a * path's logit + b * n-gram logit + c`. The n-gram part does not
-    depend on the embeddings; its `token_shares` attribute it exactly (`NgramLogit.token_shares`)."""
-    kernel, bias = stack.get_weights()
-    a, b, c = float(kernel[0, 0]), float(kernel[1, 0]), float(bias[0])
+    """The `EmbeddingPath` of `a * path's logit + b * n-gram logit + c` (per class for k classes). The n-gram
+    part does not depend on the embeddings; its `token_shares` attribute it exactly (`NgramLogit.token_shares`)."""
+    kernel, bias = stack.get_weights()  # [2 * units, units], [units] (build_with_ngrams)
+    units = kernel.shape[1]
+    a, b, c = float(kernel[0, 0]), float(kernel[units, 0]), bias if units > 1 else float(bias[0])
 
     def logits(embeddings, token_ids):
-        return a * path.logits(embeddings, token_ids) + b * ngram_logit(token_ids)[:, 0] + c  # [batch]
+        ngram = ngram_logit(token_ids)  # [batch, units]
+        return a * path.logits(embeddings, token_ids) + b * (ngram[:, 0] if units == 1 else ngram) + c  # [batch (, k)]
 
     def token_shares(token_ids):
-        return b * ngram_logit.token_shares(token_ids)  # [batch, seq_len]
+        return b * ngram_logit.token_shares(token_ids)  # [batch, seq_len (, k)]
 
     return EmbeddingPath(path.embed, logits, token_shares)
 

@@ -5,6 +5,8 @@ so that little of each batch is padding; `EpochBatches` gives each epoch its own
 the seed and the epoch, so a resumed run trains on exactly what an uninterrupted one would.
 """
 
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,7 +19,8 @@ def default_bucket_boundaries(max_length, num_buckets=10):
     return [int(b) for b in bounds if 1 < b <= max_length]
 
 
-def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed=0, bucket_boundaries=None):
+def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed=0, bucket_boundaries=None,
+                 cache_file=None):
     """`(text, label)` examples to bucketed batches `(ids [batch, seq_len], labels [batch])`.
 
     Texts are vectorized in chunks inside `map` (parallel), cached as token ids, shuffled
@@ -32,8 +35,11 @@ def make_batches(dataset, encode, batch_size, max_length, *, shuffle=False, seed
         shuffle: shuffle examples before bucketing, a new order each iteration (seeded).
         seed: shuffle seed.
         bucket_boundaries: length boundaries; default `default_bucket_boundaries(max_length)`.
+        cache_file: where the token ids are cached (a path prefix; a streamed file's do not fit in memory), or None:
+            in memory.
     """
-    batches = EpochBatches(dataset, encode, batch_size, max_length, seed=seed, bucket_boundaries=bucket_boundaries)
+    batches = EpochBatches(dataset, encode, batch_size, max_length, seed=seed, bucket_boundaries=bucket_boundaries,
+                           cache_file=cache_file)
     examples = batches.examples
     if shuffle:
         examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
@@ -62,7 +68,7 @@ class EpochBatches:
     >>> model.fit(batches.stream(0, 10), epochs=10, steps_per_epoch=batches.per_epoch)  # doctest: +SKIP
     """
 
-    def __init__(self, dataset, encode, batch_size, max_length, *, seed=0, bucket_boundaries=None):
+    def __init__(self, dataset, encode, batch_size, max_length, *, seed=0, bucket_boundaries=None, cache_file=None):
         def encode_chunk(texts, labels):
             return encode(texts), labels  # [chunk, <= max_length], right padded
 
@@ -78,7 +84,7 @@ class EpochBatches:
             .map(encode_chunk, num_parallel_calls=AUTOTUNE)
             .unbatch()
             .map(strip_padding, num_parallel_calls=AUTOTUNE)
-            .cache()
+            .cache(fresh_cache_file(cache_file) if cache_file else "")
         )
         # Bucketing hides the number of batches from Keras (the bar would say "469/Unknown" for
         # the whole first epoch); the lengths give it exactly. This pass also fills the cache.
@@ -102,6 +108,16 @@ class EpochBatches:
     def stream(self, first_epoch, epochs, skip=0):
         """Epochs `first_epoch .. epochs-1` in one dataset, less the first `skip` batches; for `fit(steps_per_epoch=per_epoch)`."""
         return concatenate_epochs(self.epoch, first_epoch, epochs, skip)
+
+
+def fresh_cache_file(prefix):
+    """`prefix` as a `tf.data` cache file for this process: the files an earlier (killed) process left under it
+    removed (a half-written cache is refused), its folder made."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    for stale in prefix.parent.glob(prefix.name + "*"):
+        stale.unlink()
+    return str(prefix)
 
 
 def concatenate_epochs(epoch_data, first_epoch, epochs, skip=0):

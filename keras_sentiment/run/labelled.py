@@ -82,11 +82,28 @@ def read_labelled_file(path, text_column="text", label_column="label", class_nam
     path = Path(path)
     if not path.is_file():
         raise KerasSentimentError(f"{path}: no such file")
+    texts, labels, places, empty = [], [], [], []
+    for line, text, label, _ in labelled_rows(path, text_column, label_column):
+        if not text.strip():
+            empty.append(line)
+        texts.append(text)
+        labels.append(label)
+        places.append(f"{path}:{line}")
+    if empty:
+        raise MalformedDataError(path, empty[0], f"empty text ({len(empty)} row(s) in all): remove them or fill them in")
+    if not texts:
+        raise MalformedDataError(path, 1, "no labelled rows")
+    return pick_classes(LabelledTexts(texts, labels, str(path), places), class_names)
+
+
+def labelled_rows(path, text_column, label_column):
+    """`(line, text, label name, bytes read)` of every row of a labelled file, with one-line errors for a bad
+    row or an empty label; an empty text is yielded (the caller counts them)."""
+    path = Path(path)
     kind = detect_format(path, LABELLED_FORMATS, "input")
     options = ScoreOptions(kind, "jsonl", text_column=text_column, id_column=label_column, text_field=text_column,
                            id_field=label_column)
     flags = {"id_column": "--label-column", "id_field": "--label-column", "text_field": "--text-column"}
-    texts, labels, places, empty = [], [], [], []
     try:
         reader = InputReader(path, options, flags=flags)
     except OSError as error:
@@ -98,18 +115,9 @@ def read_labelled_file(path, text_column="text", label_column="label", class_nam
             label = label_name(row.id)
             if label is None:
                 raise MalformedDataError(path, row.line, f"empty or missing label (--label-column '{label_column}')")
-            if not row.text.strip():
-                empty.append(row.line)
-            texts.append(row.text)
-            labels.append(label)
-            places.append(f"{path}:{row.line}")
+            yield row.line, row.text, label, reader.offset
     finally:
         reader.close()
-    if empty:
-        raise MalformedDataError(path, empty[0], f"empty text ({len(empty)} row(s) in all): remove them or fill them in")
-    if not texts:
-        raise MalformedDataError(path, 1, "no labelled rows")
-    return pick_classes(LabelledTexts(texts, labels, str(path), places), class_names)
 
 
 def label_name(value):
@@ -240,12 +248,16 @@ def is_number_label(name):
 
 def check_class_sizes(train, class_names):
     """A one-line error for a class with fewer than `MIN_EXAMPLES_PER_CLASS` training examples."""
-    counts = Counter(train.labels)
+    check_class_counts(train.origin, Counter(train.labels), class_names)
+
+
+def check_class_counts(origin, counts, class_names):
+    """`check_class_sizes` of the training data at `origin` from its `counts` (label -> examples)."""
     few = [(name, counts.get(name, 0)) for name in class_names if counts.get(name, 0) < MIN_EXAMPLES_PER_CLASS]
     if few:
         listed = ", ".join(f"{name!r} has {count}" for name, count in few)
         others = ",".join(name for name in class_names if name not in dict(few))
-        raise KerasSentimentError(f"{train.origin}: too few examples of a class to learn and measure it ({listed}; at "
+        raise KerasSentimentError(f"{origin}: too few examples of a class to learn and measure it ({listed}; at "
                                   f"least {MIN_EXAMPLES_PER_CLASS} each): add examples, merge the class into another, or "
                                   f"leave it out with --class-names {others}")
 

@@ -37,6 +37,7 @@ class RunDir:
     CURVES, CONFUSION_MATRIX, RELIABILITY = "curves.png", "confusion_matrix.png", "reliability.png"
     TENSORBOARD = "tensorboard"
     MEMBERS, BACKUP, TOKENIZER, ENCODER_CACHE = "members", "backup", "tokenizer", "encoder_cache"
+    DATA_CACHE = "data_cache"  # a streamed training file's token ids, while it trains
 
     def __init__(self, path):
         self.path = Path(path)
@@ -67,6 +68,7 @@ class RunDir:
     backup = property(lambda self: self.path / self.BACKUP)
     tokenizer = property(lambda self: self.path / self.TOKENIZER)
     encoder_cache = property(lambda self: self.path / self.ENCODER_CACHE)
+    data_cache = property(lambda self: self.path / self.DATA_CACHE)
 
     def member(self, number):
         """`--ensemble N`: member `number`'s own run directory (checkpoint, history, backup)."""

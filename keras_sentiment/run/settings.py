@@ -746,12 +746,12 @@ def validate_for_classes(settings, num_classes):
     """One line for what this run asks that is not built for more than two classes yet."""
     if num_classes <= 2:
         return
-    refused = [(name, f"{BY_NAME[name].flag} {settings.values[name]}") for name in ("ngrams", "teacher", "threshold")
+    refused = [(name, f"{BY_NAME[name].flag} {settings.values[name]}") for name in ("teacher", "threshold")
                if settings.values.get(name)]
     if refused:
         name, what = refused[0]
         raise KerasSentimentError(f"{what} ({settings.sources[name]}) is for two classes so far, and this data has "
-                                  f"{num_classes}: give another value (--ngrams 0, --teacher none, no --threshold)")
+                                  f"{num_classes}: give another value (--teacher none, no --threshold)")
 
 
 # The settings that shape a model's weights: --init-from takes a run's weights only where they agree.

@@ -17,7 +17,7 @@ import hashlib
 import os
 import shutil
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -29,6 +29,7 @@ from keras_sentiment.run.labelled import (check_no_new_labels, labelled_splits, 
                                           read_labelled_file, read_labelled_folder)
 from keras_sentiment.run.locks import exclusive_lock
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
+from keras_sentiment.run.streamed import hashes_also_in, scan_labelled_file, should_stream, streamed_rows, text_hash
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_ARCHIVE = "aclImdb_v1.tar.gz"
@@ -46,7 +47,9 @@ class Splits:
     """Train/valid/test datasets of `(text, label)`; unpacks as `train, valid, test`.
 
     `class_names[i]` names label i; `facts` holds what the run records about the data (own data:
-    class counts, where each split came from, texts shared with train).
+    class counts, where each split came from, texts shared with train). `streamed`: the splits are
+    read from disk on each pass (a big training file, `keras_sentiment.run.streamed`), and `samples`
+    holds bounded uniform samples of train and valid for what must hold its data in memory.
     """
 
     train: tf.data.Dataset
@@ -56,9 +59,16 @@ class Splits:
     source: str = ""
     class_names: tuple = SENTIMENT_CLASSES
     facts: dict = field(default_factory=dict)
+    streamed: bool = False
+    samples: dict = field(default_factory=dict)
 
     def __iter__(self):
         return iter((self.train, self.valid, self.test))
+
+    def bounded(self, split):
+        """`split`'s examples where they must fit in memory (the vocabulary, word vectors, n-grams): the
+        split itself, or of a streamed file its sample."""
+        return self.samples.get(split, getattr(self, split))
 
 
 def resolve_data_dir(data_dir=None):
@@ -106,8 +116,7 @@ def subsample(splits, max_train=None, max_eval=None, seed=0):
     train, n_train = sample(splits.train, splits.sizes["train"], max_train)
     valid, n_valid = sample(splits.valid, splits.sizes["valid"], max_eval)
     test, n_test = sample(splits.test, splits.sizes["test"], max_eval)
-    return Splits(train, valid, test, {"train": n_train, "valid": n_valid, "test": n_test}, splits.source,
-                  splits.class_names, splits.facts)
+    return replace(splits, train=train, valid=valid, test=test, sizes={"train": n_train, "valid": n_valid, "test": n_test})
 
 
 # ---------------------------------------------------------------------------------- IMDB
@@ -550,10 +559,55 @@ def load_own_data(source, seed=1234):
             return read_labelled_folder(path, class_names)
         return read_labelled_file(path, source.text_column, source.label_column, class_names)
 
+    if should_stream(source.train):
+        return streamed_own_data(source, class_names, read(source.valid), read(source.test), seed)
     data = own_data(read(source.train), read(source.valid), read(source.test), class_names, seed, source.label_column)
     return Splits(*(texts_and_labels(*data.splits[split]) for split in ("train", "valid", "test")),
                   sizes={split: len(data.splits[split][0]) for split in ("train", "valid", "test")},
                   source=source.train[1], class_names=data.class_names, facts=data.facts)
+
+
+def streamed_own_data(source, class_names, valid, test, seed):
+    """`Splits` of a training file too big to hold (`keras_sentiment.run.streamed`): scanned once with a
+    progress bar, then streamed from disk; `valid` and `test` are given `LabelledTexts` or None (cut from it)."""
+    path = source.train[1]
+    cut = tuple(split for split, given in (("test", test), ("valid", valid)) if given is None)
+    size = Path(path).stat().st_size
+    print(f"Reading {path} ({size / 1e6:,.0f} MB) once to check, count and sample it; training streams it from "
+          "disk", flush=True)
+    bar = keras.utils.Progbar(size, unit_name="byte")
+    scanned = scan_labelled_file(path, source.text_column, source.label_column, class_names, cut, seed, bar.update)
+    bar.update(size, finalize=True)
+    names, given = scanned.class_names, {"valid": valid, "test": test}
+    index = {name: i for i, name in enumerate(names)}
+    datasets, sizes, counts, origins, shared = {}, {}, {}, {"train": path}, {}
+    for split in ("train", "valid", "test"):
+        if split in scanned.counts:
+            datasets[split] = streamed_dataset(scanned, split)
+            sizes[split], counts[split] = scanned.size(split), scanned.counts[split]
+            origins[split] = path if split == "train" else scanned.origin(split)
+            hashes = scanned.hashes[split]
+        else:
+            check_no_new_labels(given[split], names, split)
+            datasets[split] = texts_and_labels(given[split].texts, [index[label] for label in given[split].labels])
+            sizes[split], origins[split] = len(given[split]), given[split].origin
+            counts[split] = {name: given[split].labels.count(name) for name in names}
+            hashes = np.array([text_hash(text) for text in given[split].texts], np.uint64)
+        if split != "train":
+            shared[split] = hashes_also_in(hashes, scanned.hashes["train"])
+    left_out = {split: part for split, part in (("train", scanned.left_out), ("valid", valid and valid.left_out),
+                                                ("test", test and test.left_out)) if part}
+    facts = {"class_counts": counts, "split_origins": origins, "texts_also_in_train": shared, "left_out": left_out}
+    samples = {split: texts_and_labels(*scanned.samples[split]) for split in scanned.samples}
+    return Splits(datasets["train"], datasets["valid"], datasets["test"], sizes=sizes, source=path, class_names=names,
+                  facts=facts, streamed=True, samples=samples)
+
+
+def streamed_dataset(scanned, split):
+    """A dataset of `split`'s `(text, class id)` rows, read from the scanned file on each pass."""
+    rows = tf.data.Dataset.from_generator(lambda: streamed_rows(scanned, split), output_signature=(
+        tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)))
+    return rows.apply(tf.data.experimental.assert_cardinality(scanned.size(split)))
 
 
 def labelled_dataset(where, class_names, text_column="text", label_column="label"):

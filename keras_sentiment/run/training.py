@@ -111,6 +111,7 @@ def train(settings, resume=False):
         export_path = export_serving_model(model, encoder, settings.export_dir, class_names=class_names_of(settings.record),
                                            threshold=decision_threshold(settings))
         mark_run_complete(run_dir, export_path)
+        shutil.rmtree(run_dir.data_cache, ignore_errors=True)  # a streamed file's token ids: as big as the file
         return run_dir.path, export_path, metrics, settings
     finally:
         if scratch:  # a worker that is not the chief: its copies were only needed to take part
@@ -140,7 +141,7 @@ def follow_the_data_rules(settings, resume=False):
 def data_profile(splits, sample=10_000, bert_checkpoint=True):
     """The `DataProfile` of the training split: its size, its classes and the median words of (up to `sample` of)
     its texts."""
-    texts = splits.train.map(lambda text, label: text).take(sample).as_numpy_iterator()
+    texts = splits.bounded("train").map(lambda text, label: text).take(sample).as_numpy_iterator()
     words = [len(text.split()) for text in texts]
     return DataProfile(splits.sizes["train"], float(np.median(words)) if words else 0.0, len(splits.class_names),
                        bert_checkpoint)
@@ -197,6 +198,12 @@ def record_data(settings, splits, run_dir):
     return settings
 
 
+def streamed_cache(splits, run_dir, name):
+    """Where a streamed split's token ids are cached on disk (`RunDir.data_cache`), or None: other splits are
+    cached in memory."""
+    return RunDir(run_dir).data_cache / name if splits.streamed else None
+
+
 def training_labels(dataset):
     """The class ids of a `(text, label)` dataset, as a numpy int array."""
     return np.concatenate([labels for labels in dataset.map(lambda text, label: label).batch(8192).as_numpy_iterator()])
@@ -228,12 +235,12 @@ def build(settings, splits, run_dir, strategy=None):
     text gave and the word vectors used, as recorded in `config.json`.
     """
     builder = architecture_module(settings.arch)
-    encoder = builder.build_encoder(settings, splits.train, run_dir)
+    encoder = builder.build_encoder(settings, splits.bounded("train"), run_dir)
     vocabulary_size = getattr(encoder, "vocabulary_size", None)
     if vocabulary_size is not None and vocabulary_size != settings.vocab_size:
         settings = settings.replace(vocab_size=vocabulary_size, source=f"training text (asked {settings.vocab_size:,})")
     settings = resolve_embeddings_text(settings)
-    word_vectors = word_vectors_for(settings, splits.train)
+    word_vectors = word_vectors_for(settings, splits.bounded("train"))
     if word_vectors is not None:
         settings = settings.with_record(word_vectors=str(word_vectors))
     write_config(run_dir, settings)
@@ -276,8 +283,10 @@ def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
         strategy: the `tf.distribute.Strategy` the model was built under.
     """
     run_dir = RunDir(run_dir)
-    train_batches = EpochBatches(splits.train, encoder, settings.batch_size, settings.max_length, seed=settings.seed)
-    valid_batches = make_batches(splits.valid, encoder, settings.batch_size, settings.max_length)
+    train_batches = EpochBatches(splits.train, encoder, settings.batch_size, settings.max_length, seed=settings.seed,
+                                 cache_file=streamed_cache(splits, run_dir, "train"))
+    valid_batches = make_batches(splits.valid, encoder, settings.batch_size, settings.max_length,
+                                 cache_file=streamed_cache(splits, run_dir, "valid"))
     builder = architecture_module(settings.arch)
     total_steps = settings.epochs * train_batches.per_epoch
     with (strategy or tf.distribute.get_strategy()).scope():
@@ -395,7 +404,8 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
         model = builder.build_classifier(settings, encoder, settings.record.get("word_vectors"))
         compile_model(model, builder.make_optimizer(settings, model, approximate_steps), soft_targets=bool(settings.teacher),
                       macro_f1=settings.monitor == "val_macro_f1")
-    batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed)
+    batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed,
+                           cache_file=streamed_cache(splits, run_dir, "refit"))
     with fitting_under(model, strategy):
         model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, class_weight=class_weights_by_id(settings),
                   callbacks=[
@@ -440,7 +450,7 @@ def add_ngram_model(settings, encoder, splits, run_dir):
     if settings.refit:
         everything = (train[0] + valid[0], np.concatenate([train[1], valid[1]]))
         print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={l2:g}", flush=True)
-        refit_fitted = ngrams.fit_ngram_logit(*everything, l2)
+        refit_fitted = ngrams.fit_ngram_logit(*everything, l2, num_classes=len(splits.class_names))
         save_model_atomically(combined(recurrent_part(load_best(run_dir)), refit_fitted), run_dir.best)
     settings = settings.with_record(ngram_l2=l2, ngram_features=len(fitted[0]), ngram_stack=list(stack))
     write_config(run_dir, settings)
@@ -458,20 +468,27 @@ def fit_ngrams_on_valid(settings, encoder, splits, recurrent, first_tokens=None)
     def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
         return list(make_batches(dataset, encoder, 256, encoder.max_length))
 
-    def recurrent_logits(ids):
-        return recurrent.predict_on_batch(first_tokens(ids) if first_tokens is not None else ids)[:, 0]
+    def recurrent_logits(ids):  # [batch], or [batch, k]
+        logits = recurrent.predict_on_batch(first_tokens(ids) if first_tokens is not None else ids)
+        return logits[:, 0] if logits.shape[-1] == 1 else logits
 
-    train_batches, valid_batches = batches_of(splits.train), batches_of(splits.valid)
-    train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size)
-    valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size)
-    l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid)
+    num_classes = len(splits.class_names)
+    train_batches, valid_batches = batches_of(splits.bounded("train")), batches_of(splits.bounded("valid"))
+    train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size, num_classes)
+    valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size, num_classes)
+    l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid, num_classes=num_classes)
     # In slices of the training batch size: 256 texts of 512 word pieces at once would hold gigabytes of attention.
     valid_logits = np.concatenate([recurrent_logits(ids[start : start + settings.batch_size])
                                    for ids, _ in valid_batches for start in range(0, len(ids), settings.batch_size)])
     stack = ngrams.fit_stack(valid_logits, valid_ngram_logits, valid[1])
-    combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + stack[2]
-    print(f"N-grams: valid accuracy {np.mean((combined > 0) == valid[1]):.2%} combined, against "
-          f"{np.mean((valid_logits > 0) == valid[1]):.2%} for the recurrent model alone; weights {stack}", flush=True)
+    combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + np.asarray(stack[2])
+
+    def accuracy(logits):
+        return np.mean(ngrams.predicted_classes(logits) == valid[1])
+
+    print(f"N-grams: valid accuracy {accuracy(combined):.2%} combined, against {accuracy(valid_logits):.2%} for the "
+          f"recurrent model alone; weights a={stack[0]:.3g}, b={stack[1]:.3g}, c={np.round(stack[2], 3).tolist()}",
+          flush=True)
     return train, valid, l2, fitted, stack
 
 
@@ -484,7 +501,8 @@ def delivered_encoder(encoder, settings):
 def ngram_layer(settings, encoder, fitted):
     """An `NgramLogit` holding `fitted` (`(keys, weights, bias)`), named where `models.embedding_path` looks."""
 
-    layer = ngrams.NgramLogit(encoder.vocabulary_size, settings.ngrams, len(fitted[0]), name=NGRAM_PART)
+    units = np.shape(fitted[2])[0] if np.ndim(fitted[2]) else 1  # k for k classes' bias [k]
+    layer = ngrams.NgramLogit(encoder.vocabulary_size, settings.ngrams, len(fitted[0]), units=units, name=NGRAM_PART)
     layer.set_feature_weights(*fitted)
     return layer
 

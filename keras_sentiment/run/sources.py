@@ -575,7 +575,7 @@ def streamed_own_data(source, class_names, valid, test, seed):
     size = Path(path).stat().st_size
     print(f"Reading {path} ({size / 1e6:,.0f} MB) once to check, count and sample it; training streams it from "
           "disk", flush=True)
-    bar = keras.utils.Progbar(size, unit_name="byte")
+    bar = keras.utils.Progbar(size, interval=5.0, unit_name="byte")  # a line every 5 s in a log
     scanned = scan_labelled_file(path, source.text_column, source.label_column, class_names, cut, seed, bar.update)
     bar.update(size, finalize=True)
     names, given = scanned.class_names, {"valid": valid, "test": test}

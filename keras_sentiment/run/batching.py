@@ -79,13 +79,12 @@ class EpochBatches:
 
         self.batch_size, self.seed = batch_size, seed
         self.boundaries = bucket_boundaries or default_bucket_boundaries(max_length)
-        self.examples = (
-            dataset.batch(512)
-            .map(encode_chunk, num_parallel_calls=AUTOTUNE)
-            .unbatch()
-            .map(strip_padding, num_parallel_calls=AUTOTUNE)
-            .cache(fresh_cache_file(cache_file) if cache_file else "")
-        )
+        chunks = dataset.batch(512).map(encode_chunk, num_parallel_calls=AUTOTUNE)
+        if cache_file:  # on disk by chunk: a file cache holds an index entry per element in memory
+            self.examples = chunks.cache(fresh_cache_file(cache_file)).unbatch().map(strip_padding,
+                                                                                    num_parallel_calls=AUTOTUNE)
+        else:
+            self.examples = chunks.unbatch().map(strip_padding, num_parallel_calls=AUTOTUNE).cache()
         # Bucketing hides the number of batches from Keras (the bar would say "469/Unknown" for
         # the whole first epoch); the lengths give it exactly. This pass also fills the cache.
         self.per_epoch = count_bucketed_batches(text_lengths(self.examples), self.boundaries, batch_size)

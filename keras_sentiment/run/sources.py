@@ -605,9 +605,10 @@ def streamed_own_data(source, class_names, valid, test, seed):
 
 def streamed_dataset(scanned, split):
     """A dataset of `split`'s `(text, class id)` rows, read from the scanned file on each pass."""
-    rows = tf.data.Dataset.from_generator(lambda: streamed_rows(scanned, split), output_signature=(
-        tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)))
-    return rows.apply(tf.data.experimental.assert_cardinality(scanned.size(split)))
+    # In chunks of 1,024 rows: one call from TensorFlow into Python per row cost ~5x the reading.
+    chunks = tf.data.Dataset.from_generator(lambda: streamed_rows(scanned, split, chunk=1024), output_signature=(
+        tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32)))
+    return chunks.unbatch().apply(tf.data.experimental.assert_cardinality(scanned.size(split)))
 
 
 def labelled_dataset(where, class_names, text_column="text", label_column="label"):

@@ -210,7 +210,7 @@ def test_the_rules_choose_bert_gru_for_few_examples_and_the_bigru_for_many():
     assert S.own_data_rule(few).arch == "bert_gru" and S.own_data_rule(many).arch == "bigru"
     assert "at most 5,000" in S.own_data_rule(few).why
     long = S.DataProfile(S.FEW_EXAMPLES, S.SHORT_TEXT_WORDS + 1, 3)  # few, but long: the fine-tune would take hours
-    assert S.own_data_rule(long).arch == "bigru" and not S.own_data_rule(long).values
+    assert (S.own_data_rule(long).arch, S.own_data_rule(long).values) == ("bigru", {"ngrams": 2})  # more classes
     two = S.own_data_rule(S.DataProfile(S.FEW_EXAMPLES + 1, 230.0, 2))  # IMDB's BiGRU recipe, n-grams and refit
     assert (two.arch, two.values) == ("bigru", {"ngrams": 2, "refit": True})
     no_bert = S.DataProfile(S.FEW_EXAMPLES, 19.0, 2, bert_checkpoint=False)  # MiniLM not installed, no --bert-preset
@@ -230,7 +230,8 @@ def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(t
     assert after.trainable_layers == "all" and after.sources["trainable_layers"] == "recipe best"
     assert after.run_dir == "runs/reviews_bert_gru_s" and not S.follows_data_rules(after)  # decided, once
     many = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 3), stamp="s")
-    assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS and not many.ngrams
+    assert many.arch == "bigru" and many.embeddings == S.AUTO_EMBEDDINGS and not many.refit
+    assert (many.ngrams, many.sources["ngrams"]) == (2, "recipe best, rule 'more classes'")
     two = S.settings_for_the_data(before, S.DataProfile(50_000, 12.0, 2), stamp="s")
     assert (two.ngrams, two.refit, two.sources["ngrams"]) == (2, True, "recipe best, rule 'two classes'")
     assert many.unused()["bert_preset"] == "for --arch bert_gru"  # given for the rules' bert_gru, not read by a BiGRU

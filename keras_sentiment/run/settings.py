@@ -391,6 +391,8 @@ class DataRule:
 # Few short texts: 2,000 SST-2 sentences, valid 82.0% fine-tuned MiniLM vs 56.0% BiGRU vs 72.5% TF-IDF.
 # Long texts: the fine-tune costs ~21 s a step of 32 x 256 word pieces here (1,800 reviews, 4 epochs: ~80 min).
 # Otherwise, two classes: IMDB's BiGRU recipe, n-grams (valid 91.61 -> 92.52%) and refit (RESULTS, "IMDB recipe").
+# More classes: bigrams too (8,000 star ratings: valid macro-F1 0.298 -> 0.324, MAE 1.459 -> 1.444, accuracy
+# 43.98 -> 43.61%); refit not measured for k classes.
 FEW_EXAMPLES, SHORT_TEXT_WORDS = 5_000, 64
 OWN_DATA_RULES = (
     DataRule("few short texts", lambda p: p.examples <= FEW_EXAMPLES and p.median_words <= SHORT_TEXT_WORDS,
@@ -400,7 +402,8 @@ OWN_DATA_RULES = (
              "two classes, more or longer texts: a BiGRU with word2vec of your text, a bag of bigrams beside it, "
              "refit on train + valid", {"ngrams": 2, "refit": True}),
     DataRule("more classes", lambda p: True, "bigru",
-             "more classes, more or longer texts: a BiGRU with word2vec of your text"),
+             "more classes, more or longer texts: a BiGRU with word2vec of your text, a bag of bigrams beside it "
+             "(one per class against the rest)", {"ngrams": 2}),
 )
 
 

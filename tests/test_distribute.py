@@ -14,6 +14,7 @@ import pytest
 
 import keras_sentiment as ks
 from conftest import write_sst2
+from test_own_data import TINY, make_rows, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--dataset", "sst2", "--embedding-dim", 8, "--hidden-dim", 8, "--batch-size", 32, "--learning-rate", 0.01,
@@ -88,14 +89,16 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(data, capsys, monke
     assert min(accuracy) >= 0.9 and abs(accuracy[0] - accuracy[1]) <= 0.05, accuracy
 
 
-def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data):
+def run_cluster(tmp, flags, **extra_env):
+    """`train *flags --strategy multi_worker` as a 2-worker cluster on loopback ports; the workers' stdouts."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
     for index in range(2):
-        env = environment(data / "cache", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = environment(tmp / "cache", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+                          **extra_env)
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "keras_sentiment.apps.cli", "train", *command(data, "cluster"), "--strategy", "multi_worker"],
+            [sys.executable, "-m", "keras_sentiment.apps.cli", "train", *map(str, flags), "--strategy", "multi_worker"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env))
     outputs = []
     try:
@@ -106,7 +109,11 @@ def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data)
             worker.kill()
     for worker, (stdout, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    chief, other = (stdout for stdout, _ in outputs)
+    return [stdout for stdout, _ in outputs]
+
+
+def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data):
+    chief, other = run_cluster(data, command(data, "cluster"))
     assert "Strategy: multi_worker with 2 replica(s) in sync, task worker 0" in chief
     assert "task worker 1 (not the chief" in other
     # The chief wrote the run and the one export; worker 1 wrote into a temporary dir, now gone.
@@ -125,6 +132,22 @@ def test_multi_worker_cluster_on_loopback_trains_and_only_the_chief_writes(data)
     from_run = ks.load(run_dir).logits(texts)
     from_export = ks.load(data / "cluster_export").logits(texts)
     assert from_run == pytest.approx(from_export, abs=1e-5)
+
+
+def test_multi_worker_cluster_shards_a_streamed_training_file(tmp_path):
+    # Every file streams ($KERAS_SENTIMENT_STREAM_ABOVE_MB=0): each worker reads the file and keeps its
+    # share of the batches (auto-shard by data), as for IMDB.
+    train_file = write_csv(tmp_path / "reviews.csv", make_rows(900))
+    flags = ["--train-file", train_file, *TINY, "--backup-every", 0, "--run-dir", tmp_path / "run",
+             "--export-dir", tmp_path / "export"]
+    chief, other = run_cluster(tmp_path, flags, KERAS_SENTIMENT_STREAM_ABOVE_MB="0")
+    for log in (chief, other):
+        assert "training streams it from disk" in log
+    assert "Strategy: multi_worker with 2 replica(s) in sync, task worker 0" in chief
+    test_lines = [re.search(r"Test accuracy .*", log).group(0) for log in (chief, other)]
+    assert test_lines[0] == test_lines[1]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"] > 0.9  # chance is 1/3
+    assert ks.load(tmp_path / "export").predict(["a text"])[0]["scores"].keys() == {"negative", "neutral", "positive"}
 
 
 def test_a_bad_cluster_spec_is_one_line(data):

@@ -69,6 +69,16 @@ def test_a_bad_streamed_file_is_one_line_naming_file_and_line(tmp_path, content,
         scan_labelled_file(tmp_path / "r.csv")
 
 
+def test_the_environment_can_set_the_bound_in_mib_and_a_bad_value_is_one_line(monkeypatch):
+    monkeypatch.setenv("KERAS_SENTIMENT_STREAM_ABOVE_MB", "64")
+    assert streamed.stream_above_bytes() == 64 * 2**20
+    monkeypatch.setenv("KERAS_SENTIMENT_STREAM_ABOVE_MB", "lots")
+    with pytest.raises(KerasSentimentError, match=r"KERAS_SENTIMENT_STREAM_ABOVE_MB='lots': give a size in MiB"):
+        streamed.stream_above_bytes()
+    monkeypatch.delenv("KERAS_SENTIMENT_STREAM_ABOVE_MB")
+    assert streamed.stream_above_bytes() == streamed.STREAM_ABOVE_BYTES
+
+
 def test_only_a_training_file_above_the_bound_streams(tmp_path, monkeypatch):
     path = write_csv(tmp_path / "r.csv", make_rows(300))
     assert not load_own_data(OwnDataSource(("file", path))).streamed

@@ -2,8 +2,9 @@
 `keras_sentiment.run.sources` makes the datasets.
 
 Contract:
-- A training file larger than `STREAM_ABOVE_BYTES` is streamed; smaller ones are read into memory
-  (`keras_sentiment.run.labelled`), and IMDB and SST-2 always are.
+- A training file larger than `stream_above_bytes()` (`$KERAS_SENTIMENT_STREAM_ABOVE_MB`, else
+  `STREAM_ABOVE_BYTES`) is streamed; smaller ones are read into memory (`keras_sentiment.run.labelled`),
+  and IMDB and SST-2 always are.
 - `scan_labelled_file` reads the file once, with the readers and the one-line errors of
   `read_labelled_file`, and keeps only what is bounded by the number of rows or smaller: the label
   counts per split, a 64-bit hash of each row's standardized text (for texts shared between
@@ -18,6 +19,7 @@ Contract:
 """
 
 import hashlib
+import os
 import random
 from array import array
 from collections import Counter
@@ -26,18 +28,34 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_sentiment.core.errors import MalformedDataError
+from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError
 from keras_sentiment.run.labelled import (MAX_CLASSES, TEST_FRACTION, VALID_FRACTION, check_class_counts, labelled_rows,
                                           order_classes, standardized)
 
 STREAM_ABOVE_BYTES = 256 * 2**20  # a training file above this is streamed from disk, not read into memory
+STREAM_ABOVE_MB_VARIABLE = "KERAS_SENTIMENT_STREAM_ABOVE_MB"  # the environment's word on it, in MiB
 SAMPLE_TEXTS = 100_000  # streamed: the training texts the vocabulary, word vectors and n-grams learn from
+
+
+def stream_above_bytes():
+    """The size above which a training file streams: `$KERAS_SENTIMENT_STREAM_ABOVE_MB` (MiB, e.g. 64 on a
+    small machine, 0 to stream every file), else `STREAM_ABOVE_BYTES`."""
+    given = os.environ.get(STREAM_ABOVE_MB_VARIABLE)
+    if given is None:
+        return STREAM_ABOVE_BYTES
+    try:
+        megabytes = float(given)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:
+        raise KerasSentimentError(f"${STREAM_ABOVE_MB_VARIABLE}={given!r}: give a size in MiB, e.g. 64 (0 streams every file)")
+    return int(megabytes * 2**20)
 
 
 def should_stream(where):
     """Whether a training split (`("file" | "dir", path)`) is a file large enough to stream."""
     kind, path = where
-    return kind == "file" and Path(path).is_file() and Path(path).stat().st_size > STREAM_ABOVE_BYTES
+    return kind == "file" and Path(path).is_file() and Path(path).stat().st_size > stream_above_bytes()
 
 
 @dataclass

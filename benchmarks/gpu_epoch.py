@@ -1,0 +1,131 @@
+"""Epochs of the shipped BiGRU on a GPU, Keras on the JAX backend, from `benchmarks/gpu_bundle.py`'s
+token ids (#36, section 4): the card, each epoch's wall time and the accuracy after it.
+
+The model is `keras_sentiment.core.recurrent.build_model` with the recipe's settings and word
+vectors, trained as `make train`'s selection run trains (Adam, clipnorm 1.0, batches of 64 by length
+bucket) on IMDB's 17,500 training reviews, then tested on the 25,000 test reviews. Under JAX each
+batch shape compiles once: batches are padded to their bucket's boundary (about 10 lengths), so the
+first epoch includes the compiles and the second is the steady state.
+
+Usage (on the device; `benchmarks/gpu_epoch.sh` installs Keras from the bundle first):
+    KERAS_BACKEND=jax python benchmarks/gpu_epoch.py --bundle gpu_bundle --out $OUT
+On CPU with JAX installed the same command checks the script (`--limit 512` for a quick one).
+"""
+
+import os
+import sys
+import types
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+# The n-gram layer's module (registered by the recurrent module) uses TensorFlow ops, and the device
+# has no TensorFlow; the recurrent model measured here does not hold that layer.
+sys.modules.setdefault("keras_sentiment.core.ngrams", types.ModuleType("keras_sentiment.core.ngrams"))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_sentiment.core.recurrent import ModelConfig, build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_split(arrays, name, limit=None):
+    """A split's reviews as a list of uint16 id arrays and their labels (the first `limit` only)."""
+    ids, offsets, labels = arrays[f"{name}_ids"], arrays[f"{name}_offsets"], arrays[f"{name}_labels"]
+    count = len(labels) if limit is None else min(limit, len(labels))
+    return [ids[offsets[i]:offsets[i + 1]] for i in range(count)], labels[:count].astype("float32")
+
+
+def bucketed_batches(reviews, labels, boundaries, batch_size, rng=None):
+    """Batches `(ids [batch, boundary], labels [batch, 1])`: reviews grouped by the first boundary that
+    holds them and right-padded to it, so only a few shapes exist; shuffled within and across buckets
+    when `rng` is given."""
+    bucket_of = np.searchsorted(boundaries, [len(review) for review in reviews])
+    batches = []
+    for bucket, width in enumerate(boundaries):
+        members = np.flatnonzero(bucket_of == bucket)
+        if rng is not None:
+            members = rng.permutation(members)
+        for start in range(0, len(members), batch_size):
+            chosen = members[start:start + batch_size]
+            ids = np.zeros((len(chosen), width), "int32")  # [batch, boundary], 0 = padding
+            for row, index in enumerate(chosen):
+                ids[row, :len(reviews[index])] = reviews[index]
+            batches.append((ids, labels[chosen][:, None]))
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def card_name():
+    """The GPU's name as nvidia-smi gives it, else JAX's device kind."""
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return jax.devices()[0].device_kind
+
+
+def build_recipe_model(recipe, embedding):
+    config = ModelConfig(vocab_size=recipe["vocab_size"], embedding_dim=recipe["embedding_dim"],
+                         hidden_dim=recipe["hidden_dim"], num_layers=recipe["num_layers"],
+                         pooling=recipe["pooling"], dropout=recipe["dropout"], num_classes=2)
+    model = build_model(recipe["arch"], config)
+    model.get_layer("embedding").set_weights([embedding.astype("float32")])
+    model.compile(optimizer=keras.optimizers.Adam(recipe["learning_rate"], clipnorm=1.0),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)])
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", default=str(ROOT / "gpu_bundle"), help="benchmarks/gpu_bundle.py's folder")
+    parser.add_argument("--out", default=os.environ.get("OUT", "."), help="where gpu_epoch.json is written")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs to time (the first includes the compiles)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N reviews of each split (a check)")
+    args = parser.parse_args(argv)
+
+    bundle = Path(args.bundle)
+    recipe = json.loads((bundle / "recipe.json").read_text())
+    arrays = np.load(bundle / "imdb.npz")
+    keras.utils.set_random_seed(recipe["seed"])
+    train, test = load_split(arrays, "train", args.limit), load_split(arrays, "test", args.limit)
+    boundaries = recipe["bucket_boundaries"]
+    test_batches = bucketed_batches(*test, boundaries, 256)
+    model = build_recipe_model(recipe, arrays["embedding"])
+    rng = np.random.default_rng(recipe["seed"])
+    result = {"card": card_name(), "backend": keras.backend.backend(), "keras": keras.__version__, "jax": jax.__version__,
+              "python": platform.python_version(), "train_reviews": len(train[1]), "test_reviews": len(test[1]),
+              "batch_size": recipe["batch_size"], "arch": recipe["arch"], "epochs": []}
+    for epoch in range(args.epochs):
+        batches = bucketed_batches(*train, boundaries, recipe["batch_size"], rng)
+        start = time.perf_counter()
+        history = model.fit((batch for batch in batches), steps_per_epoch=len(batches), epochs=1, verbose=2)
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        _, accuracy = model.evaluate((batch for batch in test_batches), steps=len(test_batches), verbose=0)
+        result["epochs"].append({"epoch": epoch + 1, "train_seconds": round(seconds, 2), "steps": len(batches),
+                                 "ms_per_step": round(1000 * seconds / len(batches), 1),
+                                 "train_accuracy": float(history.history["accuracy"][-1]),
+                                 "test_accuracy": float(accuracy),
+                                 "test_seconds": round(time.perf_counter() - start, 2)})
+        print(json.dumps(result["epochs"][-1]), flush=True)
+    result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_epoch.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    main()

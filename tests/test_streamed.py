@@ -72,9 +72,10 @@ def test_a_bad_streamed_file_is_one_line_naming_file_and_line(tmp_path, content,
 def test_the_environment_can_set_the_bound_in_mib_and_a_bad_value_is_one_line(monkeypatch):
     monkeypatch.setenv("KERAS_SENTIMENT_STREAM_ABOVE_MB", "64")
     assert streamed.stream_above_bytes() == 64 * 2**20
-    monkeypatch.setenv("KERAS_SENTIMENT_STREAM_ABOVE_MB", "lots")
-    with pytest.raises(KerasSentimentError, match=r"KERAS_SENTIMENT_STREAM_ABOVE_MB='lots': give a size in MiB"):
-        streamed.stream_above_bytes()
+    for bad in ("lots", "-1", "inf", "nan"):
+        monkeypatch.setenv("KERAS_SENTIMENT_STREAM_ABOVE_MB", bad)
+        with pytest.raises(KerasSentimentError, match=rf"KERAS_SENTIMENT_STREAM_ABOVE_MB='{bad}': give a size in MiB"):
+            streamed.stream_above_bytes()
     monkeypatch.delenv("KERAS_SENTIMENT_STREAM_ABOVE_MB")
     assert streamed.stream_above_bytes() == streamed.STREAM_ABOVE_BYTES
 

@@ -47,7 +47,7 @@ def stream_above_bytes():
         megabytes = float(given)
     except ValueError:
         megabytes = -1.0
-    if not megabytes >= 0:
+    if not 0 <= megabytes < float("inf"):
         raise KerasSentimentError(f"${STREAM_ABOVE_MB_VARIABLE}={given!r}: give a size in MiB, e.g. 64 (0 streams every file)")
     return int(megabytes * 2**20)
 

@@ -11,7 +11,7 @@ from conftest import train_in_process
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.run import streamed
 from keras_sentiment.run.sources import OwnDataSource, load_own_data
-from keras_sentiment.run.streamed import scan_labelled_file, streamed_rows
+from keras_sentiment.run.streamed import in_chunks, scan_labelled_file, streamed_rows
 from test_own_data import TINY, make_rows, write_csv, write_jsonl
 
 
@@ -67,6 +67,12 @@ def test_a_bad_streamed_file_is_one_line_naming_file_and_line(tmp_path, content,
     (tmp_path / "r.csv").write_text(content, encoding="utf-8")
     with pytest.raises(KerasSentimentError, match=message):
         scan_labelled_file(tmp_path / "r.csv")
+
+
+def test_rows_cross_in_chunks_with_the_rest_in_a_last_smaller_one():
+    rows = [(f"text {i}", i % 3) for i in range(5)]
+    assert list(in_chunks(rows, 2)) == [(["text 0", "text 1"], [0, 1]), (["text 2", "text 3"], [2, 0]), (["text 4"], [1])]
+    assert list(in_chunks([], 2)) == []
 
 
 def test_the_environment_can_set_the_bound_in_mib_and_a_bad_value_is_one_line(monkeypatch):

@@ -29,7 +29,8 @@ from keras_sentiment.run.labelled import (check_no_new_labels, labelled_splits, 
                                           read_labelled_file, read_labelled_folder)
 from keras_sentiment.run.locks import exclusive_lock
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
-from keras_sentiment.run.streamed import hashes_also_in, scan_labelled_file, should_stream, streamed_rows, text_hash
+from keras_sentiment.run.streamed import (hashes_also_in, in_chunks, scan_labelled_file, should_stream, streamed_rows,
+                                          text_hash)
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_ARCHIVE = "aclImdb_v1.tar.gz"
@@ -606,7 +607,7 @@ def streamed_own_data(source, class_names, valid, test, seed):
 def streamed_dataset(scanned, split):
     """A dataset of `split`'s `(text, class id)` rows, read from the scanned file on each pass."""
     # In chunks of 1,024 rows: one call from TensorFlow into Python per row cost ~5x the reading.
-    chunks = tf.data.Dataset.from_generator(lambda: streamed_rows(scanned, split, chunk=1024), output_signature=(
+    chunks = tf.data.Dataset.from_generator(lambda: in_chunks(streamed_rows(scanned, split), 1024), output_signature=(
         tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32)))
     return chunks.unbatch().apply(tf.data.experimental.assert_cardinality(scanned.size(split)))
 

@@ -184,22 +184,25 @@ def scan_labelled_file(path, text_column="text", label_column="label", class_nam
     return scanned
 
 
-def streamed_rows(scanned, split, chunk=None):
-    """The `(text, class id)` rows of `split` of a scanned file, read from it again in file order; with
-    `chunk`, lists of up to that many texts and their class ids at a time (fewer calls across to TensorFlow)."""
+def streamed_rows(scanned, split):
+    """The `(text, class id)` rows of `split` of a scanned file, read from it again in file order."""
     index = {name: i for i, name in enumerate(scanned.class_names)}
-    texts, labels = [], []
     for line, text, label, _ in labelled_rows(scanned.path, scanned.text_column, scanned.label_column):
         if label in index and text.strip() and scanned.split_of(line) == split:
-            if chunk is None:
-                yield text, index[label]
-                continue
-            texts.append(text)
-            labels.append(index[label])
-            if len(texts) == chunk:
-                yield texts, labels
-                texts, labels = [], []
-    if chunk is not None and texts:
+            yield text, index[label]
+
+
+def in_chunks(rows, size):
+    """`(text, class id)` rows as `(texts, class ids)` lists of up to `size` rows each (fewer calls across
+    to TensorFlow than one per row)."""
+    texts, labels = [], []
+    for text, label in rows:
+        texts.append(text)
+        labels.append(label)
+        if len(texts) == size:
+            yield texts, labels
+            texts, labels = [], []
+    if texts:
         yield texts, labels
 
 

@@ -35,6 +35,13 @@ def test_imdb_directory_split_sizes_labels_and_disjointness(imdb_dir):
     assert all(any(w in text.lower() for w in ("good", "great", "excellent", "superb", "wonderful", "brilliant")) == bool(label) for text, label in test)
 
 
+def test_imdb_valid_fraction_holds_out_that_share_of_train(imdb_dir):
+    splits = load_imdb(imdb_dir, seed=7, valid_fraction=0.1)
+    assert splits.sizes == {"train": 72, "valid": 8, "test": 80}
+    assert sorted(as_pairs(splits.train) + as_pairs(splits.valid)) == sorted(
+        as_pairs(load_imdb(imdb_dir, seed=7).train) + as_pairs(load_imdb(imdb_dir, seed=7).valid))
+
+
 def test_imdb_split_is_seeded(imdb_dir):
     first = as_pairs(load_imdb(imdb_dir, seed=1).valid)
     assert first == as_pairs(load_imdb(imdb_dir, seed=1).valid)
@@ -145,6 +152,8 @@ def test_sst2_tsv_splits(sst2_dir):
     train, valid, test = (as_pairs(ds) for ds in splits)
     assert splits.sizes == {"train": len(train), "valid": len(valid), "test": 60}
     assert len(train) + len(valid) == 200 and 10 <= len(valid) <= 30
+    bigger = load_sst2(sst2_dir, seed=5, valid_fraction=0.3).sizes["valid"]  # 30% of the sentences, not 10%
+    assert 2 * len(valid) < bigger < 200
     lines = (sst2_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
     assert test == [(line.split("\t")[0], int(line.split("\t")[1])) for line in lines]
 

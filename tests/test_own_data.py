@@ -118,6 +118,8 @@ def test_splits_not_given_are_cut_from_train_and_recorded(tmp_path):
     assert splits.sizes == {"train": 240, "valid": 30, "test": 30}
     assert splits.facts["class_counts"]["test"] == {"negative": 10, "neutral": 10, "positive": 10}
     assert splits.facts["split_origins"]["valid"] == "a stratified 10% of train (seed 1)"
+    quarter = load_own_data(OwnDataSource(("file", str(path))), seed=1, valid_fraction=0.25)
+    assert quarter.sizes == {"train": 195, "valid": 75, "test": 30}
     labels = [int(label) for _, label in splits.test.as_numpy_iterator()]
     assert sorted(labels) == [0] * 10 + [1] * 10 + [2] * 10
 

@@ -113,6 +113,8 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
     ({"arch": "bert_gru", "dataset": "sst2", "ngram_max_length": 1024}, "--ngram-max-length: the n-gram part reads these "
                                                                           "tokens; give --ngrams N too"),
     ({"arch": "gru", "ngrams": 2, "max_length": 400, "ngram_max_length": 300}, "--ngram-max-length 300 is below --max-length 400"),
+    ({"valid_fraction": 1.0}, "--valid-fraction must be < 1.0"),
+    ({"valid_fraction": 0}, "--valid-fraction must be >= 0.001"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
     with pytest.raises(KerasSentimentError, match=re.escape(message)):
@@ -239,3 +241,22 @@ def test_the_rules_architecture_comes_with_its_layers_and_the_flags_given_stay(t
     assert not S.follows_data_rules(chosen)  # --arch given: no rule
     with pytest.raises(KerasSentimentError, match="--bert-preset applies to --arch bert_gru, not bigru"):
         S.resolve_settings({"dataset": "imdb", "bert_preset": "local"})  # IMDB's architecture is not the rules'
+
+
+def test_each_datasets_valid_fraction_is_its_loaders_and_a_given_valid_split_refuses_one(tmp_path):
+    import inspect
+
+    from keras_sentiment.run import labelled, sources
+
+    def loader_default(function):
+        return inspect.signature(function).parameters["valid_fraction"].default
+
+    assert resolve(dataset="imdb").valid_fraction == loader_default(sources.load_imdb) == sources.IMDB_VALID_FRACTION
+    assert resolve(dataset="sst2").valid_fraction == loader_default(sources.load_sst2) == sources.SST2_VALID_FRACTION
+    train, valid = (tmp_path / "train.csv", tmp_path / "valid.csv")
+    for path in (train, valid):
+        path.write_text("text,label\ngood,positive\n")
+    assert resolve(train_file=str(train)).valid_fraction == loader_default(sources.load_own_data) == labelled.VALID_FRACTION
+    assert resolve(dataset="imdb", valid_fraction=0.1).sources["valid_fraction"] == S.FLAG
+    with pytest.raises(KerasSentimentError, match=re.escape("--valid-fraction with --valid-file: the valid split is given")):
+        resolve(train_file=str(train), valid_file=str(valid), valid_fraction=0.2)

@@ -30,6 +30,9 @@ def test_each_row_lands_in_one_split_by_its_line_and_every_class_keeps_about_its
     again = scan_labelled_file(path, seed=7)
     assert again.counts == scanned.counts  # seeded: the same split every time
     assert scan_labelled_file(path, seed=8).counts != scanned.counts
+    quarter = scan_labelled_file(path, seed=7, valid_fraction=0.25)  # test's range stays, valid's follows it
+    assert quarter.counts["test"] == scanned.counts["test"]
+    assert abs(quarter.size("valid") - 1500) < 4 * np.sqrt(6000 * 0.25 * 0.75)
 
 
 def test_the_samples_are_bounded_and_drawn_from_the_whole_file(tmp_path, monkeypatch):

@@ -269,7 +269,7 @@ def evaluation_data(args, run, class_names):
     the run's own data or of `--dataset`."""
     from pathlib import Path
 
-    from keras_sentiment.run.settings import OWN, ResolvedSettings, own_data_source
+    from keras_sentiment.run.settings import OWN, ResolvedSettings, dataset_default, own_data_source
     from keras_sentiment.run.sources import OwnDataSource, labelled_dataset, load_dataset, load_own_data
 
     text_column = args.text_column or run.get("text_column", BY_NAME["text_column"].default)
@@ -280,14 +280,15 @@ def evaluation_data(args, run, class_names):
         return Path(path).stem, "test", examples, size
     dataset = args.dataset or run.get("dataset", BY_NAME["dataset"].default)
     seed = args.seed if args.seed is not None else run.get("seed", BY_NAME["seed"].default)
+    valid_fraction = run.get("valid_fraction", dataset_default(dataset, "valid_fraction"))  # a run of before 2026-12-04: none
     if dataset == OWN:
         settings = ResolvedSettings.from_json(run)
         splits = load_own_data(OwnDataSource(*own_data_source(settings), text_column, label_column,
-                                             settings.class_names), seed)
+                                             settings.class_names), seed, valid_fraction)
     else:
         data_dir = args.data_dir or run.get("data_dir")
         data_source = args.data_source or run.get("data_source", BY_NAME["data_source"].default)
-        splits = load_dataset(dataset, data_dir, data_source, seed)
+        splits = load_dataset(dataset, data_dir, data_source, seed, valid_fraction)
     return dataset, args.split, getattr(splits, args.split), splits.sizes[args.split]
 
 

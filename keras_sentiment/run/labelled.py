@@ -333,7 +333,7 @@ class OwnData:
     facts: dict
 
 
-def own_data(train, valid=None, test=None, class_names=None, seed=1234, label_column="label"):
+def own_data(train, valid=None, test=None, class_names=None, seed=1234, label_column="label", valid_fraction=VALID_FRACTION):
     """Order, check and split `LabelledTexts`: the splits not given are cut from train (test first), each
     `TEST_FRACTION` or `VALID_FRACTION` of the training data given.
 
@@ -341,13 +341,14 @@ def own_data(train, valid=None, test=None, class_names=None, seed=1234, label_co
         train, valid, test: `LabelledTexts` (valid and test may be None).
         class_names: the classes to keep, in order, or None (`order_classes`).
         seed: seeds the stratified splits.
+        valid_fraction: the share of the training data given that valid holds when it is cut from train.
     """
     names = order_classes(train.labels, class_names, label_column)
     check_class_sizes(train, names)
     origins = {"train": train.origin}
     parts = {"train": train, "valid": valid, "test": test}
     share = 1.0  # of the training data given, what train still holds
-    for split, fraction in (("test", TEST_FRACTION), ("valid", VALID_FRACTION)):
+    for split, fraction in (("test", TEST_FRACTION), ("valid", valid_fraction)):
         if parts[split] is None:
             kept, held = stratified_split(parts["train"].labels, fraction / share, seed)
             share -= fraction

@@ -46,7 +46,9 @@ TEACHER_DEPENDENT = ("teacher_variants", "teacher_text", "teacher_text_sentences
 # IMDB: 400 tokens keep 86.6% of training reviews whole and 89.1% of all tokens (median 174,
 # 90th percentile 459); bucketing means the cost is the tokens kept. SST-2 sentences are at
 # most 48 tokens: 64 truncates nothing.
-DATASET_DEFAULTS = {"imdb": {"max_length": 400}, "sst2": {"max_length": 64}, "own": {}}
+# Valid splits: IMDB's 30% of train is the tutorials' 70/30; SST-2 and your data hold out the table's 10%
+# (SST-2: of its sentences). The loaders' own defaults are the same (tests/test_settings.py checks).
+DATASET_DEFAULTS = {"imdb": {"max_length": 400, "valid_fraction": 0.3}, "sst2": {"max_length": 64}, "own": {}}
 OWN = "own"  # the dataset of a run on a user's files (--train-file or --train-dir)
 # A user's data: a file or a folder per split (`keras_sentiment.run.labelled`).
 OWN_DATA = ("train_file", "valid_file", "test_file", "train_dir", "valid_dir", "test_dir")
@@ -169,6 +171,8 @@ SETTINGS = (
             none_means="$KERAS_SENTIMENT_DATA, else ~/.keras/datasets"),
     Setting("data_source", str, "auto", "where to read data: auto tries local files, a prepared TFDS copy, then a "
             "download", choices=("auto", "local", "tfds", "download")),
+    Setting("valid_fraction", float, 0.1, "share of the training data held out as the valid split (it picks the epoch "
+            "and the settings); your data with --valid-file or --valid-dir keeps that split", minimum=0.001, below=1.0),
     Setting("epochs", int, 10, "most epochs (early stopping may end sooner)", minimum=1),
     Setting("patience", int, 2, "epochs without --monitor improving before stopping", minimum=1),
     Setting("batch_size", int, 64, "examples per batch", minimum=1),
@@ -280,6 +284,11 @@ BY_NAME = {s.name: s for s in SETTINGS}
 def architecture_module(arch):
     """The module implementing `arch`'s builder interface (imported on first use: TensorFlow)."""
     return importlib.import_module(ARCHITECTURES[arch].module)
+
+
+def dataset_default(dataset, name):
+    """`name`'s default for `dataset`, before any architecture or recipe (the dataset's own, else the table's)."""
+    return DATASET_DEFAULTS.get(dataset, {}).get(name, BY_NAME[name].default)
 
 
 def architecture_default(arch, name):
@@ -713,6 +722,9 @@ def validate_own_data(settings):
             raise KerasSentimentError(f"--{split}-dir: no such folder {folder}")
     if values.get("train_file") is None and values.get("train_dir") is None:
         raise KerasSentimentError("--dataset own: give your training data, --train-file FILE or --train-dir FOLDER")
+    given_valid = "--valid-file" if values.get("valid_file") is not None else "--valid-dir" if values.get("valid_dir") else None
+    if given_valid and settings.sources.get("valid_fraction") == FLAG:
+        raise KerasSentimentError(f"--valid-fraction with {given_valid}: the valid split is given, nothing is cut from train")
 
 
 def own_data_source(settings):
@@ -795,8 +807,8 @@ def describe_default(setting):
     per_dataset = [f"{d} {_format(v[setting.name])}" for d, v in DATASET_DEFAULTS.items() if setting.name in v]
     per_arch = [f"{a} {_format(spec.defaults[setting.name])}" for a, spec in ARCHITECTURES.items()
                 if setting.name in spec.defaults]
-    if per_dataset:
-        parts = [", ".join(per_dataset)]
+    if per_dataset:  # the datasets not named take the table's value
+        parts = [", ".join(per_dataset + ([f"else {base}"] if len(per_dataset) < len(DATASET_DEFAULTS) else []))]
     if per_arch:
         parts.append(", ".join(per_arch))
     best = {}  # value -> dataset -> archs

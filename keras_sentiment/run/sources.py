@@ -25,8 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.errors import DataNotFoundError, KerasSentimentError, MalformedDataError
-from keras_sentiment.run.labelled import (check_no_new_labels, labelled_splits, own_data, parse_class_names,
-                                          read_labelled_file, read_labelled_folder)
+from keras_sentiment.run.labelled import (VALID_FRACTION, check_no_new_labels, labelled_splits, own_data,
+                                          parse_class_names, read_labelled_file, read_labelled_folder)
 from keras_sentiment.run.locks import exclusive_lock
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 from keras_sentiment.run.streamed import (hashes_also_in, in_chunks, scan_labelled_file, should_stream, streamed_rows,
@@ -123,14 +123,15 @@ def subsample(splits, max_train=None, max_eval=None, seed=0):
 # ---------------------------------------------------------------------------------- IMDB
 
 
-def load_imdb(data_dir=None, source="auto", seed=1234, cache_dir=None):
-    """IMDB reviews: train 17,500 / valid 7,500 (a seeded 30% of train) / test 25,000.
+def load_imdb(data_dir=None, source="auto", seed=1234, cache_dir=None, valid_fraction=IMDB_VALID_FRACTION):
+    """IMDB reviews: train 17,500 / valid 7,500 (a seeded 30% of train, or `valid_fraction`) / test 25,000.
 
     Args:
         data_dir: folder holding `aclImdb/` or `aclImdb_v1.tar.gz` (see module docstring).
         source: one of "auto", "local", "tfds", "download".
         seed: seeds the train/valid split.
         cache_dir: where a `.tar.gz` is extracted once (default `default_cache_dir()`).
+        valid_fraction: the share of the 25,000 training reviews held out as valid.
 
     Example:
     >>> train, valid, test = load_imdb("../shared/data")  # doctest: +SKIP
@@ -142,15 +143,15 @@ def load_imdb(data_dir=None, source="auto", seed=1234, cache_dir=None):
     if source in ("auto", "local"):
         root = _find_local_imdb(data_dir, cache_dir, searched)
         if root is not None:
-            return _imdb_from_directory(root, seed)
+            return _imdb_from_directory(root, seed, valid_fraction)
     if source in ("auto", "tfds"):
-        splits = _imdb_from_tfds(seed, download=source == "tfds", searched=searched)
+        splits = _imdb_from_tfds(seed, valid_fraction, download=source == "tfds", searched=searched)
         if splits is not None:
             return splits
     if source in ("auto", "download"):
         archive = _download_imdb(data_dir, searched)
         if archive is not None:
-            return _imdb_from_directory(_extract_imdb(archive, cache_dir), seed)
+            return _imdb_from_directory(_extract_imdb(archive, cache_dir), seed, valid_fraction)
     raise DataNotFoundError(
         f"IMDB reviews not found (looked in: {'; '.join(searched)}): put the official {IMDB_ARCHIVE} or its "
         "extracted aclImdb/ folder in the data dir and pass --data-dir (or set KERAS_SENTIMENT_DATA), or go online "
@@ -291,7 +292,7 @@ def _count_reviews(root, split):
     return counts["pos"] + counts["neg"]
 
 
-def _imdb_from_directory(root, seed):
+def _imdb_from_directory(root, seed, valid_fraction=IMDB_VALID_FRACTION):
     """The IMDB preset: `aclImdb/{train,test}` read as your own folders are (`read_labelled_folder`: neg/,
     then pos/, each sorted; `unsup/` left out), so the seeded 30% valid split is the one every IMDB figure
     was measured on."""
@@ -300,8 +301,8 @@ def _imdb_from_directory(root, seed):
         _count_reviews(root, split)  # a clear error for a broken layout
     train, test = (read_labelled_folder(root / split, tuple(IMDB_CLASSES)).relabelled(IMDB_CLASSES)
                    for split in ("train", "test"))
-    kept, held = seeded_split_indices(len(train), IMDB_VALID_FRACTION, seed)
-    valid = train.subset(held, f"a seeded {IMDB_VALID_FRACTION:.0%} of {root / 'train'} (seed {seed})")
+    kept, held = seeded_split_indices(len(train), valid_fraction, seed)
+    valid = train.subset(held, f"a seeded {valid_fraction:.0%} of {root / 'train'} (seed {seed})")
     return preset_splits({"train": train.subset(kept), "valid": valid, "test": test}, str(root))
 
 
@@ -320,7 +321,7 @@ def preset_splits(parts, source):
                   class_names=data.class_names, facts=data.facts)
 
 
-def _imdb_from_tfds(seed, download, searched):
+def _imdb_from_tfds(seed, valid_fraction, download, searched):
     def as_text_label(text, label):
         return text, tf.cast(label, tf.int32)
 
@@ -329,7 +330,7 @@ def _imdb_from_tfds(seed, download, searched):
         return None
     (train, test), info = loaded
     num_train, num_test = _num_examples(info, "train", train), _num_examples(info, "test", test)
-    train, valid, n_train, n_valid = split_train_valid(train.map(as_text_label), num_train, IMDB_VALID_FRACTION, seed)
+    train, valid, n_train, n_valid = split_train_valid(train.map(as_text_label), num_train, valid_fraction, seed)
     return Splits(
         train,
         valid,
@@ -385,7 +386,7 @@ def _writable(folder):
 # ---------------------------------------------------------------------------------- SST-2
 
 
-def load_sst2(data_dir=None, source="auto", seed=1234):
+def load_sst2(data_dir=None, source="auto", seed=1234, valid_fraction=SST2_VALID_FRACTION):
     """SST-2: train / valid (held-out whole sentences, for early stopping) / test (GLUE dev, 872).
 
     GLUE's test split has no labels, so `dev.tsv` is the split reported as `test`. GLUE's
@@ -396,6 +397,7 @@ def load_sst2(data_dir=None, source="auto", seed=1234):
         data_dir: folder holding `SST-2/train.tsv` and `SST-2/dev.tsv` (GLUE format).
         source: one of "auto", "local", "tfds", "download" (the last two both use TFDS).
         seed: seeds the train/valid split.
+        valid_fraction: the share of train.tsv's sentences held out as valid.
     """
     _check_source(source)
     data_dir = resolve_data_dir(data_dir)
@@ -404,11 +406,11 @@ def load_sst2(data_dir=None, source="auto", seed=1234):
         folder = data_dir / "SST-2"
         searched.append(str(folder / "{train,dev}.tsv"))
         if (folder / "train.tsv").is_file() and (folder / "dev.tsv").is_file():
-            return _sst2_from_tsv(folder, seed)
+            return _sst2_from_tsv(folder, seed, valid_fraction)
     if source != "local":
         loaded = _tfds_load("glue/sst2", ["train", "validation"], source != "auto", searched, supervised=False)
         if loaded is not None:
-            return _sst2_from_tfds(loaded, seed)
+            return _sst2_from_tfds(loaded, seed, valid_fraction)
     raise DataNotFoundError(
         f"SST-2 not found (looked in: {'; '.join(searched)}): put GLUE's SST-2/train.tsv and SST-2/dev.tsv in the data "
         "dir and pass --data-dir (or set KERAS_SENTIMENT_DATA), or go online and use --data-source tfds (glue/sst2)"
@@ -495,15 +497,15 @@ def whole_text_indices(dataset_name, texts):
     return list(range(len(texts)))
 
 
-def _sst2_from_tsv(folder, seed):
+def _sst2_from_tsv(folder, seed, valid_fraction=SST2_VALID_FRACTION):
     """The SST-2 preset: GLUE's train.tsv and dev.tsv read as your own TSV files are, valid held out by sentence."""
     train, test = read_glue_rows(folder / "train.tsv"), read_glue_rows(folder / "dev.tsv")
-    kept, held = split_sst2_by_sentence(train.texts, SST2_VALID_FRACTION, seed)
-    valid = train.subset(held, f"a seeded {SST2_VALID_FRACTION:.0%} of {folder / 'train.tsv'}'s sentences (seed {seed})")
+    kept, held = split_sst2_by_sentence(train.texts, valid_fraction, seed)
+    valid = train.subset(held, f"a seeded {valid_fraction:.0%} of {folder / 'train.tsv'}'s sentences (seed {seed})")
     return preset_splits({"train": train.subset(kept), "valid": valid, "test": test}, str(folder))
 
 
-def _sst2_from_tfds(loaded, seed):
+def _sst2_from_tfds(loaded, seed, valid_fraction=SST2_VALID_FRACTION):
     (train, dev), info = loaded
 
     def as_text_label(example):
@@ -512,7 +514,7 @@ def _sst2_from_tfds(loaded, seed):
     num_test = _num_examples(info, "validation", dev)
     rows = list(train.map(as_text_label).as_numpy_iterator())
     phrases, labels = [text.decode("utf-8") for text, _ in rows], [int(label) for _, label in rows]
-    kept, held = split_sst2_by_sentence(phrases, SST2_VALID_FRACTION, seed)
+    kept, held = split_sst2_by_sentence(phrases, valid_fraction, seed)
     train, valid = (texts_and_labels([phrases[i] for i in part], [labels[i] for i in part]) for part in (kept, held))
     return Splits(
         train, valid, dev.map(as_text_label), sizes={"train": len(kept), "valid": len(held), "test": num_test},
@@ -541,7 +543,7 @@ class OwnDataSource:
     class_names: str = None
 
 
-def load_own_data(source, seed=1234):
+def load_own_data(source, seed=1234, valid_fraction=VALID_FRACTION):
     """A user's labelled files or folders as `Splits` (`keras_sentiment.run.labelled`: classes ordered and
     checked, the splits not given cut from train, stratified and seeded).
 
@@ -561,14 +563,15 @@ def load_own_data(source, seed=1234):
         return read_labelled_file(path, source.text_column, source.label_column, class_names)
 
     if should_stream(source.train):
-        return streamed_own_data(source, class_names, read(source.valid), read(source.test), seed)
-    data = own_data(read(source.train), read(source.valid), read(source.test), class_names, seed, source.label_column)
+        return streamed_own_data(source, class_names, read(source.valid), read(source.test), seed, valid_fraction)
+    data = own_data(read(source.train), read(source.valid), read(source.test), class_names, seed, source.label_column,
+                    valid_fraction)
     return Splits(*(texts_and_labels(*data.splits[split]) for split in ("train", "valid", "test")),
                   sizes={split: len(data.splits[split][0]) for split in ("train", "valid", "test")},
                   source=source.train[1], class_names=data.class_names, facts=data.facts)
 
 
-def streamed_own_data(source, class_names, valid, test, seed):
+def streamed_own_data(source, class_names, valid, test, seed, valid_fraction=VALID_FRACTION):
     """`Splits` of a training file too big to hold (`keras_sentiment.run.streamed`): scanned once with a
     progress bar, then streamed from disk; `valid` and `test` are given `LabelledTexts` or None (cut from it)."""
     path = source.train[1]
@@ -577,7 +580,8 @@ def streamed_own_data(source, class_names, valid, test, seed):
     print(f"Reading {path} ({size / 1e6:,.0f} MB) once to check, count and sample it; training streams it from "
           "disk", flush=True)
     bar = keras.utils.Progbar(size, interval=5.0, unit_name="byte")  # a line every 5 s in a log
-    scanned = scan_labelled_file(path, source.text_column, source.label_column, class_names, cut, seed, bar.update)
+    scanned = scan_labelled_file(path, source.text_column, source.label_column, class_names, cut, seed, bar.update,
+                                 valid_fraction)
     bar.update(size, finalize=True)
     names, given = scanned.class_names, {"valid": valid, "test": test}
     index = {name: i for i, name in enumerate(names)}
@@ -632,7 +636,9 @@ def texts_and_labels(texts, labels):
 LOADERS = {"imdb": load_imdb, "sst2": load_sst2}
 
 
-def load_dataset(name, data_dir=None, source="auto", seed=1234):
+def load_dataset(name, data_dir=None, source="auto", seed=1234, valid_fraction=None):
+    """A preset's `Splits` (`LOADERS`); `valid_fraction` None keeps the preset's own valid share."""
     if name not in LOADERS:
         raise KerasSentimentError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
-    return LOADERS[name](data_dir=data_dir, source=source, seed=seed)
+    fraction = {} if valid_fraction is None else {"valid_fraction": valid_fraction}
+    return LOADERS[name](data_dir=data_dir, source=source, seed=seed, **fraction)

@@ -67,6 +67,7 @@ class StreamedFile:
         text_column, label_column: its columns (JSONL: fields).
         cut: the splits cut from it, in the order their hash ranges are laid out (`"test"`, `"valid"`).
         seed: seeds the cut and the samples.
+        shares: split -> the share of the file's rows cut for it (`SHARE_OF` unless asked otherwise).
         class_names: the classes in order.
         counts: split -> label -> rows (the splits cut from this file and `"train"`).
         samples: `"train"` and `"valid"` (when cut here) -> `(texts, labels)`, seeded uniform samples.
@@ -79,6 +80,7 @@ class StreamedFile:
     label_column: str
     cut: tuple
     seed: int
+    shares: dict = field(default_factory=lambda: dict(SHARE_OF))
     class_names: tuple = ()
     counts: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)
@@ -87,15 +89,16 @@ class StreamedFile:
 
     def split_of(self, line):
         """The split of the row on `line`: `cut[i]` when the line's hash falls in its range, else "train"."""
-        share = line_share(line, self.seed)
-        for number, split in enumerate(self.cut):
-            if share < (number + 1) * SHARE_OF[split]:
+        share, upper = line_share(line, self.seed), 0.0
+        for split in self.cut:  # the ranges laid end to end: [0, test), [test, test + valid)
+            upper += self.shares[split]
+            if share < upper:
                 return split
         return "train"
 
     def origin(self, split):
         """Where a split cut from this file came from, in words (`config.json`'s `split_origins`)."""
-        return f"a hashed {SHARE_OF[split]:.0%} of {self.path}'s rows (seed {self.seed}), streamed"
+        return f"a hashed {self.shares[split]:.0%} of {self.path}'s rows (seed {self.seed}), streamed"
 
     def size(self, split):
         return sum(self.counts[split].values())
@@ -134,7 +137,7 @@ class Reservoir:
 
 
 def scan_labelled_file(path, text_column="text", label_column="label", class_names=None, cut=("test", "valid"),
-                       seed=1234, progress=None):
+                       seed=1234, progress=None, valid_fraction=VALID_FRACTION):
     """One pass over a training file: checked as `read_labelled_file` checks, its rows counted by split and
     label, hashed and sampled (see the module docstring). Returns a `StreamedFile`.
 
@@ -142,8 +145,9 @@ def scan_labelled_file(path, text_column="text", label_column="label", class_nam
         cut: the splits to cut from this file (those not given as their own files).
         class_names: the classes to keep, in order (`--class-names`), or None.
         progress: called with the bytes read so far every 10,000 rows (a progress bar), or None.
+        valid_fraction: the share of the rows cut for valid (test's is `TEST_FRACTION`).
     """
-    scanned = StreamedFile(str(path), text_column, label_column, tuple(cut), seed)
+    scanned = StreamedFile(str(path), text_column, label_column, tuple(cut), seed, {**SHARE_OF, "valid": valid_fraction})
     wanted = set(class_names) if class_names is not None else None
     counts = {split: Counter() for split in ("train", *cut)}
     hashes = {split: array("Q") for split in counts}

@@ -169,9 +169,10 @@ def prepare_data(settings):
     if settings.dataset == OWN:
         train, valid, test = own_data_source(settings)
         splits = load_own_data(OwnDataSource(train, valid, test, settings.text_column, settings.label_column,
-                                             settings.class_names), settings.seed)
+                                             settings.class_names), settings.seed, settings.valid_fraction)
     else:
-        splits = load_dataset(settings.dataset, settings.data_dir, settings.data_source, settings.seed)
+        splits = load_dataset(settings.dataset, settings.data_dir, settings.data_source, settings.seed,
+                              settings.valid_fraction)
     if splits.facts:
         print(describe_data_facts(splits.class_names, splits.facts), flush=True)
     splits = subsample(splits, settings.max_train_samples, settings.max_eval_samples, settings.seed)

@@ -25,7 +25,7 @@ from keras_sentiment.run.loading import load_run, load_scorer
 from keras_sentiment.run.rundir import resolve_saved_model
 from keras_sentiment.core.recurrent import NGRAM_PART, STACK, embedding_path, recurrent_part
 from keras_sentiment.run.settings import resolve_settings, settings_of_run
-from keras_sentiment.run.training import add_ngram_model, prepare_data
+from keras_sentiment.run.training import add_ngram_model, fit_ngram_part, prepare_data, start_ngram_part
 from test_export import LOAD_WITHOUT_PACKAGE
 from test_own_data import TINY as OWN_DATA_TINY, make_rows, write_csv
 
@@ -182,6 +182,23 @@ def test_a_resumed_run_does_not_combine_twice(run, tmp_path):
     assert recurrent_part(recurrent_part(after)) is recurrent_part(after)  # one level deep, not two
     ids = np.array([[5, 9, 3, 0], [7, 2, 11, 4]])
     np.testing.assert_allclose(np.asarray(after(ids)), np.asarray(before(ids)), atol=1e-4)
+
+
+def test_the_ngram_part_fitted_in_a_thread_is_the_one_fitted_in_line_and_only_where_there_is_one_to_fit(run):
+    settings = settings_of_run(run["dir"]).replace("test", data_dir=str(run["tmp"] / "data"))
+    settings.record.pop("ngram_stack")
+    encoder, _ = load_run(run["dir"])
+    splits = prepare_data(settings)
+    in_thread = start_ngram_part(settings, encoder, splits).result()
+    in_line = fit_ngram_part(settings, encoder, splits)
+    assert in_thread.l2 == in_line.l2
+    assert all(np.array_equal(a, b) for a, b in zip(in_thread.train[0], in_line.train[0], strict=True))
+    np.testing.assert_array_equal(in_thread.fitted[0], in_line.fitted[0])
+    np.testing.assert_allclose(in_thread.fitted[1], in_line.fitted[1])
+    np.testing.assert_allclose(in_thread.valid_logits, in_line.valid_logits)
+    assert start_ngram_part(settings, encoder, splits, teacher="a teacher") is None  # its texts come later
+    assert start_ngram_part(settings.replace("test", ngrams=0), encoder, splits) is None
+    assert start_ngram_part(settings.with_record(ngram_stack=[1.0, 1.0, 0.0]), encoder, splits) is None  # resumed
 
 
 @pytest.mark.parametrize("flags, message", [

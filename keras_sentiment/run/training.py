@@ -17,10 +17,12 @@ vocabulary size, the word vectors file, refit epochs), the text encoder (`vocabu
 `encoder_cache.json`.
 """
 
+import concurrent.futures
 import csv
 import os
 import shutil
 import time
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -93,7 +95,10 @@ def train(settings, resume=False):
         settings = record_data(settings, splits, run_dir)
         teacher, settings = find_teacher(settings, splits)
         strategy = distribution.strategy
-        encoder, model, settings = build(settings, splits, run_dir, strategy)
+        encoder, settings = build_encoder(settings, splits, run_dir)
+        ngram_part = start_ngram_part(settings, encoder, splits, teacher)  # on one core while word2vec takes the other
+        model, settings = word_vectors_and_model(settings, encoder, splits, run_dir, strategy)
+        ngram_part = ngram_part.result() if ngram_part else None  # done before training takes both cores
         if teacher:
             splits, settings = distil(settings, splits, run_dir, teacher)
         best_epoch = fit(settings, model, encoder, splits, run_dir, backup, strategy)
@@ -103,7 +108,7 @@ def train(settings, resume=False):
         if settings.refit and "refit_epochs" not in settings.record:
             settings = refit(settings, encoder, splits, run_dir, best_epoch, strategy)
         if settings.ngrams and "ngram_stack" not in settings.record:
-            settings = add_ngram_model(settings, encoder, splits, run_dir)
+            settings = add_ngram_model(settings, encoder, splits, run_dir, ngram_part)
         encoder = delivered_encoder(encoder, settings)
         model = load_best(run_dir)  # the best epoch's weights even when training ran to the last epoch
         settings = choose_decision_threshold(settings, model, encoder, splits, run_dir)
@@ -229,17 +234,22 @@ def class_weights_by_id(settings):
     return {i: weights[name] for i, name in enumerate(settings.record["classes"]) if name in weights}
 
 
-def build(settings, splits, run_dir, strategy=None):
-    """The text encoder (saved in the run dir), word vectors and the model (its variables under `strategy`).
-
-    Returns `(encoder, model, settings)`, the settings now with the vocabulary size the training
-    text gave and the word vectors used, as recorded in `config.json`.
-    """
-    builder = architecture_module(settings.arch)
-    encoder = builder.build_encoder(settings, splits.bounded("train"), run_dir)
+def build_encoder(settings, splits, run_dir):
+    """The text encoder, saved in the run dir; returns `(encoder, settings)`, the settings now with the
+    vocabulary size the training text gave."""
+    encoder = architecture_module(settings.arch).build_encoder(settings, splits.bounded("train"), run_dir)
     vocabulary_size = getattr(encoder, "vocabulary_size", None)
     if vocabulary_size is not None and vocabulary_size != settings.vocab_size:
         settings = settings.replace(vocab_size=vocabulary_size, source=f"training text (asked {settings.vocab_size:,})")
+    return encoder, settings
+
+
+def word_vectors_and_model(settings, encoder, splits, run_dir, strategy=None):
+    """The word vectors (trained for `--embeddings auto`) and the model, its variables under `strategy`.
+
+    Returns `(model, settings)`, the settings now with the word vectors used, as `config.json` records them.
+    """
+    builder = architecture_module(settings.arch)
     settings = resolve_embeddings_text(settings)
     word_vectors = word_vectors_for(settings, splits.bounded("train"))
     if word_vectors is not None:
@@ -247,7 +257,7 @@ def build(settings, splits, run_dir, strategy=None):
     write_config(run_dir, settings)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = builder.build_classifier(settings, encoder, word_vectors)
-    return encoder, model, settings
+    return model, settings
 
 
 def find_teacher(settings, splits):
@@ -420,11 +430,56 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     return settings
 
 
-def add_ngram_model(settings, encoder, splits, run_dir):
+def start_ngram_part(settings, encoder, splits, teacher=None):
+    """`fit_ngram_part` in a thread, started before the word vectors train (on one thread: the other core
+    is free), or None where there is nothing to fit yet: no `--ngrams`, a resumed run that fitted it,
+    or a teacher (its targets and texts join the training split later). A `Future`."""
+    if not settings.ngrams or "ngram_stack" in settings.record or teacher:
+        return None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ngrams")
+    future = pool.submit(fit_ngram_part, settings, encoder, splits)
+    pool.shutdown(wait=False)  # the thread ends with the fit; the caller waits on the future
+    return future
+
+
+@dataclass
+class NgramPart:
+    """The n-gram model fitted on train (`fit_ngram_part`): rows are `ngrams.row_keys`' `(keys per text,
+    labels)`; `valid_batches` the valid split's `(ids, labels)` batches the rows were read from."""
+
+    train: tuple
+    valid: tuple
+    valid_batches: list
+    l2: float
+    fitted: tuple  # (keys, weights, bias)
+    valid_logits: np.ndarray
+
+
+def fit_ngram_part(settings, encoder, splits):
+    """The n-gram model fitted on train, its L2 strength chosen on valid (`ngrams.choose_l2`): an `NgramPart`.
+    It needs no recurrent model, so it can run while the word vectors train (`start_ngram_part`)."""
+    length = ngram_input_length(settings.max_length, settings.ngram_max_length)
+    print(f"N-grams (orders 1-{settings.ngrams}, the first {length:,} tokens of each text): fitting on train, "
+          "the L2 strength chosen on valid", flush=True)
+    ngram_encoder = encoder.with_max_length(length)
+
+    def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
+        return list(make_batches(dataset, ngram_encoder, 256, length))
+
+    num_classes = len(splits.class_names)
+    train_batches, valid_batches = batches_of(splits.bounded("train")), batches_of(splits.bounded("valid"))
+    train = ngrams.row_keys(train_batches, settings.ngrams, ngram_encoder.vocabulary_size, num_classes)
+    valid = ngrams.row_keys(valid_batches, settings.ngrams, ngram_encoder.vocabulary_size, num_classes)
+    l2, fitted, valid_logits = ngrams.choose_l2(train, valid, num_classes=num_classes)
+    return NgramPart(train, valid, valid_batches, l2, fitted, valid_logits)
+
+
+def add_ngram_model(settings, encoder, splits, run_dir, ngram_part=None):
     """`--ngrams N`: a bag-of-n-grams model beside the recurrent one, combined (`keras_sentiment.core.ngrams`).
 
-    Its L2 strength and the combination's weights are fitted on the valid split, against the
-    selected recurrent model. After a refit the n-gram model is fitted again on train + valid and
+    Its L2 strength is chosen on the valid split (`ngram_part`, fitted already by `start_ngram_part`, or
+    here), and the combination's weights are fitted there against the selected recurrent model.
+    After a refit the n-gram model is fitted again on train + valid and
     joins the refit model in `best.keras`; `selected.keras` holds the pair fitted on train only,
     which `evaluate` reports on valid. With `--ngram-max-length` above `--max-length` the n-grams read
     the longer ids, and the recurrent model its first tokens of them (`models.FirstTokens`); the
@@ -432,65 +487,50 @@ def add_ngram_model(settings, encoder, splits, run_dir):
     settings with what was chosen recorded.
     """
     run_dir = RunDir(run_dir)
-
-    length = ngram_input_length(settings.max_length, settings.ngram_max_length)
-    print(f"N-grams (orders 1-{settings.ngrams}, the first {length:,} tokens of each text): fitting beside the "
-          "recurrent model", flush=True)
+    part = ngram_part or fit_ngram_part(settings, encoder, splits)
     first_tokens = None
-    if length > settings.max_length:
+    if ngram_input_length(settings.max_length, settings.ngram_max_length) > settings.max_length:
         first_tokens = FirstTokens(settings.max_length, encoder.end_token_id, name=FIRST_TOKENS)
-    ngram_encoder = encoder.with_max_length(length)
     selected_file = (run_dir.selected if settings.refit else run_dir.best)
     selected = recurrent_part(load_best_file(selected_file))  # a resumed run may have combined it already
-    train, valid, l2, fitted, stack = fit_ngrams_on_valid(settings, ngram_encoder, splits, selected, first_tokens)
+    stack = stack_on_valid(settings, part, selected, first_tokens)
 
     def combined(recurrent, fitted):
         return build_with_ngrams(recurrent, ngram_layer(settings, encoder, fitted), stack, first_tokens)
 
-    save_model_atomically(combined(selected, fitted), selected_file)
+    save_model_atomically(combined(selected, part.fitted), selected_file)
     if settings.refit:
-        everything = (train[0] + valid[0], np.concatenate([train[1], valid[1]]))
-        print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={l2:g}", flush=True)
-        refit_fitted = ngrams.fit_ngram_logit(*everything, l2, num_classes=len(splits.class_names))
+        everything = (part.train[0] + part.valid[0], np.concatenate([part.train[1], part.valid[1]]))
+        print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={part.l2:g}", flush=True)
+        refit_fitted = ngrams.fit_ngram_logit(*everything, part.l2, num_classes=len(splits.class_names))
         save_model_atomically(combined(recurrent_part(load_best(run_dir)), refit_fitted), run_dir.best)
-    settings = settings.with_record(ngram_l2=l2, ngram_features=len(fitted[0]), ngram_stack=list(stack))
+    settings = settings.with_record(ngram_l2=part.l2, ngram_features=len(part.fitted[0]), ngram_stack=list(stack))
     write_config(run_dir, settings)
     return settings
 
 
-def fit_ngrams_on_valid(settings, encoder, splits, recurrent, first_tokens=None):
-    """The n-gram model fitted on train, its L2 strength and the combination's weights chosen on valid.
-
-    `encoder` gives the n-grams' ids; `recurrent` reads them, or `first_tokens` of them. Returns
-    `(train rows, valid rows, C, (keys, weights, bias), (a, b, c))`; rows are `ngrams.row_keys`'
-    `(keys per text, labels)`.
-    """
-
-    def batches_of(dataset):  # kept in memory: the n-gram rows and the recurrent logits must align
-        return list(make_batches(dataset, encoder, 256, encoder.max_length))
+def stack_on_valid(settings, part, recurrent, first_tokens=None):
+    """The combination's weights `(a, b, c)`, fitted on valid: `a * recurrent + b * n-grams + c`
+    (`ngrams.fit_stack`). `recurrent` reads the n-grams' ids, or `first_tokens` of them."""
 
     def recurrent_logits(ids):  # [batch], or [batch, k]
         logits = recurrent.predict_on_batch(first_tokens(ids) if first_tokens is not None else ids)
         return logits[:, 0] if logits.shape[-1] == 1 else logits
 
-    num_classes = len(splits.class_names)
-    train_batches, valid_batches = batches_of(splits.bounded("train")), batches_of(splits.bounded("valid"))
-    train = ngrams.row_keys(train_batches, settings.ngrams, encoder.vocabulary_size, num_classes)
-    valid = ngrams.row_keys(valid_batches, settings.ngrams, encoder.vocabulary_size, num_classes)
-    l2, fitted, valid_ngram_logits = ngrams.choose_l2(train, valid, num_classes=num_classes)
     # In slices of the training batch size: 256 texts of 512 word pieces at once would hold gigabytes of attention.
     valid_logits = np.concatenate([recurrent_logits(ids[start : start + settings.batch_size])
-                                   for ids, _ in valid_batches for start in range(0, len(ids), settings.batch_size)])
-    stack = ngrams.fit_stack(valid_logits, valid_ngram_logits, valid[1])
-    combined = stack[0] * valid_logits + stack[1] * valid_ngram_logits + np.asarray(stack[2])
+                                   for ids, _ in part.valid_batches for start in range(0, len(ids), settings.batch_size)])
+    labels = part.valid[1]
+    stack = ngrams.fit_stack(valid_logits, part.valid_logits, labels)
+    combined = stack[0] * valid_logits + stack[1] * part.valid_logits + np.asarray(stack[2])
 
     def accuracy(logits):
-        return np.mean(ngrams.predicted_classes(logits) == valid[1])
+        return np.mean(ngrams.predicted_classes(logits) == labels)
 
     print(f"N-grams: valid accuracy {accuracy(combined):.2%} combined, against {accuracy(valid_logits):.2%} for the "
           f"recurrent model alone; weights a={stack[0]:.3g}, b={stack[1]:.3g}, c={np.round(stack[2], 3).tolist()}",
           flush=True)
-    return train, valid, l2, fitted, stack
+    return stack
 
 
 def delivered_encoder(encoder, settings):

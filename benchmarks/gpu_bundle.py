@@ -61,7 +61,7 @@ def encoded_split(vectorizer, dataset, max_length, batch_size=1024):
 def pack_imdb(data_dir, out):
     """`imdb.npz` and `recipe.json`: the shipped recipe's vocabulary, word vectors and ids."""
     settings = resolve_settings({"dataset": "imdb", "data_dir": data_dir}, stamp="gpu-bundle")
-    splits = load_dataset("imdb", data_dir=data_dir, seed=settings.seed)
+    splits = load_dataset("imdb", data_dir=data_dir, seed=settings.seed, valid_fraction=settings.valid_fraction)
     vectorizer = adapt_vectorizer(build_vectorizer(settings.vocab_size), splits.train.map(lambda text, label: text))
     vocabulary = vectorizer.get_vocabulary()
     if len(vocabulary) > np.iinfo(np.uint16).max:

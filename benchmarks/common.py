@@ -12,6 +12,10 @@ from datetime import date
 REFERENCE = {"arch": "bilstm", "embedding_dim": 100, "hidden_dim": 128, "num_layers": 2, "vocab_size": 25_000,
              "max_length": 400, "batch_size": 64, "learning_rate": 1e-3, "optimizer": "Adam",
              "pooling": "last"}  # the final state, as both peers classify
+# The recurrent model `make train` ships (its recipe in keras_sentiment/run/settings.py, BEST): one BiGRU
+# layer, masked max pooling over the states, 800 tokens; the peers build the same (#36).
+SHIPPED = {**REFERENCE, "arch": "bigru", "num_layers": 1, "max_length": 800, "pooling": "max"}
+MODELS = {"reference": REFERENCE, "shipped": SHIPPED}
 
 
 def imdb_split(data_dir, split):

@@ -1,7 +1,9 @@
 """Training throughput of ours against two peers, on the same real IMDB reviews, in one run.
 
-Designs, all with the reference configuration (`common.REFERENCE`: 2-layer bidirectional LSTM,
-embedding 100, hidden 128, vocabulary 25,000, max length 400, batch 64, Adam):
+Designs, all with one configuration: `--model reference` (`common.REFERENCE`: 2-layer bidirectional
+LSTM, final states, embedding 100, hidden 128, vocabulary 25,000, max length 400, batch 64, Adam) or
+`--model shipped` (`common.SHIPPED`: the model `make train` ships, one BiGRU layer with max pooling
+over the states, 800 tokens; the peers build the same):
 
 - `ours`: `keras_sentiment` as `train` runs it: `make_batches` (vectorize inside `tf.data`,
   cache, shuffle, length buckets) + the masked `build_bilstm` + `model.fit`.
@@ -14,11 +16,11 @@ Each design runs in its own worker process (no thread pools of one library next 
 set up (vocabulary, model) and warmed up once; then the driver interleaves them: each round runs
 every design once end to end (raw text -> tokens -> batches -> training steps over the same
 reviews) and once model-only (identical token-id batches, made once with our vectorizer; the
-fixed-padding peer pads them to 400 as its design requires), rotating the order each round.
+fixed-padding peer pads them to the max length as its design requires), rotating the order each round.
 Reported: the median of the timed rounds, as reviews/s and real (non-padding) tokens/s, real
-tokens being the reviews' tokens after truncation to 400 (counted once, with our vectorizer).
+tokens being the reviews' tokens after truncation to the max length (counted once, with our vectorizer).
 
-    python benchmarks/train_throughput.py --data-dir ../shared/data [--quick]
+    python benchmarks/train_throughput.py --data-dir ../shared/data [--quick] [--model shipped]
 
 The last line is `ratio_vs_torch_packed=X ratio_vs_fixed_padding=Y`: ours over each peer, end to
 end (reviews/s).
@@ -35,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REFERENCE, WorkerProcess, imdb_split, machine  # noqa: E402
+from common import MODELS, WorkerProcess, imdb_split, machine  # noqa: E402
 
 DESIGNS = ("ours", "torch_packed", "fixed_padding")
 MODES = ("end_to_end", "model_only")
@@ -53,16 +55,16 @@ class Ours:
         from keras_sentiment.run.training import compile_model
         from keras_sentiment.core.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
 
-        self.tf, self.num_buckets = tf, options.buckets
+        self.tf, self.num_buckets, self.config = tf, options.buckets, MODELS[options.model]
         keras.utils.set_random_seed(0)
-        vectorizer = build_vectorizer(vocab_size=REFERENCE["vocab_size"])
+        vectorizer = build_vectorizer(vocab_size=self.config["vocab_size"])
         adapt_vectorizer(vectorizer, tf.data.Dataset.from_tensor_slices(vocab_texts))
-        self.encoder = TextEncoder(vectorizer, REFERENCE["max_length"])
-        config = ModelConfig(vocab_size=vectorizer.vocabulary_size(), embedding_dim=REFERENCE["embedding_dim"],
-                             hidden_dim=REFERENCE["hidden_dim"], num_layers=REFERENCE["num_layers"],
-                             pooling=REFERENCE["pooling"])
-        self.model = build_model("bilstm", config)
-        compile_model(self.model, keras.optimizers.Adam(REFERENCE["learning_rate"], clipnorm=1.0))  # as `train` compiles
+        self.encoder = TextEncoder(vectorizer, self.config["max_length"])
+        config = ModelConfig(vocab_size=vectorizer.vocabulary_size(), embedding_dim=self.config["embedding_dim"],
+                             hidden_dim=self.config["hidden_dim"], num_layers=self.config["num_layers"],
+                             pooling=self.config["pooling"])
+        self.model = build_model(self.config["arch"], config)
+        compile_model(self.model, keras.optimizers.Adam(self.config["learning_rate"], clipnorm=1.0))  # as `train` compiles
         if options.jit_compile:
             self.model.jit_compile = True  # Keras leaves XLA off on CPU-only machines
 
@@ -70,8 +72,8 @@ class Ours:
         from keras_sentiment.run.batching import default_bucket_boundaries, make_batches
 
         dataset = self.tf.data.Dataset.from_tensor_slices((texts, labels))
-        boundaries = default_bucket_boundaries(REFERENCE["max_length"], self.num_buckets)
-        batches = make_batches(dataset, self.encoder, REFERENCE["batch_size"], REFERENCE["max_length"], shuffle=True,
+        boundaries = default_bucket_boundaries(self.config["max_length"], self.num_buckets)
+        batches = make_batches(dataset, self.encoder, self.config["batch_size"], self.config["max_length"], shuffle=True,
                                bucket_boundaries=boundaries)
         self.model.fit(batches, epochs=1, verbose=0)
 
@@ -89,14 +91,14 @@ class TorchPacked:
 
         from peers import torch_packed
 
-        self.peer = torch_packed
+        self.peer, self.config = torch_packed, MODELS[options.model]
         torch.set_num_threads(os.cpu_count())
-        self.vocab = torch_packed.build_vocab(vocab_texts, REFERENCE["vocab_size"])
-        self.model, self.optimizer = torch_packed.make_model(REFERENCE["vocab_size"], REFERENCE)
+        self.vocab = torch_packed.build_vocab(vocab_texts, self.config["vocab_size"])
+        self.model, self.optimizer = torch_packed.make_model(self.config["vocab_size"], self.config)
 
     def end_to_end(self, texts, labels):
-        self.peer.train_from_text(self.model, self.optimizer, self.vocab, texts, labels, REFERENCE["batch_size"],
-                                  REFERENCE["max_length"])
+        self.peer.train_from_text(self.model, self.optimizer, self.vocab, texts, labels, self.config["batch_size"],
+                                  self.config["max_length"])
 
     def model_only(self, batches):
         collated = (self.peer.collate([row[row != 0].tolist() for row in ids], labels.tolist()) for ids, labels in batches)
@@ -110,22 +112,22 @@ class FixedPadding:
         from peers import keras_fixed_padding
 
         keras.utils.set_random_seed(0)
-        self.peer = keras_fixed_padding
-        self.vectorizer = keras_fixed_padding.build_vectorizer(vocab_texts, REFERENCE["vocab_size"])
-        self.model = keras_fixed_padding.build_model(REFERENCE["vocab_size"], REFERENCE)
+        self.peer, self.config = keras_fixed_padding, MODELS[options.model]
+        self.vectorizer = keras_fixed_padding.build_vectorizer(vocab_texts, self.config["vocab_size"])
+        self.model = keras_fixed_padding.build_model(self.config["vocab_size"], self.config)
 
     def end_to_end(self, texts, labels):
-        self.peer.train_from_text(self.model, self.vectorizer, texts, labels, REFERENCE["batch_size"],
-                                  REFERENCE["max_length"])
+        self.peer.train_from_text(self.model, self.vectorizer, texts, labels, self.config["batch_size"],
+                                  self.config["max_length"])
 
     def model_only(self, batches):
         import keras
         import numpy as np
 
-        x = np.concatenate([keras.utils.pad_sequences([r[r != 0].tolist() for r in ids], maxlen=REFERENCE["max_length"])
+        x = np.concatenate([keras.utils.pad_sequences([r[r != 0].tolist() for r in ids], maxlen=self.config["max_length"])
                             for ids, _ in batches])
         y = np.concatenate([labels for _, labels in batches]).astype("float32")
-        self.model.fit(x, y, batch_size=REFERENCE["batch_size"], epochs=1, shuffle=False, verbose=0)
+        self.model.fit(x, y, batch_size=self.config["batch_size"], epochs=1, shuffle=False, verbose=0)
 
 
 WORKERS = {"ours": Ours, "torch_packed": TorchPacked, "fixed_padding": FixedPadding}
@@ -158,19 +160,21 @@ def prepare_work(args, folder):
     from keras_sentiment.core.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
     import tensorflow as tf
 
+    config = MODELS[args.model]
     vocab_texts, _ = imdb_split(args.data_dir, "train")
     texts, labels = imdb_split(args.data_dir, "valid")  # reviews the vocabulary never saw
     rng = random.Random(0)
-    index = rng.sample(range(len(texts)), min(len(texts), args.steps * REFERENCE["batch_size"]))
+    batch_size = config["batch_size"]
+    index = rng.sample(range(len(texts)), min(len(texts), args.steps * batch_size))
     texts, labels = [texts[i] for i in index], [labels[i] for i in index]
-    vectorizer = build_vectorizer(vocab_size=REFERENCE["vocab_size"])
+    vectorizer = build_vectorizer(vocab_size=config["vocab_size"])
     adapt_vectorizer(vectorizer, tf.data.Dataset.from_tensor_slices(vocab_texts))
-    encoder = TextEncoder(vectorizer, REFERENCE["max_length"])
+    encoder = TextEncoder(vectorizer, config["max_length"])
     batches, tokens = [], 0
-    for start in range(0, len(texts), REFERENCE["batch_size"]):
-        ids = encoder(tf.constant(texts[start : start + REFERENCE["batch_size"]])).numpy()  # [64, longest <= 400]
+    for start in range(0, len(texts), batch_size):
+        ids = encoder(tf.constant(texts[start : start + batch_size])).numpy()  # [64, longest <= max_length]
         tokens += int(np.count_nonzero(ids))
-        batches.append((ids, np.asarray(labels[start : start + REFERENCE["batch_size"]], "int32")))
+        batches.append((ids, np.asarray(labels[start : start + batch_size], "int32")))
     work_file = folder / "work.pkl"
     with open(work_file, "wb") as handle:
         pickle.dump({"vocab_texts": vocab_texts, "texts": texts, "labels": labels, "batches": batches}, handle)
@@ -184,6 +188,9 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="batches of 64 per timed run (default 20; quick 8)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds after the warm-up (default 5; quick 3)")
     parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=DESIGNS, help="designs to time")
+    parser.add_argument("--model", default="reference", choices=sorted(MODELS),
+                        help="reference: issue #5's 2-layer BiLSTM at 400 tokens; shipped: make train's BiGRU with max "
+                             "pooling at 800 tokens (every design builds the same)")
     parser.add_argument("--jit-compile", action="store_true", help="ours: compile the train step with XLA")
     parser.add_argument("--buckets", type=int, default=10, help="ours: number of length buckets (train's default 10)")
     parser.add_argument("--output", help="also write the results as JSON here")
@@ -199,9 +206,9 @@ def main():
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         work_file, num_reviews, num_tokens = prepare_work(args, Path(tmp))
-        print(f"{machine()}\nreference: {REFERENCE}\n{num_reviews} reviews ({num_tokens:,} real tokens) per run, "
+        print(f"{machine()}\n{args.model}: {MODELS[args.model]}\n{num_reviews} reviews ({num_tokens:,} real tokens) per run, "
               f"{args.repeats} timed rounds after 1 warm-up", flush=True)
-        extra = ["--buckets", str(args.buckets)] + (["--jit-compile"] if args.jit_compile else [])
+        extra = ["--buckets", str(args.buckets), "--model", args.model] + (["--jit-compile"] if args.jit_compile else [])
         workers = {name: WorkerProcess(__file__, name, work_file, extra) for name in args.designs}
         times = {(name, mode): [] for name in args.designs for mode in MODES}
         for round_index in range(args.repeats + 1):

@@ -13,13 +13,16 @@ from conftest import TINY_GRU, load_keras_model, train_on_generated_sst2, write_
 from test_cli import ROOT
 
 
-def test_train_throughput_runs_and_prints_the_ratio_line(tmp_path):
+@pytest.mark.parametrize("model", ["reference", "shipped"])
+def test_train_throughput_runs_and_prints_the_ratio_line(tmp_path, model):
     write_aclimdb(tmp_path / "data", per_class=80)
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "train_throughput.py"), "--data-dir", str(tmp_path / "data"),
-         "--steps", "2", "--repeats", "1", "--designs", "ours", "fixed_padding", "--output", str(tmp_path / "r.json")],
+         "--steps", "2", "--repeats", "1", "--designs", "ours", "fixed_padding", "--output", str(tmp_path / "r.json"),
+         "--model", model],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert f"\n{model}: {{'arch': '{'bigru' if model == 'shipped' else 'bilstm'}'" in result.stdout
     lines = result.stdout.strip().splitlines()
     assert lines[-1].startswith("ratio_vs_torch_packed=nan ratio_vs_fixed_padding=")
     assert float(lines[-1].split("ratio_vs_fixed_padding=")[1]) > 0

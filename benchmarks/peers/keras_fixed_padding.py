@@ -2,7 +2,9 @@
 
 Token ids padded with `keras.utils.pad_sequences` to one fixed length, no bucketing and no mask:
 `Embedding` -> `Bidirectional(LSTM, return_sequences=True)` -> `Bidirectional(LSTM)` ->
-`Dense(1)`, trained with `model.fit` on the padded arrays. Raw text is turned into ids with a
+`Dense(1)`, trained with `model.fit` on the padded arrays. `config["arch"]` "bigru" makes the
+layers GRUs; `config["pooling"]` "max" takes the maximum over every position's states (padding
+included: this design has no mask) instead of the final state. Raw text is turned into ids with a
 `TextVectorization` adapted on the training texts (the example starts from pre-tokenized ids).
 """
 
@@ -13,9 +15,15 @@ from keras import layers
 
 def build_model(vocab_size, config):
     inputs = keras.Input(shape=(None,), dtype="int32")  # [batch, max_length]
+    recurrent = layers.GRU if config["arch"] == "bigru" else layers.LSTM
     x = layers.Embedding(vocab_size, config["embedding_dim"])(inputs)  # [batch, max_length, emb_dim]
-    x = layers.Bidirectional(layers.LSTM(config["hidden_dim"], return_sequences=True))(x)
-    x = layers.Bidirectional(layers.LSTM(config["hidden_dim"]))(x)  # [batch, 2 * hidden]
+    for _ in range(config["num_layers"] - 1):
+        x = layers.Bidirectional(recurrent(config["hidden_dim"], return_sequences=True))(x)
+    if config["pooling"] == "max":
+        x = layers.Bidirectional(recurrent(config["hidden_dim"], return_sequences=True))(x)
+        x = layers.GlobalMaxPooling1D()(x)  # [batch, 2 * hidden]
+    else:
+        x = layers.Bidirectional(recurrent(config["hidden_dim"]))(x)  # [batch, 2 * hidden]
     outputs = layers.Dense(1, activation="sigmoid")(x)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss="binary_crossentropy",

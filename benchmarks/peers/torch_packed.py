@@ -1,7 +1,9 @@
 """Peer (1): the seeds' PyTorch design, on CPU.
 
 `nn.Embedding` -> 2-layer bidirectional `nn.LSTM` over `pack_padded_sequence` -> final forward
-and backward states -> `nn.Linear`, as in the PyTorch sentiment tutorials the package replaces.
+and backward states -> `nn.Linear`, as in the PyTorch sentiment tutorials the package replaces;
+`config["arch"]` "bigru" makes it an `nn.GRU`, `config["pooling"]` "max" the maximum over each text's
+real positions (unpacked, padding masked) instead of the final states.
 Its own tokenization (torchtext's `basic_english` rules: lowercase, punctuation split off), its
 own vocabulary of the most frequent words, truncation to `max_length`, and padding per batch in
 the collate step. Only the benchmarks import this (torch is in the `bench` extra).
@@ -12,7 +14,7 @@ from collections import Counter
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
 # torchtext's basic_english: the same patterns and replacements.
 _PATTERNS = [(re.compile(p), r) for p, r in [
@@ -46,26 +48,35 @@ def collate(ids, labels=None):
     return tokens, lengths, None if labels is None else torch.tensor(labels, dtype=torch.float32)
 
 
-class BiLSTM(nn.Module):
-    def __init__(self, vocab_size, embedding_dim=100, hidden_dim=128, num_layers=2, dropout=0.5):
+class BiRecurrent(nn.Module):
+    def __init__(self, vocab_size, embedding_dim=100, hidden_dim=128, num_layers=2, dropout=0.5, cell="lstm",
+                 pooling="last"):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
-        self.lstm = nn.LSTM(embedding_dim, hidden_dim, num_layers=num_layers, bidirectional=True,
-                            dropout=dropout, batch_first=True)
+        recurrent = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = recurrent(embedding_dim, hidden_dim, num_layers=num_layers, bidirectional=True,
+                             dropout=dropout if num_layers > 1 else 0.0, batch_first=True)
+        self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_dim * 2, 1)
 
     def forward(self, tokens, lengths):
         embedded = self.dropout(self.embedding(tokens))  # [batch, seq_len, emb_dim]
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)  # hidden: [layers * 2, batch, hidden_dim]
-        hidden = self.dropout(torch.cat([hidden[-2], hidden[-1]], dim=1))  # [batch, hidden_dim * 2]
-        return self.fc(hidden).squeeze(1)  # [batch]
+        states, hidden = self.rnn(packed)
+        if self.pooling == "max":
+            states, _ = pad_packed_sequence(states, batch_first=True, padding_value=float("-inf"))  # [batch, len, 2 * hidden]
+            pooled = states.max(dim=1).values  # [batch, hidden_dim * 2]
+        else:
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden  # LSTM: (h, c); [layers * 2, batch, hidden_dim]
+            pooled = torch.cat([hidden[-2], hidden[-1]], dim=1)  # [batch, hidden_dim * 2]
+        return self.fc(self.dropout(pooled)).squeeze(1)  # [batch]
 
 
 def make_model(vocab_size, config):
     torch.manual_seed(0)
-    model = BiLSTM(vocab_size, config["embedding_dim"], config["hidden_dim"], config["num_layers"])
+    model = BiRecurrent(vocab_size, config["embedding_dim"], config["hidden_dim"], config["num_layers"],
+                        cell="gru" if config["arch"] == "bigru" else "lstm", pooling=config["pooling"])
     return model, torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
 
 

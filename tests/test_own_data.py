@@ -3,6 +3,7 @@
 import csv
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -120,6 +121,8 @@ def test_splits_not_given_are_cut_from_train_and_recorded(tmp_path):
     assert splits.facts["split_origins"]["valid"] == "a stratified 10% of train (seed 1)"
     quarter = load_own_data(OwnDataSource(("file", str(path))), seed=1, valid_fraction=0.25)
     assert quarter.sizes == {"train": 195, "valid": 75, "test": 30}
+    with pytest.raises(KerasSentimentError, match=re.escape("--valid-fraction 0.9: with the 10% cut for test, nothing")):
+        load_own_data(OwnDataSource(("file", str(path))), seed=1, valid_fraction=0.9)
     labels = [int(label) for _, label in splits.test.as_numpy_iterator()]
     assert sorted(labels) == [0] * 10 + [1] * 10 + [2] * 10
 

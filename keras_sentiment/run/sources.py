@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.errors import DataNotFoundError, KerasSentimentError, MalformedDataError
-from keras_sentiment.run.labelled import (VALID_FRACTION, check_no_new_labels, labelled_splits, own_data,
+from keras_sentiment.run.labelled import (TEST_FRACTION, VALID_FRACTION, check_no_new_labels, labelled_splits, own_data,
                                           parse_class_names, read_labelled_file, read_labelled_folder)
 from keras_sentiment.run.locks import exclusive_lock
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
@@ -553,6 +553,10 @@ def load_own_data(source, seed=1234, valid_fraction=VALID_FRACTION):
     (('1', '2', '3', '4', '5'), {'train': 2400, 'valid': 300, 'test': 300})
     """
     class_names = parse_class_names(source.class_names)
+    cut = (TEST_FRACTION if source.test is None else 0.0) + (valid_fraction if source.valid is None else 0.0)
+    if cut >= 1.0:
+        raise KerasSentimentError(f"--valid-fraction {valid_fraction:g}: with the {TEST_FRACTION:.0%} cut for test, "
+                                  "nothing is left to train on; give a smaller share")
 
     def read(where):
         if where is None:

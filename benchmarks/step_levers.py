@@ -12,7 +12,7 @@ after one warm-up step, in ms:
 - `intra_op=1`, `inter_op=1`: TensorFlow's thread pools (default: one thread per core each);
 - `hidden=64`: 64 units per direction instead of 128; `batch=128`, `batch=256`: per review.
 
-    python benchmarks/step_levers.py [--length 200] [--hidden 128]
+    python benchmarks/step_levers.py [--length 200] [--variants float32,bf16]
 """
 
 import argparse

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import SHIPPED, machine  # noqa: E402
 
 VARIANTS = {  # name: (environment, options)
     "parts": ({}, {"parts": True}),
@@ -58,14 +58,15 @@ def one_variant(options):
         keras.mixed_precision.set_global_policy(options["policy"])
     from keras_sentiment.core.recurrent import ModelConfig, build_model
 
-    batch, length = options.get("batch", 64), options["length"]
+    batch, length, vocab_size = options.get("batch", SHIPPED["batch_size"]), options["length"], SHIPPED["vocab_size"]
     keras.utils.set_random_seed(0)
-    model = build_model("bigru", ModelConfig(vocab_size=25_000, embedding_dim=100, hidden_dim=options.get("hidden", 128),
-                                             pooling="max"))
-    optimizer = keras.optimizers.Adam(1e-3, clipnorm=1.0)
+    model = build_model(SHIPPED["arch"], ModelConfig(vocab_size=vocab_size, embedding_dim=SHIPPED["embedding_dim"],
+                                                     hidden_dim=options.get("hidden", SHIPPED["hidden_dim"]),
+                                                     num_layers=SHIPPED["num_layers"], pooling=SHIPPED["pooling"]))
+    optimizer = keras.optimizers.Adam(SHIPPED["learning_rate"], clipnorm=1.0)
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
     rng = np.random.default_rng(0)
-    ids = rng.integers(2, 25_000, size=(batch, length)).astype("int32")
+    ids = rng.integers(2, vocab_size, size=(batch, length)).astype("int32")
     ids[np.arange(length)[None, :] >= rng.integers(int(length * 0.75), length + 1, size=batch)[:, None]] = 0
     labels = rng.integers(0, 2, size=(batch, 1)).astype("float32")
 

@@ -722,7 +722,7 @@ def validate_own_data(settings):
             raise KerasSentimentError(f"--{split}-dir: no such folder {folder}")
     if values.get("train_file") is None and values.get("train_dir") is None:
         raise KerasSentimentError("--dataset own: give your training data, --train-file FILE or --train-dir FOLDER")
-    given_valid = "--valid-file" if values.get("valid_file") is not None else "--valid-dir" if values.get("valid_dir") else None
+    given_valid = next((BY_NAME[name].flag for name in ("valid_file", "valid_dir") if values.get(name) is not None), None)
     if given_valid and settings.sources.get("valid_fraction") == FLAG:
         raise KerasSentimentError(f"--valid-fraction with {given_valid}: the valid split is given, nothing is cut from train")
 

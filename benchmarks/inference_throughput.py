@@ -1,10 +1,14 @@
 """Inference throughput: our exported SavedModel against peer (1), on the 25,000 IMDB test reviews.
 
-- `ours`: the SavedModel (`--model`, an export base or version of the reference BiLSTM) loaded
-  as `keras-sentiment score` loads it, scoring raw strings in batches sorted by length within
-  windows of 8 batches (`keras_sentiment.apps.scoring.score_texts`); vectorizing is inside the graph.
+- `ours`: the SavedModel (`--model`, an export base or version: the one `make train` ships, or
+  one of the reference BiLSTM) loaded as `keras-sentiment score` loads it, scoring raw strings in
+  batches sorted by length within windows of 8 batches (`keras_sentiment.apps.scoring.score_texts`);
+  vectorizing is inside the graph. The worker sizes TensorFlow's threads as `score` does for that
+  export (`keras_sentiment.run.threads`).
 - `torch_packed`: the seeds' PyTorch design (`benchmarks/peers/torch_packed.py`) in eval mode
-  under `torch.no_grad()`: its tokenizer, padding per batch, `pack_padded_sequence`, same dims.
+  under `torch.no_grad()`: its tokenizer, padding per batch, `pack_padded_sequence`, with the
+  dimensions of `--peer-model` (`shipped`: the BiGRU with max pooling at 800 tokens, as `make
+  train` ships it, without the n-gram part; `reference`: the 2-layer BiLSTM at 400, issue #5's).
   Its weights are untrained (the speed of a forward pass does not depend on them).
 
 Both score the same reviews in the same order with the same batch size, each in its own worker
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REFERENCE, WorkerProcess, imdb_split, machine  # noqa: E402
+from common import MODELS, WorkerProcess, imdb_split, machine  # noqa: E402
 
 DESIGNS = ("ours", "torch_packed")
 
@@ -37,6 +41,9 @@ def worker(args):
         work = pickle.load(handle)
     texts, batch_size = work["texts"], work["batch_size"]
     if args.worker == "ours":
+        from keras_sentiment.run.threads import set_scoring_threads
+
+        set_scoring_threads(work["model"])  # before TensorFlow starts, as `score` does
         from keras_sentiment.run.loading import load_scorer
         from keras_sentiment.core.scorer import score_texts
 
@@ -52,11 +59,12 @@ def worker(args):
         from peers import torch_packed
 
         torch.set_num_threads(os.cpu_count())
-        vocab = torch_packed.build_vocab(work["vocab_texts"], REFERENCE["vocab_size"])
-        model, _ = torch_packed.make_model(REFERENCE["vocab_size"], REFERENCE)
+        config = MODELS[work["peer_model"]]
+        vocab = torch_packed.build_vocab(work["vocab_texts"], config["vocab_size"])
+        model, _ = torch_packed.make_model(config["vocab_size"], config)
 
         def run(items):
-            torch_packed.predict_from_text(model, vocab, items, batch_size, REFERENCE["max_length"])
+            torch_packed.predict_from_text(model, vocab, items, batch_size, config["max_length"])
 
     run(texts[: batch_size * 8])  # warm-up: tracing, allocator
     print("READY", flush=True)
@@ -70,6 +78,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="folder holding aclImdb/ or aclImdb_v1.tar.gz")
     parser.add_argument("--model", help="our SavedModel: export base (latest version) or version dir")
+    parser.add_argument("--peer-model", choices=sorted(MODELS), default="shipped",
+                        help="the torch peer's dimensions: those of make train's BiGRU, or the reference BiLSTM")
     parser.add_argument("--batch-size", type=int, default=256, help="reviews per batch, both designs")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per design")
     parser.add_argument("--limit", type=int, default=None, help="only the first N test reviews (quick check)")
@@ -88,8 +98,9 @@ def main():
         work_file = Path(tmp) / "work.pkl"
         with open(work_file, "wb") as handle:
             pickle.dump({"texts": texts, "vocab_texts": vocab_texts, "batch_size": args.batch_size,
-                         "model": str(Path(args.model).resolve())}, handle)
-        print(f"{machine()}\n{len(texts):,} test reviews, batch {args.batch_size}, model {args.model}", flush=True)
+                         "model": str(Path(args.model).resolve()), "peer_model": args.peer_model}, handle)
+        print(f"{machine()}\n{len(texts):,} test reviews, batch {args.batch_size}, model {args.model}, "
+              f"peer {args.peer_model}", flush=True)
         workers = {name: WorkerProcess(__file__, name, work_file) for name in DESIGNS}
         runs = {name: [] for name in DESIGNS}
         for repeat in range(args.repeats):

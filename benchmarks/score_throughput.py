@@ -4,11 +4,14 @@ Writes the test reviews once to a CSV (quoted, with newlines and commas as the r
 them) and a JSONL file, then times the real command on each, end to end (process start,
 TensorFlow import, model load, reading, scoring and writing) and also reports the rows/s that
 `score` itself prints (the scoring loop only; for a Beam runner, the whole pipeline). Prints a
-Markdown table for docs/RESULTS.md.
+Markdown table for docs/RESULTS.md. With `--rounds N` every combination runs N times, the models
+interleaved within a round, the table gives medians, and the last lines give each model's speed
+as a ratio of the first model's (two exports of one run compare two export designs, same machine,
+same run).
 
     python benchmarks/score_throughput.py --data-dir ../shared/data \
-        --model saved_models/imdb_bilstm [--model other/export ...] [--batch-size 256 512] \
-        [--runners local beam beam-2procs]
+        --model saved_models/imdb_bilstm [other/export ...] [--batch-size 256 512] \
+        [--runners local beam beam-2procs] [--inputs csv jsonl] [--rounds 3]
 
 `beam` is `score --runner beam` (Apache Beam's DirectRunner, one worker); `beam-2procs` adds
 `--direct_num_workers 2 --direct_running_mode multi_processing`. Beam needs the beam extra.
@@ -18,16 +21,17 @@ import argparse
 import csv
 import json
 import os
-import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
 
 
 def write_inputs(data_dir, folder, limit=None):
@@ -79,25 +83,50 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="score only the first N test reviews (quick check)")
     parser.add_argument("--runners", nargs="+", default=["local"], choices=sorted(RUNNERS),
                         help="local: score in this process; beam, beam-2procs: score --runner beam (DirectRunner)")
+    parser.add_argument("--inputs", nargs="+", default=["csv", "jsonl"], choices=["csv", "jsonl"],
+                        help="input formats to time")
+    parser.add_argument("--rounds", type=int, default=1, help="times each combination runs (models interleaved)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         count, csv_path, jsonl_path = write_inputs(args.data_dir, tmp, args.limit)
-        print(f"{count:,} IMDB test reviews; {platform.node()}, {os.cpu_count()} CPU cores, {date.today()}\n")
+        inputs = {"csv": (csv_path, ["--text-column", "review", "--id-column", "id"]),
+                  "jsonl": (jsonl_path, ["--text-field", "review", "--id-field", "id"])}
+        print(f"{count:,} IMDB test reviews; {machine()}; {args.rounds} round(s), medians\n")
         print("| runner | model | input | batch | rows | wall s (whole command) | reviews/s (whole command) "
               "| reviews/s (scoring loop; Beam: pipeline) |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for model in args.model:
-            for batch_size in args.batch_size:
-                for path, extra in ((csv_path, ["--text-column", "review", "--id-column", "id"]),
-                                    (jsonl_path, ["--text-field", "review", "--id-field", "id"])):
-                    for runner in args.runners:
-                        rows, wall, loop_rate = time_score(model, path, tmp / "out.jsonl", batch_size,
-                                                           extra + RUNNERS[runner])
-                        assert rows == count, (rows, count)
-                        print(f"| {runner} | {model} | {path.suffix[1:]} | {batch_size} | {rows:,} | {wall:.1f} "
-                              f"| {rows / wall:,.0f} | {loop_rate:,.0f} |", flush=True)
+        rates = {}  # (runner, input, batch) -> model -> [(whole-command reviews/s, loop reviews/s)]
+        for runner in args.runners:
+            for name in args.inputs:
+                path, extra = inputs[name]
+                for batch_size in args.batch_size:
+                    for _ in range(args.rounds):
+                        for model in args.model:
+                            rows, wall, loop_rate = time_score(model, path, tmp / "out.jsonl", batch_size,
+                                                               extra + RUNNERS[runner])
+                            assert rows == count, (rows, count)
+                            rates.setdefault((runner, name, batch_size), {}).setdefault(model, []).append(
+                                (rows / wall, loop_rate))
+                    for model, runs in rates[(runner, name, batch_size)].items():
+                        whole, loop = (statistics.median(r[i] for r in runs) for i in (0, 1))
+                        print(f"| {runner} | {model} | {name} | {batch_size} | {count:,} | {count / whole:.1f} "
+                              f"| {whole:,.0f} | {loop:,.0f} |", flush=True)
+        print_ratios(rates, args.model)
+
+
+def print_ratios(rates, models):
+    """Each later model's median reviews/s over the first model's, per combination timed."""
+    if len(models) < 2:
+        return
+    print()
+    for (runner, name, batch_size), by_model in rates.items():
+        first = [statistics.median(r[i] for r in by_model[models[0]]) for i in (0, 1)]
+        for model in models[1:]:
+            other = [statistics.median(r[i] for r in by_model[model]) for i in (0, 1)]
+            print(f"{runner} {name} batch {batch_size}: {model} / {models[0]}: whole command "
+                  f"{other[0] / first[0]:.2f}x, scoring loop {other[1] / first[1]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS as DEFAULT_EXPLAIN_STEPS, format_explanation  # no TensorFlow
 from keras_sentiment.run.settings import BY_NAME, add_train_arguments, describe_default, explicit_settings, resolve_settings, settings_of_run, train_context
+from keras_sentiment.run.threads import set_scoring_threads
 from keras_sentiment.apps.start_up_notes import hold_back_tensorflow_start_up_notes
 
 DATASETS = BY_NAME["dataset"].choices
@@ -416,6 +417,7 @@ def run_serve(args):
     return 0
 
 
+SCORING_COMMANDS = ("evaluate", "predict", "score", "serve")  # TensorFlow's threads sized for their model (run.threads)
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "predict": run_predict,
             "explain": run_explain, "score": run_score, "serve": run_serve}
 
@@ -430,6 +432,8 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
     try:
         hold_back_tensorflow_start_up_notes()
+        if args.command in SCORING_COMMANDS:
+            set_scoring_threads(getattr(args, "model", None) or getattr(args, "model_base", None))
         return COMMANDS[args.command](args)
     except KerasSentimentError as error:
         print(f"error: {error}", file=sys.stderr)

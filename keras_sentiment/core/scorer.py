@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_sentiment.core.packed import packed_forward
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 
@@ -21,20 +22,26 @@ def make_text_scorer(encoder, model):
     """A `tf.function` mapping strings `[batch]` to logits: `[batch]` for two classes, `[batch, k]` for k.
 
     `encoder` maps strings to token ids (`TextEncoder`, `BertTextEncoder`); `model` maps token
-    ids to logits `[batch, 1]` (two classes) or `[batch, k]`.
+    ids to logits `[batch, 1]` (two classes) or `[batch, k]`. A recurrent model runs as the packed
+    recurrence (`keras_sentiment.core.packed`: the same logits, faster), any other as itself.
     """
+    forward = packed_forward(model) or (lambda token_ids: model(token_ids, training=False))
 
     @tf.function(input_signature=[TEXT_SPEC], reduce_retracing=True)
     def score(text):
         token_ids = encoder(text)  # [batch, seq_len]
-        return model_logits(model, token_ids)
+        return per_text(forward(token_ids))
 
     return score
 
 
 def model_logits(model, token_ids):
     """`model`'s logits for token ids: `[batch]` (two classes: the second's log-odds) or `[batch, k]`."""
-    logits = model(token_ids, training=False)  # [batch, 1 or k]
+    return per_text(model(token_ids, training=False))
+
+
+def per_text(logits):
+    """Logits `[batch, 1]` (two classes) -> `[batch]`, the second class's log-odds; `[batch, k]` unchanged."""
     return logits[:, 0] if logits.shape[-1] == 1 else logits
 
 

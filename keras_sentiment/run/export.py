@@ -37,11 +37,12 @@ from tensorflow.core.protobuf import saved_model_pb2
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
 from keras_sentiment.core.integrated_gradients import make_class_explainer, make_explainer
+from keras_sentiment.core.packed import packed_forward
 from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, serving_outputs
 from keras_sentiment.run.atomic import write_json_atomically
 from keras_sentiment.run.rundir import (CLASS_NAMES_FILE, CLIENT_TOKENIZER_DIR, EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE,
-                                        SAVED_MODEL_FILE, SENTIMENT_CLASSES, THRESHOLD_FILE, existing_versions,
-                                        next_version)
+                                        RECURRENCE_FILE, SAVED_MODEL_FILE, SENTIMENT_CLASSES, THRESHOLD_FILE,
+                                        existing_versions, next_version)
 
 
 def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS,
@@ -95,6 +96,8 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         write_json_atomically(folder / CLASS_NAMES_FILE, list(class_names))
         if len(class_names) == 2:
             write_json_atomically(folder / THRESHOLD_FILE, {"threshold": threshold})
+        # Read by `keras_sentiment.run.threads` before TensorFlow starts, to size its thread pools.
+        write_json_atomically(folder / RECURRENCE_FILE, {"packed": tokenizer_in_graph and packed_forward(model) is not None})
         if not tokenizer_in_graph:
             encoder.save_for_clients(folder / CLIENT_TOKENIZER_DIR)
 

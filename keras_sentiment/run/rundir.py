@@ -21,6 +21,7 @@ SAVED_MODEL_FILE = "saved_model.pb"
 CLIENT_TOKENIZER_DIR = Path("assets.extra") / "tokenizer"  # TF Serving ignores assets.extra/
 CLASS_NAMES_FILE = Path("assets.extra") / "class_names.json"
 THRESHOLD_FILE = Path("assets.extra") / "threshold.json"  # {"threshold": P}: two classes' decision threshold
+RECURRENCE_FILE = Path("assets.extra") / "recurrence.json"  # {"packed": true}: serves by the packed recurrence
 EXPLAIN_SIGNATURE, EXPLAIN_CLASS_SIGNATURE = "explain", "explain_class"  # an export's explanations: default, chosen class
 SENTIMENT_CLASSES = ("negative", "positive")  # the classes of IMDB, SST-2 and every run before class names were recorded
 
@@ -162,6 +163,19 @@ def read_threshold(path):
     if threshold_file is not None and threshold_file.is_file():
         return float(json.loads(threshold_file.read_text(encoding="utf-8"))["threshold"])
     return 0.5
+
+
+def runs_packed_recurrence(path):
+    """Whether a run directory or an export scores by the packed recurrence (`keras_sentiment.core.packed`), read
+    without TensorFlow: an export records it (`RECURRENCE_FILE`); a run directory's one-layer recurrent
+    architectures do (what `packed_forward` computes), BERT and stacked layers do not."""
+    path = Path(path)
+    if RunDir(path).config.is_file():
+        config = read_run_config(path)
+        return config.get("arch") != "bert_gru" and config.get("num_layers") == 1
+    saved_model = resolve_saved_model(path)
+    marker = saved_model / RECURRENCE_FILE if saved_model is not None else None
+    return bool(marker is not None and marker.is_file() and json.loads(marker.read_text())["packed"])
 
 
 def not_a_model_message(path):

@@ -1,0 +1,224 @@
+"""Inference-only recurrence: a trained recurrent classifier's logits, the same numbers, less CPU work.
+
+`packed_forward(model)` returns a function from right-padded token ids `[batch, seq_len]` (0 =
+padding, as every encoder gives them) to the logits `model(token_ids, training=False)` gives (same
+shape, equal up to float rounding), or None for a model it does not know; callers then use the model
+itself. It knows the one-layer recurrent classifiers of `keras_sentiment.core.recurrent` (SimpleRNN,
+GRU, LSTM, one or two directions, every pooling, Keras' default activations), their ensembles, and
+either of them inside a `build_with_ngrams` model: what `make train` and the `best` rules ship.
+
+Where Keras' masked recurrence spends its time on a CPU, and what this does instead (measured in
+docs/PERFORMANCE.md, "Scoring: the packed recurrence"):
+- The input projection `x_t W + b` depends on the token alone: it is computed once per distinct
+  token of the batch, in one matrix product, instead of once per position inside the loop.
+- The texts run longest first, and step t computes only the texts still running (a prefix of the
+  batch): no work on padding, whatever the batch's mix of lengths.
+- Both directions advance in the same loop step (the backward one over each text reversed within its
+  length), and the pooling is accumulated in the loop, so no `[batch, seq_len, dim]` outputs are kept.
+Training, the explanations and every other backend keep using the Keras layers.
+"""
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, RECURRENT_PART, STACK, MaskedPooling,
+                                            ensemble_members)
+
+# Cells by their per-step matrices: gates of the input and recurrent projections.
+GATES = {keras.layers.SimpleRNN: 1, keras.layers.GRU: 3, keras.layers.LSTM: 4}
+
+
+@dataclass
+class Direction:
+    """One direction of a recurrent layer: its cell kind and weights (variables, read when traced)."""
+
+    kind: type
+    kernel: object  # [emb_dim, gates * units]
+    recurrent_kernel: object  # [units, gates * units]
+    input_bias: object  # [gates * units] or None
+    recurrent_bias: object  # GRU only: [gates * units] or None
+    units: int
+
+    @classmethod
+    def of(cls, layer):
+        """The direction of a Keras SimpleRNN / GRU / LSTM layer, or None if it is not one computed here."""
+        kind = type(layer)
+        cell = getattr(layer, "cell", None)
+        if kind not in GATES or layer.stateful:
+            return None
+        activation_ok = cell.activation is keras.activations.tanh
+        if kind is not keras.layers.SimpleRNN:
+            activation_ok &= cell.recurrent_activation is keras.activations.sigmoid
+        if not activation_ok or (kind is keras.layers.GRU and not cell.reset_after):
+            return None
+        input_bias = recurrent_bias = None
+        if cell.use_bias:
+            if kind is keras.layers.GRU:
+                input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
+            else:
+                input_bias = cell.bias
+        return cls(kind, cell.kernel, cell.recurrent_kernel, input_bias, recurrent_bias, cell.units)
+
+    def step(self, x, states):
+        """One time step: `x` the input projection `[n, gates * units]`, `states` `[n, units]` each
+        (LSTM: h and c) -> the new states; the first is the step's output."""
+        h = states[0]
+        inner = tf.matmul(h, tf.convert_to_tensor(self.recurrent_kernel))  # [n, gates * units]
+        if self.kind is keras.layers.SimpleRNN:
+            return [tf.tanh(x + inner)]
+        if self.kind is keras.layers.LSTM:
+            i, f, c, o = tf.split(x + inner, 4, axis=1)
+            c = tf.sigmoid(f) * states[1] + tf.sigmoid(i) * tf.tanh(c)
+            return [tf.sigmoid(o) * tf.tanh(c), c]
+        if self.recurrent_bias is not None:
+            inner += tf.convert_to_tensor(self.recurrent_bias)
+        x_z, x_r, x_h = tf.split(x, 3, axis=1)
+        inner_z, inner_r, inner_h = tf.split(inner, 3, axis=1)
+        z = tf.sigmoid(x_z + inner_z)
+        candidate = tf.tanh(x_h + tf.sigmoid(x_r + inner_r) * inner_h)
+        return [z * h + (1.0 - z) * candidate]
+
+    def project(self, embeddings):
+        """The input projection of each distinct token's embedding `[tokens, emb_dim]` -> `[tokens, gates * units]`."""
+        projected = tf.matmul(embeddings, tf.convert_to_tensor(self.kernel))
+        return projected if self.input_bias is None else projected + tf.convert_to_tensor(self.input_bias)
+
+    @property
+    def num_states(self):
+        return 2 if self.kind is keras.layers.LSTM else 1
+
+
+def packed_forward(model):
+    """Token ids `[batch, seq_len]` -> `model`'s logits, by the packed recurrence; None if `model` is not
+    one it computes (see the module docstring).
+
+    Example:
+    >>> import numpy as np
+    >>> from keras_sentiment.core.recurrent import ModelConfig, build_model
+    >>> model = build_model("bigru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3, pooling="max"))
+    >>> ids = np.array([[5, 6, 7, 0], [8, 0, 0, 0]], "int32")
+    >>> bool(np.allclose(packed_forward(model)(ids), model(ids), atol=1e-6))
+    True
+    """
+    forward = _forward_of(model)
+    if forward is None:
+        return None
+    return tf.function(lambda token_ids: forward(tf.cast(token_ids, tf.int32)), reduce_retracing=True)
+
+
+def _forward_of(model):
+    names = [layer.name for layer in model.layers]
+    if STACK in names and RECURRENT_PART in names and NGRAM_PART in names:
+        return _with_ngrams(model)
+    members = ensemble_members(model)
+    if members:
+        forwards = [_forward_of(member) for member in members]
+        if any(forward is None for forward in forwards):
+            return None
+        return lambda token_ids: tf.add_n([forward(token_ids) for forward in forwards]) / len(forwards)
+    return _classifier(model)
+
+
+def _with_ngrams(model):
+    """`build_with_ngrams`: the stack over the packed recurrent logits and the n-gram logits."""
+    recurrent = _forward_of(model.get_layer(RECURRENT_PART))
+    if recurrent is None:
+        return None
+    ngram, stack = model.get_layer(NGRAM_PART), model.get_layer(STACK)
+    first_tokens = model.get_layer(FIRST_TOKENS) if FIRST_TOKENS in [layer.name for layer in model.layers] else None
+
+    def forward(token_ids):
+        recurrent_ids = first_tokens(token_ids) if first_tokens is not None else token_ids
+        both = tf.concat([recurrent(recurrent_ids), ngram(token_ids)], axis=1)  # [batch, 2 * units]
+        return stack(both)  # [batch, units]
+
+    return forward
+
+
+def _classifier(model):
+    """Embedding -> one recurrent layer -> [pooling] -> Dense, with dropouts between: the packed forward, else None."""
+    kept = [layer for layer in model.layers
+            if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Dropout))]
+    if len(kept) not in (3, 4) or not isinstance(kept[0], keras.layers.Embedding) or not kept[0].mask_zero:
+        return None
+    embedding, recurrent, *pooling, logit = kept
+    if not isinstance(logit, keras.layers.Dense) or logit.activation is not keras.activations.linear:
+        return None
+    if pooling and not isinstance(pooling[0], MaskedPooling):
+        return None
+    mode = pooling[0].mode if pooling else "last"
+    if isinstance(recurrent, keras.layers.Bidirectional):
+        if recurrent.merge_mode != "concat":
+            return None
+        layers = [recurrent.forward_layer, recurrent.backward_layer]
+    else:
+        layers = [recurrent]
+    directions = [Direction.of(layer) for layer in layers]
+    if any(d is None for d in directions) or [layer.go_backwards for layer in layers] != [False, True][: len(layers)] \
+            or any(layer.return_sequences != (mode != "last") for layer in layers):
+        return None
+
+    def forward(token_ids):
+        pooled = packed_recurrence(token_ids, embedding.embeddings, directions, mode)  # [batch, units * directions]
+        return logit(pooled)  # [batch, 1 or k]
+
+    return forward
+
+
+def packed_recurrence(token_ids, embeddings, directions, mode):
+    """The pooled states `[batch, sum of units]` of `directions` (forward, then backward) over right-padded ids.
+
+    `mode`: "last" (each direction's final state), "max" or "mean" over each text's real tokens; a text with
+    no token pools to zeros, as `MaskedPooling` does (and "last" gives the zero initial state, as Keras does).
+    """
+    batch, width = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+    lengths = tf.reduce_sum(tf.cast(token_ids != 0, tf.int32), axis=1)  # [batch]
+    # === Distinct tokens, projected once ===
+    distinct, index = tf.unique(tf.reshape(token_ids, [-1]))
+    index = tf.reshape(index, [batch, width])  # [batch, seq_len]: row of each token in `distinct`
+    vectors = tf.gather(tf.convert_to_tensor(embeddings), distinct)  # [tokens, emb_dim]
+    projections = [d.project(vectors) for d in directions]  # each [tokens, gates * units]
+    # === Longest first, time major; the backward direction reads each text reversed within its length ===
+    order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+    forward_index = tf.gather(tf.transpose(index), order, axis=1)  # [seq_len, batch]
+    backward_index = tf.gather(tf.transpose(tf.reverse_sequence(index, lengths, seq_axis=1, batch_axis=0)), order, axis=1)
+    step_index = [forward_index, backward_index][: len(directions)]
+    running = tf.reduce_sum(tf.cast(tf.sequence_mask(lengths, width), tf.int32), axis=0)  # [seq_len]: texts still running
+
+    # === The loop: states and pooled values per direction, only the running prefix computed ===
+    def initial(d):
+        states = [tf.zeros([batch, d.units]) for _ in range(d.num_states)]
+        pooled = [] if mode == "last" else [tf.fill([batch, d.units], -np.inf if mode == "max" else 0.0)]
+        return states + pooled
+
+    def body(t, *carried):
+        n, out, at = running[t], [], 0
+        for d, projection, ids in zip(directions, projections, step_index):
+            count = d.num_states + (mode != "last")
+            states, pooled = carried[at : at + d.num_states], carried[at + d.num_states : at + count]
+            new = d.step(tf.gather(projection, ids[t, :n]), [s[:n] for s in states])  # each [n, units]
+            out += [tf.concat([s_new, s[n:]], 0) for s_new, s in zip(new, states)]
+            for p in pooled:
+                merged = tf.maximum(p[:n], new[0]) if mode == "max" else p[:n] + new[0]
+                out.append(tf.concat([merged, p[n:]], 0))
+            at += count
+        return (t + 1, *out)
+
+    carried = [value for d in directions for value in initial(d)]
+    invariants = [tf.TensorShape([None, value.shape[-1]]) for value in carried]
+    _, *carried = tf.while_loop(lambda t, *_: t < width, body, [tf.constant(0), *carried],
+                                shape_invariants=[tf.TensorShape([]), *invariants])
+    # === Pooled per direction, back in input order ===
+    results, at = [], 0
+    for d in directions:
+        states, pooled = carried[at : at + d.num_states], carried[at + d.num_states : at + d.num_states + (mode != "last")]
+        value = states[0] if mode == "last" else pooled[0]
+        if mode == "mean":
+            value = value / tf.cast(tf.maximum(tf.sort(lengths, direction="DESCENDING"), 1), value.dtype)[:, None]
+        results.append(value)
+        at += d.num_states + (mode != "last")
+    pooled = tf.gather(tf.concat(results, axis=1), tf.math.invert_permutation(order))  # [batch, sum of units]
+    return tf.where(lengths[:, None] > 0, pooled, 0.0) if mode != "last" else pooled

@@ -8,13 +8,15 @@ GRU, LSTM, one or two directions, every pooling, Keras' default activations), th
 either of them inside a `build_with_ngrams` model: what `make train` and the `best` rules ship.
 
 Where Keras' masked recurrence spends its time on a CPU, and what this does instead (measured in
-docs/PERFORMANCE.md, "Scoring: the packed recurrence"):
+docs/PERFORMANCE.md, "Scoring and serving the shipped model"):
 - The input projection `x_t W + b` depends on the token alone: it is computed once per distinct
   token of the batch, in one matrix product, instead of once per position inside the loop.
 - The texts run longest first, and step t computes only the texts still running (a prefix of the
   batch): no work on padding, whatever the batch's mix of lengths.
 - Both directions advance in the same loop step (the backward one over each text reversed within its
   length), and the pooling is accumulated in the loop, so no `[batch, seq_len, dim]` outputs are kept.
+- A GRU step takes fewer operations (its z and r gates in one sigmoid), and a loop iteration takes
+  `STEPS_PER_ITERATION` steps (a while loop's own operations cost as much as a step's near the end).
 Training, the explanations and every other backend keep using the Keras layers.
 """
 
@@ -26,6 +28,9 @@ import tensorflow as tf
 
 from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, RECURRENT_PART, STACK, MaskedPooling,
                                             ensemble_members)
+
+# Time steps per loop iteration: a while loop's own ops cost as much as a step's when few texts are still running.
+STEPS_PER_ITERATION = 4
 
 # Cells by their per-step matrices: gates of the input and recurrent projections.
 GATES = {keras.layers.SimpleRNN: 1, keras.layers.GRU: 3, keras.layers.LSTM: 4}
@@ -73,18 +78,26 @@ class Direction:
             i, f, c, o = tf.split(x + inner, 4, axis=1)
             c = tf.sigmoid(f) * states[1] + tf.sigmoid(i) * tf.tanh(c)
             return [tf.sigmoid(o) * tf.tanh(c), c]
+        # GRU (reset_after): z, r = sigmoid(x_zr + inner_zr); h' = tanh(x_h + r * (inner_h + b_h)); the z and r parts
+        # of the recurrent bias are in `x` already (`project`), and z * h + (1 - z) * h' is h' + z * (h - h'): fewer ops a step.
+        x_zr, x_h = tf.split(x, [2 * self.units, self.units], axis=1)
+        inner_zr, inner_h = tf.split(inner, [2 * self.units, self.units], axis=1)
+        z, r = tf.split(tf.sigmoid(x_zr + inner_zr), 2, axis=1)
         if self.recurrent_bias is not None:
-            inner += tf.convert_to_tensor(self.recurrent_bias)
-        x_z, x_r, x_h = tf.split(x, 3, axis=1)
-        inner_z, inner_r, inner_h = tf.split(inner, 3, axis=1)
-        z = tf.sigmoid(x_z + inner_z)
-        candidate = tf.tanh(x_h + tf.sigmoid(x_r + inner_r) * inner_h)
-        return [z * h + (1.0 - z) * candidate]
+            inner_h += tf.convert_to_tensor(self.recurrent_bias)[2 * self.units :]
+        candidate = tf.tanh(x_h + r * inner_h)
+        return [candidate + z * (h - candidate)]
 
     def project(self, embeddings):
-        """The input projection of each distinct token's embedding `[tokens, emb_dim]` -> `[tokens, gates * units]`."""
+        """The input projection of each distinct token's embedding `[tokens, emb_dim]` -> `[tokens, gates * units]`,
+        with the biases that add to it (a GRU's recurrent bias of its z and r gates too)."""
         projected = tf.matmul(embeddings, tf.convert_to_tensor(self.kernel))
-        return projected if self.input_bias is None else projected + tf.convert_to_tensor(self.input_bias)
+        if self.input_bias is not None:
+            projected += tf.convert_to_tensor(self.input_bias)
+        if self.recurrent_bias is not None:
+            gates_bias = tf.convert_to_tensor(self.recurrent_bias)[: 2 * self.units]
+            projected += tf.concat([gates_bias, tf.zeros([self.units], gates_bias.dtype)], axis=0)
+        return projected
 
     @property
     def num_states(self):
@@ -187,6 +200,9 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
     backward_index = tf.gather(tf.transpose(tf.reverse_sequence(index, lengths, seq_axis=1, batch_axis=0)), order, axis=1)
     step_index = [forward_index, backward_index][: len(directions)]
     running = tf.reduce_sum(tf.cast(tf.sequence_mask(lengths, width), tf.int32), axis=0)  # [seq_len]: texts still running
+    extra = STEPS_PER_ITERATION - 1  # steps the last iteration may take past the last column
+    running = tf.pad(running, [[0, extra]])
+    step_index = [tf.pad(ids, [[0, extra], [0, 0]]) for ids in step_index]
 
     # === The loop: states and pooled values per direction, only the running prefix computed ===
     def initial(d):
@@ -194,7 +210,7 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
         pooled = [] if mode == "last" else [tf.fill([batch, d.units], -np.inf if mode == "max" else 0.0)]
         return states + pooled
 
-    def body(t, *carried):
+    def one_step(t, carried):
         n, out, at = running[t], [], 0
         for d, projection, ids in zip(directions, projections, step_index):
             count = d.num_states + (mode != "last")
@@ -205,7 +221,12 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
                 merged = tf.maximum(p[:n], new[0]) if mode == "max" else p[:n] + new[0]
                 out.append(tf.concat([merged, p[n:]], 0))
             at += count
-        return (t + 1, *out)
+        return out
+
+    def body(t, *carried):
+        for k in range(STEPS_PER_ITERATION):  # past the last column no text runs (n = 0): those steps change nothing
+            carried = one_step(t + k, carried)
+        return (t + STEPS_PER_ITERATION, *carried)
 
     carried = [value for d in directions for value in initial(d)]
     invariants = [tf.TensorShape([None, value.shape[-1]]) for value in carried]

@@ -32,8 +32,7 @@ from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, RECURRENT_
 # Time steps per loop iteration: a while loop's own ops cost as much as a step's when few texts are still running.
 STEPS_PER_ITERATION = 4
 
-# Cells by their per-step matrices: gates of the input and recurrent projections.
-GATES = {keras.layers.SimpleRNN: 1, keras.layers.GRU: 3, keras.layers.LSTM: 4}
+CELLS = (keras.layers.SimpleRNN, keras.layers.GRU, keras.layers.LSTM)  # the layers a `Direction` computes
 
 
 @dataclass
@@ -52,7 +51,7 @@ class Direction:
         """The direction of a Keras SimpleRNN / GRU / LSTM layer, or None if it is not one computed here."""
         kind = type(layer)
         cell = getattr(layer, "cell", None)
-        if kind not in GATES or layer.stateful:
+        if kind not in CELLS or layer.stateful:
             return None
         activation_ok = cell.activation is keras.activations.tanh
         if kind is not keras.layers.SimpleRNN:
@@ -238,7 +237,7 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
         states, pooled = carried[at : at + d.num_states], carried[at + d.num_states : at + d.num_states + (mode != "last")]
         value = states[0] if mode == "last" else pooled[0]
         if mode == "mean":
-            value = value / tf.cast(tf.maximum(tf.sort(lengths, direction="DESCENDING"), 1), value.dtype)[:, None]
+            value = value / tf.cast(tf.maximum(tf.gather(lengths, order), 1), value.dtype)[:, None]  # rows in loop order
         results.append(value)
         at += d.num_states + (mode != "last")
     pooled = tf.gather(tf.concat(results, axis=1), tf.math.invert_permutation(order))  # [batch, sum of units]

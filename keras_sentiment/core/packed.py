@@ -26,8 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, RECURRENT_PART, STACK, MaskedPooling,
-                                            ensemble_members)
+from keras_sentiment.core.ngrams import NgramLogit
+from keras_sentiment.core.recurrent import RECURRENT_PART, STACK, FirstTokens, MaskedPooling, ensemble_members
 
 # Time steps per loop iteration: a while loop's own ops cost as much as a step's when few texts are still running.
 STEPS_PER_ITERATION = 4
@@ -123,7 +123,7 @@ def packed_forward(model):
 
 def _forward_of(model):
     names = [layer.name for layer in model.layers]
-    if STACK in names and RECURRENT_PART in names and NGRAM_PART in names:
+    if STACK in names and RECURRENT_PART in names:  # the names `build_with_ngrams` gives its own layers
         return _with_ngrams(model)
     members = ensemble_members(model)
     if members:
@@ -135,12 +135,14 @@ def _forward_of(model):
 
 
 def _with_ngrams(model):
-    """`build_with_ngrams`: the stack over the packed recurrent logits and the n-gram logits."""
+    """`build_with_ngrams`: the stack over the packed recurrent logits and the n-gram logits. Its n-gram and
+    first-tokens layers are found by type: their names are the caller's (Keras numbers unnamed ones)."""
     recurrent = _forward_of(model.get_layer(RECURRENT_PART))
-    if recurrent is None:
+    ngrams = [layer for layer in model.layers if isinstance(layer, NgramLogit)]
+    if recurrent is None or len(ngrams) != 1:
         return None
-    ngram, stack = model.get_layer(NGRAM_PART), model.get_layer(STACK)
-    first_tokens = model.get_layer(FIRST_TOKENS) if FIRST_TOKENS in [layer.name for layer in model.layers] else None
+    ngram, stack = ngrams[0], model.get_layer(STACK)
+    first_tokens = next((layer for layer in model.layers if isinstance(layer, FirstTokens)), None)
 
     def forward(token_ids):
         recurrent_ids = first_tokens(token_ids) if first_tokens is not None else token_ids

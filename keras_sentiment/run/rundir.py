@@ -170,12 +170,15 @@ def runs_packed_recurrence(path):
     without TensorFlow: an export records it (`RECURRENCE_FILE`); a run directory's one-layer recurrent
     architectures do (what `packed_forward` computes), BERT and stacked layers do not."""
     path = Path(path)
-    if RunDir(path).config.is_file():
-        config = read_run_config(path)
-        return config.get("arch") != "bert_gru" and config.get("num_layers") == 1
-    saved_model = resolve_saved_model(path)
-    marker = saved_model / RECURRENCE_FILE if saved_model is not None else None
-    return bool(marker is not None and marker.is_file() and json.loads(marker.read_text())["packed"])
+    try:  # a hint only: an unreadable file says no here, and the command that loads the model says why
+        if RunDir(path).config.is_file():
+            config = read_run_config(path)
+            return config.get("arch") != "bert_gru" and config.get("num_layers") == 1
+        saved_model = resolve_saved_model(path)
+        marker = saved_model / RECURRENCE_FILE if saved_model is not None else None
+        return bool(marker is not None and marker.is_file() and json.loads(marker.read_text())["packed"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def not_a_model_message(path):

@@ -197,31 +197,36 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
     projections = [d.project(vectors) for d in directions]  # each [tokens, gates * units]
     # === Longest first, time major; the backward direction reads each text reversed within its length ===
     order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-    forward_index = tf.gather(tf.transpose(index), order, axis=1)  # [seq_len, batch]
-    backward_index = tf.gather(tf.transpose(tf.reverse_sequence(index, lengths, seq_axis=1, batch_axis=0)), order, axis=1)
-    step_index = [forward_index, backward_index][: len(directions)]
-    running = tf.reduce_sum(tf.cast(tf.sequence_mask(lengths, width), tf.int32), axis=0)  # [seq_len]: texts still running
+    readings = [index, tf.reverse_sequence(index, lengths, seq_axis=1, batch_axis=0)][: len(directions)]
     extra = STEPS_PER_ITERATION - 1  # steps the last iteration may take past the last column
+    step_index = [tf.pad(tf.gather(tf.transpose(ids), order, axis=1), [[0, extra], [0, 0]])  # [seq_len + extra, batch]
+                  for ids in readings]
+    running = tf.reduce_sum(tf.cast(tf.sequence_mask(lengths, width), tf.int32), axis=0)  # [seq_len]: texts still running
     running = tf.pad(running, [[0, extra]])
-    step_index = [tf.pad(ids, [[0, extra], [0, 0]]) for ids in step_index]
 
     # === The loop: states and pooled values per direction, only the running prefix computed ===
+    pools = int(mode != "last")  # pooled values per direction: "last" pools the final state itself
+
     def initial(d):
         states = [tf.zeros([batch, d.units]) for _ in range(d.num_states)]
-        pooled = [] if mode == "last" else [tf.fill([batch, d.units], -np.inf if mode == "max" else 0.0)]
-        return states + pooled
+        return states + [tf.fill([batch, d.units], -np.inf if mode == "max" else 0.0) for _ in range(pools)]
+
+    def per_direction(carried):
+        """The loop's flat values as `(states, pooled)` per direction."""
+        parts, at = [], 0
+        for d in directions:
+            parts.append((carried[at : at + d.num_states], carried[at + d.num_states : at + d.num_states + pools]))
+            at += d.num_states + pools
+        return parts
 
     def one_step(t, carried):
-        n, out, at = running[t], [], 0
-        for d, projection, ids in zip(directions, projections, step_index):
-            count = d.num_states + (mode != "last")
-            states, pooled = carried[at : at + d.num_states], carried[at + d.num_states : at + count]
+        n, out = running[t], []
+        for d, projection, ids, (states, pooled) in zip(directions, projections, step_index, per_direction(carried)):
             new = d.step(tf.gather(projection, ids[t, :n]), [s[:n] for s in states])  # each [n, units]
             out += [tf.concat([s_new, s[n:]], 0) for s_new, s in zip(new, states)]
             for p in pooled:
                 merged = tf.maximum(p[:n], new[0]) if mode == "max" else p[:n] + new[0]
                 out.append(tf.concat([merged, p[n:]], 0))
-            at += count
         return out
 
     def body(t, *carried):
@@ -234,13 +239,9 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
     _, *carried = tf.while_loop(lambda t, *_: t < width, body, [tf.constant(0), *carried],
                                 shape_invariants=[tf.TensorShape([]), *invariants])
     # === Pooled per direction, back in input order ===
-    results, at = [], 0
-    for d in directions:
-        states, pooled = carried[at : at + d.num_states], carried[at + d.num_states : at + d.num_states + (mode != "last")]
-        value = states[0] if mode == "last" else pooled[0]
-        if mode == "mean":
-            value = value / tf.cast(tf.maximum(tf.gather(lengths, order), 1), value.dtype)[:, None]  # rows in loop order
-        results.append(value)
-        at += d.num_states + (mode != "last")
-    pooled = tf.gather(tf.concat(results, axis=1), tf.math.invert_permutation(order))  # [batch, sum of units]
-    return tf.where(lengths[:, None] > 0, pooled, 0.0) if mode != "last" else pooled
+    results = [pooled[0] if pools else states[0] for states, pooled in per_direction(carried)]  # rows in loop order
+    pooled = tf.concat(results, axis=1)  # [batch, sum of units]
+    if mode == "mean":
+        pooled = pooled / tf.cast(tf.maximum(tf.gather(lengths, order), 1), pooled.dtype)[:, None]
+    pooled = tf.gather(pooled, tf.math.invert_permutation(order))
+    return tf.where(lengths[:, None] > 0, pooled, 0.0) if pools else pooled

@@ -97,34 +97,35 @@ def main():
         print("| runner | model | input | batch | rows | wall s (whole command) | reviews/s (whole command) "
               "| reviews/s (scoring loop; Beam: pipeline) |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        rates = {}  # (runner, input, batch) -> model -> [(whole-command reviews/s, loop reviews/s)]
+        medians = {}  # (runner, input, batch) -> model -> (whole-command reviews/s, loop reviews/s)
         for runner in args.runners:
             for name in args.inputs:
                 path, extra = inputs[name]
                 for batch_size in args.batch_size:
+                    runs = {model: [] for model in args.model}
                     for _ in range(args.rounds):
                         for model in args.model:
                             rows, wall, loop_rate = time_score(model, path, tmp / "out.jsonl", batch_size,
                                                                extra + RUNNERS[runner])
                             assert rows == count, (rows, count)
-                            rates.setdefault((runner, name, batch_size), {}).setdefault(model, []).append(
-                                (rows / wall, loop_rate))
-                    for model, runs in rates[(runner, name, batch_size)].items():
-                        whole, loop = (statistics.median(r[i] for r in runs) for i in (0, 1))
+                            runs[model].append((rows / wall, loop_rate))
+                    combination = medians[(runner, name, batch_size)] = {
+                        model: tuple(statistics.median(r[i] for r in timed) for i in (0, 1)) for model, timed in runs.items()}
+                    for model, (whole, loop) in combination.items():
                         print(f"| {runner} | {model} | {name} | {batch_size} | {count:,} | {count / whole:.1f} "
                               f"| {whole:,.0f} | {loop:,.0f} |", flush=True)
-        print_ratios(rates, args.model)
+        print_ratios(medians, args.model)
 
 
-def print_ratios(rates, models):
+def print_ratios(medians, models):
     """Each later model's median reviews/s over the first model's, per combination timed."""
     if len(models) < 2:
         return
     print()
-    for (runner, name, batch_size), by_model in rates.items():
-        first = [statistics.median(r[i] for r in by_model[models[0]]) for i in (0, 1)]
+    for (runner, name, batch_size), by_model in medians.items():
+        first = by_model[models[0]]
         for model in models[1:]:
-            other = [statistics.median(r[i] for r in by_model[model]) for i in (0, 1)]
+            other = by_model[model]
             print(f"{runner} {name} batch {batch_size}: {model} / {models[0]}: whole command "
                   f"{other[0] / first[0]:.2f}x, scoring loop {other[1] / first[1]:.2f}x")
 

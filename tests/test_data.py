@@ -277,6 +277,22 @@ def test_make_batches_buckets_pads_right_and_keeps_every_example():
     assert padded < 1.3 * sum(lengths)
 
 
+def test_batches_for_keras_run_without_tf_data_autotuning():
+    """With autotuning on, `fit` over these batches returned seconds after its last step (PERFORMANCE.md,
+    "Training again and again in one process"): every dataset Keras iterates in training has it off."""
+    from keras_sentiment.run.batching import EpochBatches
+
+    texts, labels = ["good film", "bad film", "good", "bad plot here"], [1, 0, 1, 0]
+    dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
+    vectorizer = build_vectorizer(vocab_size=20)
+    vectorizer.adapt(tf.constant(texts))
+    encode = lambda t: encode_texts(vectorizer, t, 10)  # noqa: E731
+    for batches in (make_batches(dataset, encode, 2, 10), make_batches(dataset, encode, 2, 10, shuffle=True),
+                    EpochBatches(dataset, encode, 2, 10).stream(0, 3)):
+        assert batches.options().autotune.enabled is False
+        assert sum(len(labels) for _, labels in batches) in (4, 12)  # the data itself is unchanged
+
+
 def test_imdb_download_path_fetches_archive_into_data_dir(imdb_archive_dir, tmp_path, monkeypatch):
     import shutil
 

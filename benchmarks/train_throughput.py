@@ -78,11 +78,15 @@ class Ours:
         self.model.fit(batches, epochs=1, verbose=0)
 
     def model_only(self, batches):
+        from keras_sentiment.run.batching import without_autotuning
+
         tf = self.tf
         dataset = tf.data.Dataset.from_generator(
             lambda: iter(batches),
             output_signature=(tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)))
-        self.model.fit(dataset.prefetch(2), epochs=1, verbose=0)
+        # As `train` feeds Keras: with autotuning on, this run's iterator, freed later by the garbage
+        # collector, stalled the next end-to-end run for ~4 s (docs/PERFORMANCE.md, "Training again and again").
+        self.model.fit(without_autotuning(dataset.prefetch(2)), epochs=1, verbose=0)
 
 
 class TorchPacked:

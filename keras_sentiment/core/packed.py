@@ -15,7 +15,9 @@ docs/PERFORMANCE.md, "Scoring and serving the shipped model"):
   batch): no work on padding, whatever the batch's mix of lengths.
 - Both directions advance in the same loop step (the backward one over each text reversed within its
   length), and the pooling is accumulated in the loop, so no `[batch, seq_len, dim]` outputs are kept.
-- A GRU step takes fewer operations (its z and r gates in one sigmoid), and a loop iteration takes
+- A step takes few operations: the recurrent weights are read once before the loop, the recurrent bias
+  is added with the product (one fused op), a GRU's z and r gates share one sigmoid, and a pooled model
+  keeps only the running texts' states (no copy of the finished ones). A loop iteration takes
   `STEPS_PER_ITERATION` steps (a while loop's own operations cost as much as a step's near the end).
 Training, the explanations and every other backend keep using the Keras layers.
 """
@@ -66,24 +68,30 @@ class Direction:
                 input_bias = cell.bias
         return cls(kind, cell.kernel, cell.recurrent_kernel, input_bias, recurrent_bias, cell.units)
 
-    def step(self, x, states):
+    def weights(self):
+        """The recurrent kernel and bias as tensors, read once before the loop (not once a step)."""
+        bias = None if self.recurrent_bias is None else tf.convert_to_tensor(self.recurrent_bias)
+        return tf.convert_to_tensor(self.recurrent_kernel), bias
+
+    def step(self, x, states, weights):
         """One time step: `x` the input projection `[n, gates * units]`, `states` `[n, units]` each
-        (LSTM: h and c) -> the new states; the first is the step's output."""
+        (LSTM: h and c), `weights` from `weights()` -> the new states; the first is the step's output."""
         h = states[0]
-        inner = tf.matmul(h, tf.convert_to_tensor(self.recurrent_kernel))  # [n, gates * units]
+        kernel, bias = weights
+        inner = tf.matmul(h, kernel)  # [n, gates * units]
+        if bias is not None:
+            inner = tf.nn.bias_add(inner, bias)  # one fused op with the product on CPU (Grappler's remapper)
         if self.kind is keras.layers.SimpleRNN:
             return [tf.tanh(x + inner)]
         if self.kind is keras.layers.LSTM:
             i, f, c, o = tf.split(x + inner, 4, axis=1)
             c = tf.sigmoid(f) * states[1] + tf.sigmoid(i) * tf.tanh(c)
             return [tf.sigmoid(o) * tf.tanh(c), c]
-        # GRU (reset_after): z, r = sigmoid(x_zr + inner_zr); h' = tanh(x_h + r * (inner_h + b_h)); the z and r parts
-        # of the recurrent bias are in `x` already (`project`), and z * h + (1 - z) * h' is h' + z * (h - h'): fewer ops a step.
+        # GRU (reset_after): z, r = sigmoid(x_zr + inner_zr); h' = tanh(x_h + r * inner_h); z * h + (1 - z) * h'
+        # is h' + z * (h - h'): fewer ops a step.
         x_zr, x_h = tf.split(x, [2 * self.units, self.units], axis=1)
         inner_zr, inner_h = tf.split(inner, [2 * self.units, self.units], axis=1)
         z, r = tf.split(tf.sigmoid(x_zr + inner_zr), 2, axis=1)
-        if self.recurrent_bias is not None:
-            inner_h += tf.convert_to_tensor(self.recurrent_bias)[2 * self.units :]
         candidate = tf.tanh(x_h + r * inner_h)
         return [candidate + z * (h - candidate)]
 
@@ -93,9 +101,6 @@ class Direction:
         projected = tf.matmul(embeddings, tf.convert_to_tensor(self.kernel))
         if self.input_bias is not None:
             projected += tf.convert_to_tensor(self.input_bias)
-        if self.recurrent_bias is not None:
-            gates_bias = tf.convert_to_tensor(self.recurrent_bias)[: 2 * self.units]
-            projected += tf.concat([gates_bias, tf.zeros([self.units], gates_bias.dtype)], axis=0)
         return projected
 
     @property
@@ -219,11 +224,15 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
             at += d.num_states + pools
         return parts
 
+    weights = [d.weights() for d in directions]
+
     def one_step(t, carried):
         n, out = running[t], []
-        for d, projection, ids, (states, pooled) in zip(directions, projections, step_index, per_direction(carried)):
-            new = d.step(tf.gather(projection, ids[t, :n]), [s[:n] for s in states])  # each [n, units]
-            out += [tf.concat([s_new, s[n:]], 0) for s_new, s in zip(new, states)]
+        for d, w, projection, ids, (states, pooled) in zip(directions, weights, projections, step_index,
+                                                           per_direction(carried)):
+            new = d.step(tf.gather(projection, ids[t, :n]), [s[:n] for s in states], w)  # each [n, units]
+            # pooled: a finished text's states are never read again, so only the running prefix is kept
+            out += new if pools else [tf.concat([s_new, s[n:]], 0) for s_new, s in zip(new, states)]
             for p in pooled:
                 merged = tf.maximum(p[:n], new[0]) if mode == "max" else p[:n] + new[0]
                 out.append(tf.concat([merged, p[n:]], 0))

@@ -15,9 +15,10 @@ docs/PERFORMANCE.md, "Scoring and serving the shipped model"):
   batch): no work on padding, whatever the batch's mix of lengths.
 - Both directions advance in the same loop step (the backward one over each text reversed within its
   length), and the pooling is accumulated in the loop, so no `[batch, seq_len, dim]` outputs are kept.
-- A step takes few operations: the recurrent weights are read once before the loop, the recurrent bias
-  is added with the product (one fused op), a GRU's z and r gates share one sigmoid, and a pooled model
-  keeps only the running texts' states (no copy of the finished ones). A loop iteration takes
+- A step takes few operations: the recurrent weights are read once before the loop, the recurrent
+  bias is one `BiasAdd` on the product (which Grappler may fuse into it), a GRU's z and r gates share
+  one sigmoid, and a pooled model keeps only the running texts' states (no copy of the finished
+  ones). A loop iteration takes
   `STEPS_PER_ITERATION` steps (a while loop's own operations cost as much as a step's near the end).
 Training, the explanations and every other backend keep using the Keras layers.
 """
@@ -80,7 +81,7 @@ class Direction:
         kernel, bias = weights
         inner = tf.matmul(h, kernel)  # [n, gates * units]
         if bias is not None:
-            inner = tf.nn.bias_add(inner, bias)  # one fused op with the product on CPU (Grappler's remapper)
+            inner = tf.nn.bias_add(inner, bias)  # the whole bias at once; Grappler may fuse it into the product
         if self.kind is keras.layers.SimpleRNN:
             return [tf.tanh(x + inner)]
         if self.kind is keras.layers.LSTM:

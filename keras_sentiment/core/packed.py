@@ -18,8 +18,8 @@ docs/PERFORMANCE.md, "Scoring and serving the shipped model"):
 - A step takes few operations: the recurrent weights are read once before the loop, the recurrent
   bias is one `BiasAdd` on the product (which Grappler may fuse into it), a GRU's z and r gates share
   one sigmoid, and a pooled model keeps only the running texts' states (no copy of the finished
-  ones). A loop iteration takes
-  `STEPS_PER_ITERATION` steps (a while loop's own operations cost as much as a step's near the end).
+  ones). A loop iteration takes `STEPS_PER_ITERATION` steps (a while loop's own operations cost as
+  much as a step's near the end).
 Training, the explanations and every other backend keep using the Keras layers.
 """
 

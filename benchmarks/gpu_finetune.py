@@ -6,7 +6,7 @@ reads 86.43% against TF-IDF + logistic regression's 85.88%, short of the goal of
 pretrained encoder, fine-tuned as the recipe for few short texts does, get there where a GPU makes it
 affordable? The device has torch and transformers but no TensorFlow, so the recipe is written out in
 torch there: all-MiniLM-L6-v2 (every layer fine-tuned, AdamW at 5e-5 warmed up over 10% of the steps
-and decayed linearly to 0, weight decay 0.01 but on biases and LayerNorms) + the head of
+and decayed linearly to 0, weight decay 0.01 except on biases and LayerNorms) + the head of
 `keras_sentiment.core.bert.build_bert_gru_head` (2 bidirectional GRU layers of 256, dropout 0.25, the
 final states, Adam at 1e-3), every gradient clipped to norm 1.0 (Keras' `clipnorm`), batches of 32,
 4 epochs, the epoch chosen by valid accuracy; not carried over: ReduceLROnPlateau's halving of the

@@ -98,7 +98,7 @@ class Direction:
 
     def project(self, embeddings):
         """The input projection of each distinct token's embedding `[tokens, emb_dim]` -> `[tokens, gates * units]`,
-        with the biases that add to it (a GRU's recurrent bias of its z and r gates too)."""
+        with the input bias (the recurrent one goes with the recurrent product, `step`)."""
         projected = tf.matmul(embeddings, tf.convert_to_tensor(self.kernel))
         if self.input_bias is not None:
             projected += tf.convert_to_tensor(self.input_bias)

@@ -97,7 +97,7 @@ def build_recipe_model(recipe, embedding):
 
 
 def keras_epochs(recipe, embedding, epochs, train_batches_of, test_batches):
-    """Per epoch: (train seconds, train accuracy, test accuracy, test seconds) of our BiGRU."""
+    """Per epoch: (steps, train seconds, train accuracy, test accuracy, test seconds) of our BiGRU."""
     model = build_recipe_model(recipe, embedding)
     for epoch in range(epochs):
         batches = train_batches_of(epoch)
@@ -106,7 +106,7 @@ def keras_epochs(recipe, embedding, epochs, train_batches_of, test_batches):
         seconds = time.perf_counter() - start
         start = time.perf_counter()
         _, accuracy = model.evaluate((batch for batch in test_batches), steps=len(test_batches), verbose=0)
-        yield seconds, float(history.history["accuracy"][-1]), float(accuracy), time.perf_counter() - start
+        yield len(batches), seconds, float(history.history["accuracy"][-1]), float(accuracy), time.perf_counter() - start
 
 
 def torch_epochs(recipe, embedding, epochs, train_batches_of, test_batches):
@@ -157,7 +157,7 @@ def torch_epochs(recipe, embedding, epochs, train_batches_of, test_batches):
         seconds = time.perf_counter() - start
         start = time.perf_counter()
         accuracy = run(test_batches, train=False)
-        yield seconds, train_accuracy, accuracy, time.perf_counter() - start
+        yield len(batches), seconds, train_accuracy, accuracy, time.perf_counter() - start
 
 
 def main(argv=None):
@@ -188,12 +188,11 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "gpu_epoch.json" if args.peer == "keras" else "gpu_epoch_torch.json"
-    steps = -(-np.bincount(np.searchsorted(boundaries, [len(r) for r in train[0]])) // recipe["batch_size"])
     epochs = epochs_of(recipe, arrays["embedding"], args.epochs,
                        lambda epoch: bucketed_batches(*train, boundaries, recipe["batch_size"], rng), test_batches)
-    for epoch, (seconds, train_accuracy, accuracy, test_seconds) in enumerate(epochs, start=1):
-        result["epochs"].append({"epoch": epoch, "train_seconds": round(seconds, 2), "steps": int(steps.sum()),
-                                 "ms_per_step": round(1000 * seconds / steps.sum(), 1),
+    for epoch, (steps, seconds, train_accuracy, accuracy, test_seconds) in enumerate(epochs, start=1):
+        result["epochs"].append({"epoch": epoch, "train_seconds": round(seconds, 2), "steps": steps,
+                                 "ms_per_step": round(1000 * seconds / steps, 1),
                                  "train_accuracy": round(train_accuracy, 4), "test_accuracy": round(accuracy, 4),
                                  "test_seconds": round(test_seconds, 2)})
         print(json.dumps(result["epochs"][-1]), flush=True)

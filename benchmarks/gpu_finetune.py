@@ -25,6 +25,7 @@ package's own functions, the L2 strength and the combination fitted on valid) an
 """
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -107,6 +108,7 @@ def train(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    @functools.cache  # valid and test are read every epoch of every run
     def split(name, max_length):
         """`(ids [n, max_length] int64 0-padded, lengths [n], labels [n])`: the first pieces, [SEP] kept last."""
         ids, offsets, labels = arrays[f"{name}_ids"], arrays[f"{name}_offsets"], arrays[f"{name}_labels"][:args.limit]

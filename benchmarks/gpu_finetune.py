@@ -9,13 +9,14 @@ torch there: all-MiniLM-L6-v2 (every layer fine-tuned, AdamW at 5e-5 warmed up o
 and decayed linearly to 0, weight decay 0.01 except on biases and LayerNorms) + the head of
 `keras_sentiment.core.bert.build_bert_gru_head` (2 bidirectional GRU layers of 256, dropout 0.25, the
 final states, Adam at 1e-3), every gradient clipped to norm 1.0 (Keras' `clipnorm`), batches of 32,
-4 epochs, the epoch chosen by valid accuracy; not carried over: ReduceLROnPlateau's halving of the
+4 epochs (the `longer` grid: 8, and head + tail pieces), the epoch chosen by valid accuracy (test is
+scored once, for that epoch); not carried over: ReduceLROnPlateau's halving of the
 head's rate. Word pieces come from the checkpoint's own `tokenizer.json` (the same WordPiece vocabulary
 and lower-casing as the package's keras-hub tokenizer), the first `max_length - 2` of each review.
 
 Three steps:
     python benchmarks/gpu_finetune.py pack --train-file F --test-file T     # here: gpu_finetune/ (~60 MB)
-    python3 benchmarks/gpu_finetune.py train --out $OUT                      # device, carry ["gpu_finetune"]
+    python3 benchmarks/gpu_finetune.py train --grid recipe|longer --out $OUT # device, carry ["gpu_finetune"]
     python benchmarks/gpu_finetune.py stack --logits minilm.npz              # here: + bigrams, as --ngrams 2
 
 F and T are `benchmarks/own_data.py curves`'s CSV files (`<work-dir>/data/imdb_2000_{train,test}.csv`);
@@ -40,9 +41,20 @@ BUNDLE = ROOT / "gpu_finetune"
 SPLITS = ("train", "valid", "test")
 CLS, SEP = 101, 102
 NGRAM_MAX_LENGTH = 4096  # the IMDB bert_gru recipe's --ngram-max-length
-# (name, word pieces per review with [CLS] and [SEP], seed): the recipe's 256 first, then BERT's 512.
-RUNS = (("l256_s1234", 256, 1234), ("l256_s1", 256, 1), ("l256_s2", 256, 2),
-        ("l512_s1234", 512, 1234), ("l512_s1", 512, 1), ("l512_s2", 512, 2))
+# (name, word pieces per review with [CLS] and [SEP], seed, epochs, which pieces) by grid. `recipe`: the
+# few-short-texts recipe at 256 and at BERT's 512 (measured 2026-12-04). `longer`: where those runs left
+# room (every one chose its last epoch; a review's end often says the verdict): 8 epochs, and the first
+# 127 + last 383 pieces (Sun et al. 2019, "How to fine-tune BERT for text classification", head + tail).
+GRIDS = {
+    "recipe": (("l256_s1234", 256, 1234, 4, "head"), ("l256_s1", 256, 1, 4, "head"), ("l256_s2", 256, 2, 4, "head"),
+               ("l512_s1234", 512, 1234, 4, "head"), ("l512_s1", 512, 1, 4, "head"), ("l512_s2", 512, 2, 4, "head")),
+    "longer": (("ht512_e8_s1234", 512, 1234, 8, "head_tail"), ("ht512_e4_s1234", 512, 1234, 4, "head_tail"),
+               ("l512_e8_s1234", 512, 1234, 8, "head"), ("ht512_e8_s1", 512, 1, 8, "head_tail"),
+               ("ht512_e8_s2", 512, 2, 8, "head_tail"), ("ht512_e4_s1", 512, 1, 4, "head_tail"),
+               ("ht512_e4_s2", 512, 2, 4, "head_tail"), ("l512_e8_s1", 512, 1, 8, "head"),
+               ("l512_e8_s2", 512, 2, 8, "head")),
+}
+HEAD_PIECES = 128  # head + tail: [CLS] and the first 127 pieces, the last max_length - 129, [SEP]
 
 
 # === Here: word pieces and weights into a bundle ===
@@ -108,16 +120,18 @@ def train(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    @functools.cache  # valid and test are read every epoch of every run
-    def split(name, max_length):
-        """`(ids [n, max_length] int64 0-padded, lengths [n], labels [n])`: the first pieces, [SEP] kept last."""
+    @functools.cache  # valid and test are read for every run
+    def split(name, max_length, pieces):
+        """`(ids [n, max_length] int64 0-padded, lengths [n], labels [n])`: [CLS] first and [SEP] last kept."""
         ids, offsets, labels = arrays[f"{name}_ids"], arrays[f"{name}_offsets"], arrays[f"{name}_labels"][:args.limit]
         rows = np.zeros((len(labels), max_length), np.int64)
         lengths = np.zeros(len(labels), np.int64)
         for i in range(len(labels)):
             row = ids[offsets[i]:offsets[i + 1]]
-            if len(row) > max_length:
+            if len(row) > max_length and pieces == "head":
                 row = np.append(row[:max_length - 1], SEP)
+            elif len(row) > max_length:  # head_tail; the row already ends in [SEP]
+                row = np.concatenate([row[:HEAD_PIECES], row[len(row) - (max_length - HEAD_PIECES):]])
             rows[i, :len(row)], lengths[i] = row, len(row)
         return rows, lengths, labels.astype(np.float32)
 
@@ -139,7 +153,7 @@ def train(args):
     checkpoint = {key: value.float() if value.is_floating_point() else value
                   for key, value in load_file(bundle / "model.safetensors").items()}
     results, logits_out = [], {}
-    for name, max_length, seed in RUNS[:args.runs]:
+    for name, max_length, seed, epochs, pieces in GRIDS[args.grid][:args.runs]:
         start = time.perf_counter()
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -147,9 +161,9 @@ def train(args):
         missing = model.encoder.load_state_dict(checkpoint, strict=False)
         assert not missing.missing_keys, missing.missing_keys
         model.to(device)
-        train_ids, train_lengths, train_labels = split("train", max_length)
+        train_ids, train_lengths, train_labels = split("train", max_length, pieces)
         steps_per_epoch = -(-len(train_labels) // args.batch_size)
-        total = steps_per_epoch * args.epochs
+        total = steps_per_epoch * epochs
         warmup = max(int(total * 0.1), 1)
         no_decay = [p for n, p in model.encoder.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
         decay = [p for n, p in model.encoder.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
@@ -162,7 +176,7 @@ def train(args):
         loss_fn = nn.BCEWithLogitsLoss()
 
         def logits_of(split_name, batch_size=256):
-            ids, lengths, _ = split(split_name, max_length)
+            ids, lengths, _ = split(split_name, max_length, pieces)
             model.eval()
             outputs = []
             with torch.no_grad():
@@ -175,8 +189,8 @@ def train(args):
         def accuracy(logits, split_name):
             return float(np.mean((logits > 0) == (arrays[f"{split_name}_labels"][:len(logits)] == 1)))
 
-        epochs = []
-        for epoch in range(args.epochs):
+        per_epoch, best = [], None
+        for epoch in range(epochs):
             model.train()
             order = rng.permutation(len(train_labels))
             for s in range(0, len(order), args.batch_size):
@@ -194,15 +208,17 @@ def train(args):
                 encoder_opt.step()
                 head_opt.step()
                 schedule.step()
-            valid_logits, test_logits = logits_of("valid"), logits_of("test")
-            epochs.append({"epoch": epoch + 1,
-                           "valid_accuracy": accuracy(valid_logits, "valid"), "test_accuracy": accuracy(test_logits, "test"),
-                           "valid": valid_logits, "test": test_logits})
-        chosen = max(epochs, key=lambda e: (e["valid_accuracy"], -e["epoch"]))  # the first best, as ModelCheckpoint
-        logits_out[f"{name}_valid"], logits_out[f"{name}_test"] = chosen["valid"], chosen["test"]
-        results.append({"name": name, "max_length": max_length, "seed": seed, "chosen_epoch": chosen["epoch"],
-                        "valid_accuracy": chosen["valid_accuracy"], "test_accuracy": chosen["test_accuracy"],
-                        "per_epoch": [{k: e[k] for k in ("epoch", "valid_accuracy", "test_accuracy")} for e in epochs],
+            valid_logits = logits_of("valid")
+            per_epoch.append({"epoch": epoch + 1, "valid_accuracy": accuracy(valid_logits, "valid")})
+            if best is None or per_epoch[-1]["valid_accuracy"] > best["valid_accuracy"]:  # the first best, as ModelCheckpoint
+                best = {**per_epoch[-1], "valid": valid_logits,
+                        "weights": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        model.load_state_dict(best["weights"])
+        test_logits = logits_of("test")  # test is read once, for the epoch valid chose
+        logits_out[f"{name}_valid"], logits_out[f"{name}_test"] = best["valid"], test_logits
+        results.append({"name": name, "max_length": max_length, "seed": seed, "epochs": epochs, "pieces": pieces,
+                        "chosen_epoch": best["epoch"], "valid_accuracy": best["valid_accuracy"],
+                        "test_accuracy": accuracy(test_logits, "test"), "per_epoch": per_epoch,
                         "seconds": round(time.perf_counter() - start, 1),
                         "card": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                         "torch": torch.__version__})
@@ -254,11 +270,11 @@ def main(argv=None):
     packing.add_argument("--train-file", required=True, help="own_data.py's imdb_2000_train.csv")
     packing.add_argument("--test-file", required=True, help="own_data.py's imdb_2000_test.csv")
     packing.add_argument("--out", default=str(BUNDLE), help="the bundle folder (git-ignored)")
-    training = commands.add_parser("train", help="device: the fine-tunes of RUNS, logits and accuracies to --out")
+    training = commands.add_parser("train", help="device: the fine-tunes of a grid, logits and accuracies to --out")
     training.add_argument("--bundle", default=str(BUNDLE))
     training.add_argument("--out", default=".", help="where minilm.npz and minilm.json are written, after each run")
-    training.add_argument("--runs", type=int, default=len(RUNS), help="the first N of RUNS")
-    training.add_argument("--epochs", type=int, default=4)
+    training.add_argument("--grid", choices=sorted(GRIDS), default="recipe", help="which runs (GRIDS)")
+    training.add_argument("--runs", type=int, default=None, help="only the first N runs of the grid")
     training.add_argument("--batch-size", type=int, default=32)
     training.add_argument("--limit", type=int, default=None, help="only the first N texts of each split (a check)")
     stacking = commands.add_parser("stack", help="here: the bigrams beside each run's logits, test accuracy")

@@ -36,7 +36,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
-from keras_sentiment.core.integrated_gradients import make_class_explainer, make_explainer
+from keras_sentiment.core.integrated_gradients import make_class_explainer
 from keras_sentiment.core.packed import packed_forward
 from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, serving_outputs
 from keras_sentiment.run.atomic import write_json_atomically
@@ -79,12 +79,12 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
             archive.track(layer)
         archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text), class_names, threshold),
                               input_signature=[TEXT_SPEC])
-        explain = make_explainer(encoder, model, explain_steps, threshold)
-        explain.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
-        archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=explain)
         explain_class = make_class_explainer(encoder, model, class_names, explain_steps, threshold)
-        explain_class.get_concrete_function()
+        explain_class.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
         archive.add_endpoint(name=EXPLAIN_CLASS_SIGNATURE, fn=explain_class)
+        # `explain` calls `explain_class` for the default class: one Integrated Gradients graph in the export, not two
+        explain = tf.function(lambda text: explain_class(text, tf.fill(tf.shape(text), "")), input_signature=[TEXT_SPEC])
+        archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=explain)
     else:
         archive.add_endpoint(name="serving_default",
                              fn=lambda token_ids: serving_outputs(model_logits(model, token_ids), class_names, threshold),

@@ -33,6 +33,7 @@ from keras_sentiment.run.batching import default_bucket_boundaries
 from keras_sentiment.run.settings import resolve_settings
 from keras_sentiment.run.sources import load_dataset
 from keras_sentiment.run.word_vectors import word_vectors_for
+from ragged_ids import concatenated  # benchmarks/, the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
@@ -46,16 +47,12 @@ MODEL_SETTINGS = ("embedding_dim", "hidden_dim", "num_layers", "pooling", "dropo
 
 def encoded_split(vectorizer, dataset, max_length, batch_size=1024):
     """A split as concatenated uint16 ids, offsets `[n + 1]` and uint8 labels (no padding stored)."""
-    pieces, lengths, labels = [], [], []
+    rows, labels = [], []
     for texts, batch_labels in dataset.batch(batch_size):
         ids = encode_texts(vectorizer, texts, max_length).numpy()  # [batch, <= max_length], right-padded
-        for row in ids:
-            length = max(int(np.count_nonzero(row)), 1)
-            pieces.append(row[:length])
-            lengths.append(length)
+        rows.extend(row[:max(int(np.count_nonzero(row)), 1)] for row in ids)
         labels.extend(batch_labels.numpy().tolist())
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return np.concatenate(pieces).astype(np.uint16), offsets, np.asarray(labels, np.uint8)
+    return *concatenated(rows), np.asarray(labels, np.uint8)
 
 
 def pack_imdb(data_dir, out):

@@ -39,15 +39,15 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_sentiment.core.recurrent import ModelConfig, build_model  # noqa: E402
+from ragged_ids import rows_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_split(arrays, name, limit=None):
     """A split's reviews as a list of uint16 id arrays and their labels (the first `limit` only)."""
-    ids, offsets, labels = arrays[f"{name}_ids"], arrays[f"{name}_offsets"], arrays[f"{name}_labels"]
-    count = len(labels) if limit is None else min(limit, len(labels))
-    return [ids[offsets[i]:offsets[i + 1]] for i in range(count)], labels[:count].astype("float32")
+    reviews = rows_of(arrays[f"{name}_ids"], arrays[f"{name}_offsets"], limit)
+    return reviews, arrays[f"{name}_labels"][:len(reviews)].astype("float32")
 
 
 def bucketed_batches(reviews, labels, boundaries, batch_size, rng=None):

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ragged_ids import concatenated, rows_of  # benchmarks/, the script's folder
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +70,7 @@ def minilm_folder():
 
 def split_ids(texts, tokenizer):
     """`[CLS] pieces [SEP]` of each text, the first `NGRAM_MAX_LENGTH` ids: uint16 concatenated, offsets."""
-    rows = [[CLS, *encoding.ids[:NGRAM_MAX_LENGTH - 2], SEP] for encoding in tokenizer.encode_batch(texts)]
-    offsets = np.concatenate([[0], np.cumsum([len(row) for row in rows])]).astype(np.int64)
-    return np.concatenate(rows).astype(np.uint16), offsets
+    return concatenated([[CLS, *encoding.ids[:NGRAM_MAX_LENGTH - 2], SEP] for encoding in tokenizer.encode_batch(texts)])
 
 
 def pack(args):
@@ -123,11 +123,11 @@ def train(args):
     @functools.cache  # valid and test are read for every run
     def split(name, max_length, pieces):
         """`(ids [n, max_length] int64 0-padded, lengths [n], labels [n])`: [CLS] first and [SEP] last kept."""
-        ids, offsets, labels = arrays[f"{name}_ids"], arrays[f"{name}_offsets"], arrays[f"{name}_labels"][:args.limit]
+        texts, labels = rows_of(arrays[f"{name}_ids"], arrays[f"{name}_offsets"]), arrays[f"{name}_labels"][:args.limit]
         rows = np.zeros((len(labels), max_length), np.int64)
         lengths = np.zeros(len(labels), np.int64)
         for i in range(len(labels)):
-            row = ids[offsets[i]:offsets[i + 1]]
+            row = texts[i]
             if len(row) > max_length and pieces == "head":
                 row = np.append(row[:max_length - 1], SEP)
             elif len(row) > max_length:  # head_tail; the row already ends in [SEP]
@@ -239,16 +239,15 @@ def stack(args):
     logits = np.load(args.logits)
     results = json.loads(Path(args.logits).with_suffix(".json").read_text())
 
-    def rows_of(name):  # each text's distinct uni- and bigram keys, as the n-gram layer reads them
-        ids, offsets = arrays[f"{name}_ids"], arrays[f"{name}_offsets"]
-        texts = [ids[offsets[i]:offsets[i + 1]].astype(np.int32) for i in range(len(offsets) - 1)]
+    def ngram_rows(name):  # each text's distinct uni- and bigram keys, as the n-gram layer reads them
+        texts = [row.astype(np.int32) for row in rows_of(arrays[f"{name}_ids"], arrays[f"{name}_offsets"])]
         batches = []
         for s in range(0, len(texts), 256):
             ragged = tf.ragged.constant(texts[s:s + 256], dtype=tf.int32)
             batches.append((ragged.to_tensor(), arrays[f"{name}_labels"][s:s + 256].astype(np.float32)))
         return ngrams.row_keys(batches, 2, 30522)
 
-    train, valid, test = rows_of("train"), rows_of("valid"), rows_of("test")
+    train, valid, test = ngram_rows("train"), ngram_rows("valid"), ngram_rows("test")
     l2, fitted, valid_ngram = ngrams.choose_l2(train, valid)
     test_ngram = ngrams.ngram_logits(test[0], *fitted)
     print(f"bigrams alone (C={l2:g}): valid {np.mean((valid_ngram > 0) == valid[1]):.2%}, "

@@ -67,7 +67,6 @@ def main():
     print(machine(), flush=True)
     keras.utils.set_random_seed(0)
     lengths = tf.random.uniform([BATCH], 150, MAX_LEN + 1, dtype=tf.int32)
-    mask = tf.sequence_mask(lengths, MAX_LEN)
     totals = {"keras_fp32": 0.0, "block_fp32": 0.0, "keras_bf16": 0.0}
     for input_dim in (100, 2 * HIDDEN):
         x = tf.random.normal([BATCH, MAX_LEN, input_dim])

@@ -95,6 +95,24 @@ def test_an_ensembles_attributions_add_up_to_its_mean_logit_and_padding_gets_non
     assert np.all(outputs["attributions"][outputs["tokens"] == b""] == 0.0)
 
 
+def test_an_ngram_model_built_with_unnamed_layers_is_explained_through_its_first_tokens_and_bag(bilstm, encoder):
+    from keras_sentiment.core.ngrams import NgramLogit
+    from keras_sentiment.core.recurrent import FirstTokens, build_with_ngrams
+
+    FirstTokens(3), NgramLogit(64, 1, 1)  # take Keras' plain names, so the layers below get numbered ones
+    texts = [text for text, _ in make_examples(24, seed=4)]
+    ids = encoder(tf.constant(texts)).numpy()
+    assert (ids != 0).sum(axis=1).max() > 6  # so FirstTokens(6) cuts some of them
+    bag = NgramLogit(vocabulary_size=64, order=2, num_features=3)
+    common = np.bincount(ids[ids != 0]).argsort()[-2:]  # two frequent words: the bag weighs texts differently
+    bag.set_feature_weights(np.array([common[0], common[1], common[0] * 64 + common[1] + 64]), np.array([2.0, -1.0, 0.5]),
+                            bias=0.3)
+    model = build_with_ngrams(bilstm, bag, (0.7, 1.2, -0.1), FirstTokens(6))
+    outputs = numpy_outputs(make_explainer(encoder, model), texts)
+    np.testing.assert_allclose(outputs["logits"], model(ids, training=False).numpy()[:, 0], atol=1e-4)
+    assert completeness_errors(outputs).max() <= 0.05
+
+
 def test_the_planted_word_gets_the_largest_attribution_and_attributions_add_up(explain):
     rng = random.Random(7)
     texts, planted, labels = zip(*(one_planted_word(rng) for _ in range(100)))

@@ -159,6 +159,7 @@ def embedding_path_of_any(model):
     path = bert.embedding_path(part) if bert.is_bert_gru(part) else recurrent.embedding_path(part)
     if part is model:
         return path
-    if recurrent.FIRST_TOKENS in [layer.name for layer in model.layers]:
-        path = recurrent.on_first_tokens(path, model.get_layer(recurrent.FIRST_TOKENS))
-    return recurrent.with_ngrams(path, model.get_layer(recurrent.NGRAM_PART), model.get_layer(recurrent.STACK))
+    first_tokens, ngram = recurrent.ngram_parts(model)
+    if first_tokens is not None:
+        path = recurrent.on_first_tokens(path, first_tokens)
+    return recurrent.with_ngrams(path, ngram, model.get_layer(recurrent.STACK))

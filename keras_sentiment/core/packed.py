@@ -29,8 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_sentiment.core.ngrams import NgramLogit
-from keras_sentiment.core.recurrent import RECURRENT_PART, STACK, FirstTokens, MaskedPooling, ensemble_members
+from keras_sentiment.core.recurrent import RECURRENT_PART, STACK, MaskedPooling, ensemble_members, ngram_parts
 
 # Time steps per loop iteration: a while loop's own ops cost as much as a step's when few texts are still running.
 STEPS_PER_ITERATION = 4
@@ -141,14 +140,12 @@ def _forward_of(model):
 
 
 def _with_ngrams(model):
-    """`build_with_ngrams`: the stack over the packed recurrent logits and the n-gram logits. Its n-gram and
-    first-tokens layers are found by type: their names are the caller's (Keras numbers unnamed ones)."""
+    """`build_with_ngrams`: the stack over the packed recurrent logits and the n-gram logits."""
     recurrent = _forward_of(model.get_layer(RECURRENT_PART))
-    ngrams = [layer for layer in model.layers if isinstance(layer, NgramLogit)]
-    if recurrent is None or len(ngrams) != 1:
+    first_tokens, ngram = ngram_parts(model)
+    if recurrent is None or ngram is None:
         return None
-    ngram, stack = ngrams[0], model.get_layer(STACK)
-    first_tokens = next((layer for layer in model.layers if isinstance(layer, FirstTokens)), None)
+    stack = model.get_layer(STACK)
 
     def forward(token_ids):
         recurrent_ids = first_tokens(token_ids) if first_tokens is not None else token_ids

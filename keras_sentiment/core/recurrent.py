@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_sentiment.core import ngrams  # noqa: F401  (registers NgramLogit, which a model with --ngrams holds)
+from keras_sentiment.core import ngrams  # NgramLogit: a model with --ngrams holds one (and loading needs it registered)
 from keras_sentiment.core.errors import KerasSentimentError
 
 POOLINGS = ("last", "max", "mean")  # the settings table offers the same (tests/test_layers.py checks)
@@ -322,6 +322,15 @@ def build_with_ngrams(recurrent, ngram_logit, stack, first_tokens=None):
     identity = np.eye(units, dtype="float32")  # each class's logit from its own two
     combine.set_weights([np.concatenate([a * identity, b * identity]), np.broadcast_to(np.float32(c), (units,))])
     return keras.Model(token_ids, logits, name=recurrent.name)
+
+
+def ngram_parts(model):
+    """`(first_tokens, ngram_logit)` of a `build_with_ngrams` model: its `FirstTokens` (None without one) and its one
+    `NgramLogit` (None unless exactly one), found by type: their names are the caller's, and Keras numbers unnamed
+    layers (`ngram_logit_1`)."""
+    first_tokens = next((layer for layer in model.layers if isinstance(layer, FirstTokens)), None)
+    bags = [layer for layer in model.layers if isinstance(layer, ngrams.NgramLogit)]
+    return first_tokens, bags[0] if len(bags) == 1 else None
 
 
 def recurrent_part(model):

@@ -14,7 +14,9 @@ from conftest import FILLER, NEGATIVE, POSITIVE, make_examples
 from keras_sentiment.core.explanation import DEFAULT_STEPS, TokenAttribution, explanations_from_outputs, format_explanation, merge_word_pieces
 from keras_sentiment.core.integrated_gradients import make_explainer
 from keras_sentiment.run.export import export_serving_model
-from keras_sentiment.core.recurrent import ARCHITECTURES, ModelConfig, build_model, embedding_path
+from keras_sentiment.core.ngrams import NgramLogit
+from keras_sentiment.core.recurrent import (ARCHITECTURES, FirstTokens, ModelConfig, build_model, build_with_ngrams,
+                                            embedding_path)
 from keras_sentiment.core.vectorizer import TextEncoder, build_vectorizer
 
 
@@ -96,9 +98,6 @@ def test_an_ensembles_attributions_add_up_to_its_mean_logit_and_padding_gets_non
 
 
 def test_an_ngram_model_built_with_unnamed_layers_is_explained_through_its_first_tokens_and_bag(bilstm, encoder):
-    from keras_sentiment.core.ngrams import NgramLogit
-    from keras_sentiment.core.recurrent import FirstTokens, build_with_ngrams
-
     FirstTokens(3), NgramLogit(64, 1, 1)  # take Keras' plain names, so the layers below get numbered ones
     texts = [text for text, _ in make_examples(24, seed=4)]
     ids = encoder(tf.constant(texts)).numpy()

@@ -160,6 +160,8 @@ def embedding_path_of_any(model):
     if part is model:
         return path
     first_tokens, ngram = recurrent.ngram_parts(model)
+    if ngram is None:
+        raise ValueError(f"{model.name}: a model with n-grams beside its recurrent part holds one NgramLogit layer")
     if first_tokens is not None:
         path = recurrent.on_first_tokens(path, first_tokens)
     return recurrent.with_ngrams(path, ngram, model.get_layer(recurrent.STACK))

@@ -1,9 +1,9 @@
 """Integrated Gradients over the token embeddings: the computation behind every explanation.
 
 The contract (baseline, path, completeness, padding) is stated in
-`keras_sentiment.core.explanation`; this module computes it. `make_explainer` is the one
-implementation: the library, the CLI (`keras-sentiment explain`) and the SavedModel's `explain`
-signature all run it.
+`keras_sentiment.core.explanation`; this module computes it. `make_token_id_explainer` is the one
+implementation: the library and the CLI (`keras-sentiment explain`) run it through `make_explainer`, the
+SavedModel's `explain` and `explain_class` signatures through `make_class_explainer`.
 """
 
 import tensorflow as tf

@@ -123,17 +123,15 @@ def train(args):
     @functools.cache  # valid and test are read for every run
     def split(name, max_length, pieces):
         """`(ids [n, max_length] int64 0-padded, lengths [n], labels [n])`: [CLS] first and [SEP] last kept."""
-        texts, labels = rows_of(arrays[f"{name}_ids"], arrays[f"{name}_offsets"]), arrays[f"{name}_labels"][:args.limit]
-        rows = np.zeros((len(labels), max_length), np.int64)
-        lengths = np.zeros(len(labels), np.int64)
-        for i in range(len(labels)):
-            row = texts[i]
-            if len(row) > max_length and pieces == "head":
-                row = np.append(row[:max_length - 1], SEP)
-            elif len(row) > max_length:  # head_tail; the row already ends in [SEP]
-                row = np.concatenate([row[:HEAD_PIECES], row[len(row) - (max_length - HEAD_PIECES):]])
+        texts = rows_of(arrays[f"{name}_ids"], arrays[f"{name}_offsets"], args.limit)
+        rows = np.zeros((len(texts), max_length), np.int64)
+        lengths = np.zeros(len(texts), np.int64)
+        for i, row in enumerate(texts):
+            if len(row) > max_length:  # each row ends in [SEP] already; head_tail keeps it with the tail
+                row = (np.append(row[:max_length - 1], SEP) if pieces == "head"
+                       else np.concatenate([row[:HEAD_PIECES], row[len(row) - (max_length - HEAD_PIECES):]]))
             rows[i, :len(row)], lengths[i] = row, len(row)
-        return rows, lengths, labels.astype(np.float32)
+        return rows, lengths, arrays[f"{name}_labels"][:len(texts)].astype(np.float32)
 
     class BertGru(nn.Module):
         def __init__(self):

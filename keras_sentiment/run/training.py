@@ -31,6 +31,7 @@ import tensorflow as tf
 from keras_sentiment.core import ngrams
 from keras_sentiment.core.bert import packaged_checkpoint_dir
 from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.core.packed_training import fitted_by_packed_recurrence
 from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, FirstTokens, MacroF1, TargetAccuracy,
                                             build_ensemble, build_with_ngrams, ensemble_members, recurrent_part)
 from keras_sentiment.core.scorer import make_text_scorer
@@ -312,7 +313,9 @@ def fit(settings, model, encoder, splits, run_dir, backup=None, strategy=None):
     if backup is not None and training_is_over(backup, settings.epochs):
         print(f"Training had finished (epoch {backup['epoch']}); going on from its best checkpoint", flush=True)
     else:
-        with fitting_under(plan.fit_model, strategy):
+        with fitting_under(plan.fit_model, strategy), fitted_by_packed_recurrence(plan.fit_model) as packed:
+            if packed:
+                print("Training by the packed recurrence (Keras' gradients, fewer operations a step)", flush=True)
             run_epochs(settings, plan, train_batches.per_epoch, run_dir, checkpoint, backup)
     plot_curves(run_dir.history, run_dir.curves)
     if plan.finish is not None and checkpoint.exists():  # gone when a resumed run had finished this too
@@ -417,7 +420,7 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
                       macro_f1=settings.monitor == "val_macro_f1")
     batches = make_batches(combined, encoder, settings.batch_size, settings.max_length, shuffle=True, seed=settings.seed,
                            cache_file=streamed_cache(splits, run_dir, "refit"))
-    with fitting_under(model, strategy):
+    with fitting_under(model, strategy), fitted_by_packed_recurrence(model):
         model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, class_weight=class_weights_by_id(settings),
                   callbacks=[
             EpochTimer(),

@@ -7,7 +7,8 @@ settings and the mixed-precision policy are fixed when TensorFlow starts); the m
 after one warm-up step, in ms:
 
 - `forward` / `forward+backward` / `step`: where a step's time goes (a `tf.function` each);
-- `float32`: the step as `train` runs it (`model.train_on_batch`);
+- `float32`: the step by Keras' layers (`model.train_on_batch`), as `train` ran it before the packed training;
+- `packed`, `packed+intra_op=1`: the step as `train` runs it now (`keras_sentiment.core.packed_training`);
 - `bf16`: Keras' `mixed_bfloat16` policy; `xla`: `jit_compile=True` (a fixed shape, compiled once);
 - `intra_op=1`, `inter_op=1`: TensorFlow's thread pools (default: one thread per core each);
 - `hidden=64`: 64 units per direction instead of 128; `batch=128`, `batch=256`: per review.
@@ -16,6 +17,7 @@ after one warm-up step, in ms:
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +31,8 @@ from common import SHIPPED, machine  # noqa: E402
 VARIANTS = {  # name: (environment, options)
     "parts": ({}, {"parts": True}),
     "float32": ({}, {}),
+    "packed": ({}, {"packed": True}),
+    "packed+intra_op=1": ({"TF_NUM_INTRAOP_THREADS": "1"}, {"packed": True}),
     "bf16": ({}, {"policy": "mixed_bfloat16"}),
     "xla": ({}, {"jit_compile": True}),
     "intra_op=1": ({"TF_NUM_INTRAOP_THREADS": "1"}, {}),
@@ -56,6 +60,7 @@ def one_variant(options):
 
     if options.get("policy"):
         keras.mixed_precision.set_global_policy(options["policy"])
+    from keras_sentiment.core.packed_training import fitted_by_packed_recurrence
     from keras_sentiment.core.recurrent import ModelConfig, build_model
 
     batch, length, vocab_size = options.get("batch", SHIPPED["batch_size"]), options["length"], SHIPPED["vocab_size"]
@@ -104,7 +109,8 @@ def one_variant(options):
                 "forward+backward": median_ms(lambda: forward_backward().numpy()),
                 "step": median_ms(lambda: step().numpy())}
     model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(options.get("jit_compile")))
-    ms = median_ms(lambda: model.train_on_batch(ids, labels))
+    with fitted_by_packed_recurrence(model) if options.get("packed") else contextlib.nullcontext():
+        ms = median_ms(lambda: model.train_on_batch(ids, labels))
     return {"step": ms, "per_review": round(ms / batch, 2)}
 
 

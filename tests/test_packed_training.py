@@ -49,14 +49,20 @@ def test_the_packed_training_pass_gives_keras_logits_and_gradients_for_every_wei
     model = model_of(arch, num_classes)
     ids = right_padded_ids(LENGTHS, width=11)
     labels = np.arange(len(LENGTHS)) % num_classes
-    loss = loss_of(num_classes)
-    with tf.GradientTape(persistent=True) as tape:
-        expected, packed = model(ids, training=True), packed_training_forward(model)(ids)
-        expected_loss, packed_loss = loss(labels, expected), loss(labels, packed)
+    loss, forward, weights = loss_of(num_classes), packed_training_forward(model), model.trainable_variables
+
+    @tf.function  # a graph, as `fit` runs it (and eager Keras GRU gradients take minutes)
+    def logits_and_gradients(compute):
+        with tf.GradientTape() as tape:
+            logits = compute(ids)
+            value = loss(labels, logits)
+        return logits, tape.gradient(value, weights)
+
+    expected, expected_gradients = logits_and_gradients(lambda x: model(x, training=True))
+    packed, packed_gradients = logits_and_gradients(forward)
     assert np.abs(expected.numpy()).max() > 0.5  # large enough that a wrong step would show
     np.testing.assert_allclose(packed.numpy(), expected.numpy(), atol=1e-5, rtol=1e-5)
-    weights = model.trainable_variables
-    for weight, ours, theirs in zip(weights, tape.gradient(packed_loss, weights), tape.gradient(expected_loss, weights)):
+    for weight, ours, theirs in zip(weights, packed_gradients, expected_gradients):
         assert np.abs(as_array(theirs)).max() > 1e-4, weight.path  # every weight gets a gradient to compare
         np.testing.assert_allclose(as_array(ours), as_array(theirs), atol=1e-5, rtol=1e-4, err_msg=weight.path)
 

@@ -167,15 +167,11 @@ def _classifier(model):
     if pooling and not isinstance(pooling[0], MaskedPooling):
         return None
     mode = pooling[0].mode if pooling else "last"
-    if isinstance(recurrent, keras.layers.Bidirectional):
-        if recurrent.merge_mode != "concat":
-            return None
-        layers = [recurrent.forward_layer, recurrent.backward_layer]
-    else:
-        layers = [recurrent]
+    layers = direction_layers(recurrent)
+    if layers is None:
+        return None
     directions = [Direction.of(layer) for layer in layers]
-    if any(d is None for d in directions) or [layer.go_backwards for layer in layers] != [False, True][: len(layers)] \
-            or any(layer.return_sequences != (mode != "last") for layer in layers):
+    if any(d is None for d in directions) or any(layer.return_sequences != (mode != "last") for layer in layers):
         return None
 
     def forward(token_ids):
@@ -183,6 +179,18 @@ def _classifier(model):
         return logit(pooled)  # [batch, 1 or k]
 
     return forward
+
+
+def direction_layers(recurrent):
+    """The layer of each direction of a recurrent layer or its `Bidirectional` wrapper (forward, then backward),
+    or None for a merge other than concat or directions in another order."""
+    if isinstance(recurrent, keras.layers.Bidirectional):
+        if recurrent.merge_mode != "concat":
+            return None
+        layers = [recurrent.forward_layer, recurrent.backward_layer]
+    else:
+        layers = [recurrent]
+    return layers if [layer.go_backwards for layer in layers] == [False, True][: len(layers)] else None
 
 
 def packed_recurrence(token_ids, embeddings, directions, mode):

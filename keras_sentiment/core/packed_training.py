@@ -20,11 +20,8 @@ from contextlib import contextmanager
 import keras
 import tensorflow as tf
 
-from keras_sentiment.core.packed import Direction, packed_forward
+from keras_sentiment.core.packed import STEPS_PER_ITERATION, Direction, direction_layers, packed_forward
 from keras_sentiment.core.recurrent import MaskedPooling
-
-# Time steps per loop iteration, as in the inference loop (`packed.STEPS_PER_ITERATION`).
-STEPS_PER_ITERATION = 4
 
 
 def packed_training_forward(model):
@@ -43,9 +40,7 @@ def packed_training_forward(model):
     parts = _classifier_parts(model)
     if parts is None:
         return None
-    embedding, before, recurrent, after, logit = parts
-    layers = [recurrent.forward_layer, recurrent.backward_layer] if isinstance(recurrent, keras.layers.Bidirectional) \
-        else [recurrent]
+    embedding, before, layers, after, logit = parts
 
     def forward(token_ids):
         token_ids = tf.cast(token_ids, tf.int32)
@@ -96,12 +91,12 @@ def fitted_by_packed_recurrence(model):
 
 
 def _classifier_parts(model):
-    """`(embedding, dropouts before, recurrent layer, dropouts after, logit)` of a one-layer GRU classifier with
-    masked max pooling and float32 weights, else None."""
+    """`(embedding, dropouts before, the GRU layer of each direction, dropouts after, logit)` of a one-layer GRU
+    classifier with masked max pooling and float32 weights, else None."""
     kept = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     pooling = [i for i, layer in enumerate(kept) if isinstance(layer, MaskedPooling)]
-    if len(pooling) != 1 or kept[pooling[0]].mode != "max" or len(kept) < 4:
-        return None
+    if len(pooling) != 1 or kept[pooling[0]].mode != "max" or not 2 <= pooling[0] < len(kept) - 1:
+        return None  # one max pooling, after an embedding and a recurrent layer, before a logit
     at = pooling[0]
     embedding, *before, recurrent = kept[:at]
     *after, logit = kept[at + 1:]
@@ -110,18 +105,12 @@ def _classifier_parts(model):
             or not isinstance(logit, keras.layers.Dense) or logit.activation is not keras.activations.linear \
             or model.dtype_policy.name != "float32":
         return None
-    if isinstance(recurrent, keras.layers.Bidirectional):
-        if recurrent.merge_mode != "concat":
-            return None
-        layers = [recurrent.forward_layer, recurrent.backward_layer]
-    else:
-        layers = [recurrent]
-    if [type(layer) for layer in layers] != [keras.layers.GRU] * len(layers) \
-            or [layer.go_backwards for layer in layers] != [False, True][: len(layers)] \
+    layers = direction_layers(recurrent)
+    if layers is None or [type(layer) for layer in layers] != [keras.layers.GRU] * len(layers) \
             or not all(layer.return_sequences and layer.cell.dropout == 0 and layer.cell.recurrent_dropout == 0
                        and layer.cell.use_bias and Direction.of(layer) is not None for layer in layers):
         return None
-    return embedding, before, recurrent, after, logit
+    return embedding, before, layers, after, logit
 
 
 def packed_gru_max_pool(token_ids, vectors, directions):

@@ -20,7 +20,8 @@ docs/PERFORMANCE.md, "Scoring and serving the shipped model"):
   one sigmoid, and a pooled model keeps only the running texts' states (no copy of the finished
   ones). A loop iteration takes `STEPS_PER_ITERATION` steps (a while loop's own operations cost as
   much as a step's near the end).
-Training, the explanations and every other backend keep using the Keras layers.
+Training has its own packed loop with a hand-written backward pass (`keras_sentiment.core.packed_training`);
+the explanations and every other backend keep using the Keras layers.
 """
 
 from dataclasses import dataclass

@@ -72,22 +72,23 @@ def fitted_by_packed_recurrence(model):
     ...     packed
     True
     """
-    training, inference = packed_training_forward(model), packed_forward(model)
-    if training is None or inference is None or model.jit_compile or tf.config.list_logical_devices("GPU") \
-            or tf.distribute.has_strategy() or model.distribute_strategy.num_replicas_in_sync > 1:
+    train_forward, inference_forward = packed_training_forward(model), packed_forward(model)
+    if train_forward is None or inference_forward is None or model.jit_compile \
+            or tf.config.list_logical_devices("GPU") or tf.distribute.has_strategy() \
+            or model.distribute_strategy.num_replicas_in_sync > 1:
         yield False  # a GPU runs Keras' own GRU kernel (cuDNN), XLA cannot compile these loops, replicas stay Keras'
         return
 
-    def call(inputs, training_mode=False, mask=None):  # Keras' training flag, passed by keyword
-        return training(inputs) if training_mode else inference(inputs)
+    def call(inputs, training=False, mask=None):  # the signature of `Functional.call`
+        return train_forward(inputs) if training else inference_forward(inputs)
 
-    model.call = lambda inputs, training=False, mask=None: call(inputs, bool(training), mask)
-    model.train_function = model.test_function = None
+    model.call = call
+    model.train_function = model.test_function = model.predict_function = None
     try:
         yield True
     finally:
         del model.call
-        model.train_function = model.test_function = None
+        model.train_function = model.test_function = model.predict_function = None
 
 
 def _classifier_parts(model):

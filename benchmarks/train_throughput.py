@@ -6,7 +6,8 @@ LSTM, final states, embedding 100, hidden 128, vocabulary 25,000, max length 400
 over the states, 800 tokens; the peers build the same):
 
 - `ours`: `keras_sentiment` as `train` runs it: `make_batches` (vectorize inside `tf.data`,
-  cache, shuffle, length buckets) + the masked `build_bilstm` + `model.fit`.
+  cache, shuffle, length buckets) + the masked model + `model.fit` (the shipped BiGRU by the packed
+  recurrence, `keras_sentiment.core.packed_training`, as `train` fits it).
 - `torch_packed`: peer (1), `benchmarks/peers/torch_packed.py`: the seeds' PyTorch design on CPU
   (own tokenizer, padding per batch, `pack_padded_sequence`).
 - `fixed_padding`: peer (2), `benchmarks/peers/keras_fixed_padding.py`: keras-io style,
@@ -27,6 +28,7 @@ end (reviews/s).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
@@ -52,6 +54,7 @@ class Ours:
         import tensorflow as tf
 
         from keras_sentiment.core.recurrent import ModelConfig, build_model
+        from keras_sentiment.core.packed_training import fitted_by_packed_recurrence
         from keras_sentiment.run.training import compile_model
         from keras_sentiment.core.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer
 
@@ -67,6 +70,9 @@ class Ours:
         compile_model(self.model, keras.optimizers.Adam(self.config["learning_rate"], clipnorm=1.0))  # as `train` compiles
         if options.jit_compile:
             self.model.jit_compile = True  # Keras leaves XLA off on CPU-only machines
+        # As `train` fits: a GRU with max pooling (the shipped model) by the packed recurrence, others by Keras' layers.
+        self.fitting = contextlib.ExitStack()
+        self.packed = self.fitting.enter_context(fitted_by_packed_recurrence(self.model))
 
     def end_to_end(self, texts, labels):
         from keras_sentiment.run.batching import default_bucket_boundaries, make_batches

@@ -77,24 +77,14 @@ class Direction:
     def step(self, x, states, weights):
         """One time step: `x` the input projection `[n, gates * units]`, `states` `[n, units]` each
         (LSTM: h and c), `weights` from `weights()` -> the new states; the first is the step's output."""
-        h = states[0]
-        kernel, bias = weights
-        inner = tf.matmul(h, kernel)  # [n, gates * units]
-        if bias is not None:
-            inner = tf.nn.bias_add(inner, bias)  # the whole bias at once; Grappler may fuse it into the product
+        if self.kind is keras.layers.GRU:
+            return [gru_step(x, states[0], *weights, self.units)[0]]
+        inner = tf.matmul(states[0], weights[0])  # [n, gates * units]; only a GRU has a recurrent bias
         if self.kind is keras.layers.SimpleRNN:
             return [tf.tanh(x + inner)]
-        if self.kind is keras.layers.LSTM:
-            i, f, c, o = tf.split(x + inner, 4, axis=1)
-            c = tf.sigmoid(f) * states[1] + tf.sigmoid(i) * tf.tanh(c)
-            return [tf.sigmoid(o) * tf.tanh(c), c]
-        # GRU (reset_after): z, r = sigmoid(x_zr + inner_zr); h' = tanh(x_h + r * inner_h); z * h + (1 - z) * h'
-        # is h' + z * (h - h'): fewer ops a step.
-        x_zr, x_h = tf.split(x, [2 * self.units, self.units], axis=1)
-        inner_zr, inner_h = tf.split(inner, [2 * self.units, self.units], axis=1)
-        z, r = tf.split(tf.sigmoid(x_zr + inner_zr), 2, axis=1)
-        candidate = tf.tanh(x_h + r * inner_h)
-        return [candidate + z * (h - candidate)]
+        i, f, c, o = tf.split(x + inner, 4, axis=1)  # LSTM
+        c = tf.sigmoid(f) * states[1] + tf.sigmoid(i) * tf.tanh(c)
+        return [tf.sigmoid(o) * tf.tanh(c), c]
 
     def project(self, embeddings):
         """The input projection of each distinct token's embedding `[tokens, emb_dim]` -> `[tokens, gates * units]`,
@@ -107,6 +97,23 @@ class Direction:
     @property
     def num_states(self):
         return 2 if self.kind is keras.layers.LSTM else 1
+
+
+def gru_step(x, h, kernel, bias, units):
+    """One step of a GRU (reset_after) over packed rows: `x` the input projection `[n, 3 * units]`, `h` the
+    states `[n, units]`, the recurrent `kernel` `[units, 3 * units]` and `bias` (or None) -> `(new states,
+    gates z and r [n, 2 * units], candidate [n, units], recurrent h-part [n, units])`; the last three are
+    what the training loop keeps for its backward pass (`keras_sentiment.core.packed_training`)."""
+    inner = tf.matmul(h, kernel)  # [n, 3 * units]
+    if bias is not None:
+        inner = tf.nn.bias_add(inner, bias)  # the whole bias at once; Grappler may fuse it into the product
+    x_zr, x_h = tf.split(x, [2 * units, units], axis=1)
+    inner_zr, inner_h = tf.split(inner, [2 * units, units], axis=1)
+    gates = tf.sigmoid(x_zr + inner_zr)  # z and r in one sigmoid
+    z, r = tf.split(gates, 2, axis=1)
+    candidate = tf.tanh(x_h + r * inner_h)
+    # z * h + (1 - z) * candidate, as candidate + z * (h - candidate): fewer ops a step
+    return candidate + z * (h - candidate), gates, candidate, inner_h
 
 
 def packed_forward(model):

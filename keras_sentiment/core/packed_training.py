@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import keras
 import tensorflow as tf
 
-from keras_sentiment.core.packed import STEPS_PER_ITERATION, Direction, direction_layers, packed_forward
+from keras_sentiment.core.packed import STEPS_PER_ITERATION, Direction, direction_layers, gru_step, packed_forward
 from keras_sentiment.core.recurrent import MaskedPooling
 
 
@@ -158,13 +158,8 @@ def _gru_max_pool(running, row_of, batch, units, *tensors):
                 n = running[t + k]
                 for d, u in enumerate(units):
                     h = arrays[2 * d].read(t + k)[:n]  # [n, units]
-                    inner = tf.nn.bias_add(tf.matmul(h, kernels[d]), biases[d])  # [n, 3 * units]
-                    x_zr, x_h = tf.split(input_steps[d].read(t + k), [2 * u, u], axis=1)
-                    inner_zr, inner_h = tf.split(inner, [2 * u, u], axis=1)
-                    gates = tf.sigmoid(x_zr + inner_zr)  # z, r
-                    z, r = tf.split(gates, 2, axis=1)
-                    candidate = tf.tanh(x_h + r * inner_h)
-                    arrays[2 * d] = arrays[2 * d].write(t + k + 1, candidate + z * (h - candidate))
+                    h, gates, candidate, inner_h = gru_step(input_steps[d].read(t + k), h, kernels[d], biases[d], u)
+                    arrays[2 * d] = arrays[2 * d].write(t + k + 1, h)
                     arrays[2 * d + 1] = arrays[2 * d + 1].write(t + k, tf.concat([gates, candidate, inner_h], 1))
             return (t + STEPS_PER_ITERATION, *arrays)
 

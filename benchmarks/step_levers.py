@@ -40,6 +40,8 @@ VARIANTS = {  # name: (environment, options)
     "hidden=64": ({}, {"hidden": 64}),
     "batch=128": ({}, {"batch": 128}),
     "batch=256": ({}, {"batch": 256}),
+    "packed+batch=128": ({}, {"packed": True, "batch": 128}),
+    "packed+batch=256": ({}, {"packed": True, "batch": 256}),
 }
 
 

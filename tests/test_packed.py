@@ -58,6 +58,21 @@ def test_the_packed_recurrence_gives_the_models_logits(arch, pooling, num_classe
     np.testing.assert_allclose(packed_forward(model)(ids).numpy(), expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("arch", ["bigru", "lstm", "rnn"])
+def test_a_packed_forward_made_before_the_weights_change_computes_with_the_new_ones(arch):
+    # `fit` validates by a packed forward made before training: it must read every weight, biases too, as it runs
+    model = model_of(arch, "max", 2)
+    forward, ids = packed_forward(model), right_padded_ids(LENGTHS, width=11)
+    before = forward(ids).numpy()
+    with_large_weights(model, seed=1)
+    expected = model(ids, training=False).numpy()
+    assert np.abs(expected - before).max() > 0.1
+    np.testing.assert_allclose(forward(ids).numpy(), expected, atol=1e-4, rtol=1e-4)
+    bias = next(w for w in model.weights if "bias" in w.path and "logit" not in w.path)  # the recurrent cell's
+    bias.assign(bias.numpy() + 0.5)
+    np.testing.assert_allclose(forward(ids).numpy(), model(ids, training=False).numpy(), atol=1e-4, rtol=1e-4)
+
+
 def test_padding_and_batch_order_never_change_a_packed_logit():
     forward = packed_forward(model_of("bigru", "max", 2))
     ids = right_padded_ids(LENGTHS, width=9)

@@ -83,20 +83,23 @@ def test_the_packed_training_pass_draws_the_models_own_dropout():
 def test_fit_inside_takes_the_same_steps_as_keras_and_the_model_is_its_own_again_after():
     ids = right_padded_ids(LENGTHS, width=11, seed=1)
     labels = (np.arange(len(LENGTHS)) % 2).astype("int32")
-    steps = {}
+    valid = right_padded_ids([5, 8, 2, 11, 3, 1, 7], width=11, seed=5), np.arange(7) % 2
+    steps, val_losses = {}, {}
     for packed in (False, True):
         model = model_of("bigru", 2)
         compile_model(model, keras.optimizers.Adam(0.01, clipnorm=1.0))
         if packed:
             with fitted_by_packed_recurrence(model) as used:
                 assert used
-                model.fit(ids, labels, batch_size=len(LENGTHS), epochs=3, verbose=0, validation_data=(ids, labels))
+                history = model.fit(ids, labels, batch_size=len(LENGTHS), epochs=3, verbose=0, validation_data=valid)
             assert "call" not in vars(model) and model.train_function is None
         else:
-            model.fit(ids, labels, batch_size=len(LENGTHS), epochs=3, verbose=0, validation_data=(ids, labels))
-        steps[packed] = model.get_weights()
+            history = model.fit(ids, labels, batch_size=len(LENGTHS), epochs=3, verbose=0, validation_data=valid)
+        steps[packed], val_losses[packed] = model.get_weights(), history.history["val_loss"]
     for ours, theirs in zip(steps[True], steps[False]):
         np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+    # each epoch validated with that epoch's weights, as Keras' layers do (which picks the epoch and the rate)
+    np.testing.assert_allclose(val_losses[True], val_losses[False], atol=1e-5, rtol=1e-5)
     assert max(np.abs(a - b).max() for a, b in zip(steps[True], model_of("bigru", 2).get_weights())) > 1e-3
 
 

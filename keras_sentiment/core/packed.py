@@ -40,13 +40,13 @@ CELLS = (keras.layers.SimpleRNN, keras.layers.GRU, keras.layers.LSTM)  # the lay
 
 @dataclass
 class Direction:
-    """One direction of a recurrent layer: its cell kind and weights (variables, read when traced)."""
+    """One direction of a recurrent layer: its cell kind and weights (variables, read when traced, so a function
+    made before or during training computes with the weights of the moment it runs)."""
 
     kind: type
     kernel: object  # [emb_dim, gates * units]
     recurrent_kernel: object  # [units, gates * units]
-    input_bias: object  # [gates * units] or None
-    recurrent_bias: object  # GRU only: [gates * units] or None
+    bias: object  # [gates * units]; a GRU's [2, gates * units] (input, recurrent); or None
     units: int
 
     @classmethod
@@ -61,18 +61,26 @@ class Direction:
             activation_ok &= cell.recurrent_activation is keras.activations.sigmoid
         if not activation_ok or (kind is keras.layers.GRU and not cell.reset_after):
             return None
-        input_bias = recurrent_bias = None
-        if cell.use_bias:
-            if kind is keras.layers.GRU:
-                input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
-            else:
-                input_bias = cell.bias
-        return cls(kind, cell.kernel, cell.recurrent_kernel, input_bias, recurrent_bias, cell.units)
+        return cls(kind, cell.kernel, cell.recurrent_kernel, cell.bias if cell.use_bias else None, cell.units)
+
+    @property
+    def input_bias(self):
+        """The bias added to the input projection, read now: `[gates * units]` or None."""
+        if self.bias is None:
+            return None
+        bias = tf.convert_to_tensor(self.bias)
+        return bias[0] if self.kind is keras.layers.GRU else bias
+
+    @property
+    def recurrent_bias(self):
+        """A GRU's bias of the recurrent product, read now: `[gates * units]`, or None."""
+        if self.bias is None or self.kind is not keras.layers.GRU:
+            return None
+        return tf.convert_to_tensor(self.bias)[1]
 
     def weights(self):
         """The recurrent kernel and bias as tensors, read once before the loop (not once a step)."""
-        bias = None if self.recurrent_bias is None else tf.convert_to_tensor(self.recurrent_bias)
-        return tf.convert_to_tensor(self.recurrent_kernel), bias
+        return tf.convert_to_tensor(self.recurrent_kernel), self.recurrent_bias
 
     def step(self, x, states, weights):
         """One time step: `x` the input projection `[n, gates * units]`, `states` `[n, units]` each
@@ -90,8 +98,8 @@ class Direction:
         """The input projection of each distinct token's embedding `[tokens, emb_dim]` -> `[tokens, gates * units]`,
         with the input bias (the recurrent one goes with the recurrent product, `step`)."""
         projected = tf.matmul(embeddings, tf.convert_to_tensor(self.kernel))
-        if self.input_bias is not None:
-            projected += tf.convert_to_tensor(self.input_bias)
+        if self.bias is not None:
+            projected += self.input_bias
         return projected
 
     @property

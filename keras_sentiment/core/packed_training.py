@@ -47,7 +47,7 @@ def packed_training_forward(model):
         vectors = tf.gather(tf.convert_to_tensor(embedding.embeddings), token_ids)  # [batch, seq_len, emb_dim]
         for dropout in before:
             vectors = dropout(vectors, training=True)
-        directions = [Direction.of(layer) for layer in layers]  # read here, so the tape sees the weights
+        directions = [Direction.of(layer) for layer in layers]  # weights read in this trace: the tape sees them
         pooled = packed_gru_max_pool(token_ids, vectors, directions)  # [batch, units * directions]
         for dropout in after:
             pooled = dropout(pooled, training=True)
@@ -132,7 +132,7 @@ def packed_gru_max_pool(token_ids, vectors, directions):
     flat = tf.reshape(vectors, [batch * width, -1])  # [batch * seq_len, emb_dim]
     inputs = [d.project(tf.gather(flat, at)) for d, at in zip(directions, positions)]  # each [rows, 3 * units]
     recurrent = [value for d in directions for value in (tf.convert_to_tensor(d.recurrent_kernel),
-                                                         tf.convert_to_tensor(d.recurrent_bias))]
+                                                         d.recurrent_bias)]
     pooled = _gru_max_pool(running, row_of, batch, [d.units for d in directions], *inputs, *recurrent)
     pooled = tf.gather(pooled, tf.math.invert_permutation(order))  # input order
     return tf.where(lengths[:, None] > 0, pooled, 0.0)

@@ -40,15 +40,14 @@ def packed_training_forward(model):
     parts = _classifier_parts(model)
     if parts is None:
         return None
-    embedding, before, layers, after, logit = parts
+    embedding, before, directions, after, logit = parts
 
     def forward(token_ids):
         token_ids = tf.cast(token_ids, tf.int32)
         vectors = tf.gather(tf.convert_to_tensor(embedding.embeddings), token_ids)  # [batch, seq_len, emb_dim]
         for dropout in before:
             vectors = dropout(vectors, training=True)
-        directions = [Direction.of(layer) for layer in layers]  # weights read in this trace: the tape sees them
-        pooled = packed_gru_max_pool(token_ids, vectors, directions)  # [batch, units * directions]
+        pooled = packed_gru_max_pool(token_ids, vectors, directions)  # [batch, units * directions]; weights read here
         for dropout in after:
             pooled = dropout(pooled, training=True)
         return logit(pooled)  # [batch, 1 or k]
@@ -92,8 +91,8 @@ def fitted_by_packed_recurrence(model):
 
 
 def _classifier_parts(model):
-    """`(embedding, dropouts before, the GRU layer of each direction, dropouts after, logit)` of a one-layer GRU
-    classifier with masked max pooling and float32 weights, else None."""
+    """`(embedding, dropouts before, each direction's `packed.Direction` (forward, then backward), dropouts after,
+    logit)` of a one-layer GRU classifier with masked max pooling and float32 weights, else None."""
     kept = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     pooling = [i for i, layer in enumerate(kept) if isinstance(layer, MaskedPooling)]
     if len(pooling) != 1 or kept[pooling[0]].mode != "max" or not 2 <= pooling[0] < len(kept) - 1:
@@ -111,7 +110,7 @@ def _classifier_parts(model):
             or not all(layer.return_sequences and layer.cell.dropout == 0 and layer.cell.recurrent_dropout == 0
                        and layer.cell.use_bias and Direction.of(layer) is not None for layer in layers):
         return None
-    return embedding, before, layers, after, logit
+    return embedding, before, [Direction.of(layer) for layer in layers], after, logit
 
 
 def packed_gru_max_pool(token_ids, vectors, directions):
@@ -131,8 +130,7 @@ def packed_gru_max_pool(token_ids, vectors, directions):
                  text_of * width + tf.gather(sorted_lengths, row_of) - 1 - step_of][: len(directions)]
     flat = tf.reshape(vectors, [batch * width, -1])  # [batch * seq_len, emb_dim]
     inputs = [d.project(tf.gather(flat, at)) for d, at in zip(directions, positions)]  # each [rows, 3 * units]
-    recurrent = [value for d in directions for value in (tf.convert_to_tensor(d.recurrent_kernel),
-                                                         d.recurrent_bias)]
+    recurrent = [value for d in directions for value in d.weights()]  # each direction's kernel, then bias
     pooled = _gru_max_pool(running, row_of, batch, [d.units for d in directions], *inputs, *recurrent)
     pooled = tf.gather(pooled, tf.math.invert_permutation(order))  # input order
     return tf.where(lengths[:, None] > 0, pooled, 0.0)

@@ -42,6 +42,7 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_sentiment.core.errors import KerasSentimentError
+from keras_sentiment.run.litert import LiteRecurrence
 from keras_sentiment.run.loading import register_text_ops
 from keras_sentiment.run.rundir import (EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE, SAVED_MODEL_FILE, existing_versions,
                                         read_class_names, takes_token_ids)
@@ -76,6 +77,7 @@ class LoadedVersion:
         register_text_ops()
         self.signatures = tf.saved_model.load(str(path)).signatures
         self.signature = self.signatures[SIGNATURE]
+        self.lite = LiteRecurrence.of(path, self.signatures)  # `serving_default` by LiteRT, where the export holds it
         self.class_names = read_class_names(path)
         proto = saved_model_pb2.SavedModel()
         proto.ParseFromString((self.path / SAVED_MODEL_FILE).read_bytes())
@@ -91,7 +93,8 @@ class LoadedVersion:
         inputs = {"text": tf.constant(texts, tf.string)}
         if class_names is not None:
             inputs[CLASS_INPUT_NAME] = tf.constant(class_names, tf.string)
-        outputs = self.signatures[signature](**inputs)
+        run = self.lite if signature == SIGNATURE and self.lite is not None else self.signatures[signature]
+        outputs = run(**inputs)
         return {name: decoded(tensor.numpy().tolist()) if tensor.dtype == tf.string else tensor.numpy().tolist()
                 for name, tensor in outputs.items()}
 

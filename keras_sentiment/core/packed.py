@@ -20,6 +20,8 @@ docs/PERFORMANCE.md, "Scoring and serving the shipped model"):
   one sigmoid, and a pooled model keeps only the running texts' states (no copy of the finished
   ones). A loop iteration takes `STEPS_PER_ITERATION` steps (a while loop's own operations cost as
   much as a step's near the end).
+`direction_parts(model)` splits such a model into one function per direction and the rest, so that another
+runtime can run the directions side by side (`keras_sentiment.run.litert`: LiteRT, for `score` and `serve`).
 Training has its own packed loop with a hand-written backward pass (`keras_sentiment.core.packed_training`);
 the explanations and every other backend keep using the Keras layers.
 """
@@ -173,6 +175,66 @@ def _with_ngrams(model):
 
 def _classifier(model):
     """Embedding -> one recurrent layer -> [pooling] -> Dense, with dropouts between: the packed forward, else None."""
+    parts = _classifier_parts(model)
+    if parts is None:
+        return None
+    embedding, directions, mode, logit = parts
+
+    def forward(token_ids):
+        pooled = packed_recurrence(token_ids, embedding.embeddings, directions, mode)  # [batch, units * directions]
+        return logit(pooled)  # [batch, 1 or k]
+
+    return forward
+
+
+def direction_parts(model):
+    """`model` as `(directions, head)`, for a runtime that runs each direction apart (`keras_sentiment.run.litert`),
+    or None for a model it does not split (ensembles, a recurrent part reading the first tokens of longer ids, and
+    whatever `packed_forward` does not compute).
+
+    `directions`: one function per direction, right-padded ids `[batch, seq_len]` -> its pooled states `[batch,
+    units]` (a backward one reverses each text within its length itself); each depends on nothing else, so they can
+    run side by side. `head(token_ids, pooled)`: the pooled states of every direction, concatenated in that order
+    `[batch, sum of units]`, -> the model's logits; `head(ids, concat of each direction(ids))` equals `model(ids)`.
+
+    Example:
+    >>> from keras_sentiment.core.recurrent import ModelConfig, build_model
+    >>> model = build_model("bigru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3, pooling="max"))
+    >>> directions, head = direction_parts(model)
+    >>> ids = np.array([[5, 6, 7, 0], [8, 0, 0, 0]], "int32")
+    >>> pooled = tf.concat([direction(ids) for direction in directions], axis=1)  # [batch, 2 * 3]
+    >>> bool(np.allclose(head(ids, pooled), model(ids), atol=1e-6))
+    True
+    """
+    names = [layer.name for layer in model.layers]
+    ngrams = None
+    if STACK in names and RECURRENT_PART in names:
+        first_tokens, ngram = ngram_parts(model)
+        if first_tokens is not None or ngram is None:
+            return None
+        ngrams, stack, model = (ngram, model.get_layer(STACK), model.get_layer(RECURRENT_PART))
+    parts = _classifier_parts(model)
+    if parts is None:
+        return None
+    embedding, directions, mode, logit = parts
+
+    def direction_function(d, backward):
+        def pooled(token_ids):  # [batch, seq_len] -> [batch, units]
+            if backward:  # Keras' go_backwards under a mask: each text's own tokens, last first
+                lengths = tf.reduce_sum(tf.cast(token_ids != 0, tf.int32), axis=1)
+                token_ids = tf.reverse_sequence(token_ids, lengths, seq_axis=1, batch_axis=0)
+            return packed_recurrence(token_ids, embedding.embeddings, [d], mode)
+        return pooled
+
+    def head(token_ids, pooled):
+        logits = logit(pooled)  # [batch, 1 or k]
+        return stack(tf.concat([logits, ngrams(token_ids)], axis=1)) if ngrams is not None else logits
+
+    return [direction_function(d, backward=i == 1) for i, d in enumerate(directions)], head
+
+
+def _classifier_parts(model):
+    """`(embedding, directions, pooling mode, logit layer)` of a classifier `packed_recurrence` computes, else None."""
     kept = [layer for layer in model.layers
             if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Dropout))]
     if len(kept) not in (3, 4) or not isinstance(kept[0], keras.layers.Embedding) or not kept[0].mask_zero:
@@ -189,12 +251,7 @@ def _classifier(model):
     directions = [Direction.of(layer) for layer in layers]
     if any(d is None for d in directions) or any(layer.return_sequences != (mode != "last") for layer in layers):
         return None
-
-    def forward(token_ids):
-        pooled = packed_recurrence(token_ids, embedding.embeddings, directions, mode)  # [batch, units * directions]
-        return logit(pooled)  # [batch, 1 or k]
-
-    return forward
+    return embedding, directions, mode, logit
 
 
 def direction_layers(recurrent):
@@ -274,5 +331,5 @@ def packed_recurrence(token_ids, embeddings, directions, mode):
     pooled = tf.concat(results, axis=1)  # [batch, sum of units]
     if mode == "mean":
         pooled = pooled / tf.cast(tf.maximum(tf.gather(lengths, order), 1), pooled.dtype)[:, None]
-    pooled = tf.gather(pooled, tf.math.invert_permutation(order))
+    pooled = tf.scatter_nd(order[:, None], pooled, tf.shape(pooled))  # row i of the loop is text order[i]
     return tf.where(lengths[:, None] > 0, pooled, 0.0) if pools else pooled

@@ -20,6 +20,10 @@ A BERT export's word-piece tokenizer uses TensorFlow Text ops, which a server mu
 `token_ids` (int32 `[None, None]`, `[CLS] ... [SEP]`, 0-padded) and the export carries the
 tokenizer in `assets.extra/tokenizer/` for `keras_sentiment.apps.client.BertTokenIds` to run on the
 client. `ops_outside_core_tensorflow` lists what an export needs beyond core TensorFlow.
+
+A one-layer recurrent export also holds its recurrence as LiteRT models, one a direction, and two signatures
+for them (`litert_token_ids`, `litert_outputs`): `score`, `serve` and the Python API run those, the same
+numbers faster (`keras_sentiment.run.litert`); TF Serving and other clients keep `serving_default`.
 """
 
 import json
@@ -37,9 +41,11 @@ from tensorflow.core.protobuf import saved_model_pb2
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
 from keras_sentiment.core.integrated_gradients import make_class_explainer
-from keras_sentiment.core.packed import packed_forward
-from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, serving_outputs
+from keras_sentiment.core.packed import direction_parts, packed_forward
+from keras_sentiment.core.scorer import (TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, per_text,
+                                         serving_outputs)
 from keras_sentiment.run.atomic import write_json_atomically
+from keras_sentiment.run.litert import add_litert_signatures, write_litert_recurrence
 from keras_sentiment.run.rundir import (CLASS_NAMES_FILE, CLIENT_TOKENIZER_DIR, EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE,
                                         RECURRENCE_FILE, SAVED_MODEL_FILE, SENTIMENT_CLASSES, THRESHOLD_FILE,
                                         existing_versions, next_version)
@@ -85,7 +91,12 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         # `explain` calls `explain_class` for the default class: one Integrated Gradients graph in the export, not two
         explain = tf.function(lambda text: explain_class(text, tf.fill(tf.shape(text), "")), input_signature=[TEXT_SPEC])
         archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=explain)
+        parts = direction_parts(model)  # the recurrence's directions for LiteRT (`keras_sentiment.run.litert`)
+        if parts is not None:
+            add_litert_signatures(archive, encoder, *parts,
+                                  lambda logits: serving_outputs(per_text(logits), class_names, threshold))
     else:
+        parts = None
         archive.add_endpoint(name="serving_default",
                              fn=lambda token_ids: serving_outputs(model_logits(model, token_ids), class_names, threshold),
                              input_signature=[TOKEN_IDS_SPEC])
@@ -100,6 +111,8 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         write_json_atomically(folder / RECURRENCE_FILE, {"packed": tokenizer_in_graph and packed_forward(model) is not None})
         if not tokenizer_in_graph:
             encoder.save_for_clients(folder / CLIENT_TOKENIZER_DIR)
+        if parts is not None:
+            write_litert_recurrence(folder, len(parts[0]))
 
     return write_version(export_dir, version, write)
 

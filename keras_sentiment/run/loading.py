@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.scorer import make_text_scorer
 from keras_sentiment.core.wordpiece import BertTokenIds
+from keras_sentiment.run.litert import LiteRecurrence
 from keras_sentiment.run.rundir import RunDir, is_run_dir, not_a_model_message, resolve_saved_model, takes_token_ids
 from keras_sentiment.run.settings import architecture_module
 
@@ -32,6 +33,9 @@ def load_scorer(path):
             return signature(token_ids=tf.constant(ids, tf.int32) if ids else tf.zeros([0, 2], tf.int32))["logits"]
 
         return score_token_ids
+    lite = LiteRecurrence.of(saved_model, loaded.signatures)  # the recurrence by LiteRT, where the export holds it
+    if lite is not None:
+        return lambda texts: lite(texts)["logits"]
     return lambda texts: signature(text=tf.convert_to_tensor(texts, tf.string))["logits"]
 
 

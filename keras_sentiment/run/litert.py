@@ -1,0 +1,114 @@
+"""An export's recurrence by LiteRT: each direction a float32 LiteRT model, the directions side by side.
+
+Why: TensorFlow's executor spends about a microsecond or two on each operation, and a step of the packed
+recurrence (`keras_sentiment.core.packed`) is about twenty small operations a direction, so on a server's small
+batches most of a call is the executor's own work. LiteRT's interpreter (with its default XNNPACK delegate) runs
+the same operations with less overhead each; one interpreter a direction, each on its own thread, keeps the two
+directions side by side as TensorFlow's inter-op pool did. The numbers are the same (float32, the same operations;
+logits within ~2e-6). Measured in docs/PERFORMANCE.md, "Scoring and serving the shipped model".
+
+An export that `export_serving_model` wrote for a model `packed.direction_parts` splits holds, besides its usual
+signatures (which TF Serving and every other client keep using):
+- the signatures `litert_token_ids` (`text` -> `token_ids`), `litert_direction_<i>` (`token_ids` -> direction i's
+  `pooled` states) and `litert_outputs` (`token_ids`, `pooled` of every direction -> the outputs of `serving_default`);
+- `assets.extra/litert/recurrence.tflite`: the direction signatures converted to one float32 LiteRT model (the
+  weights they share, the embeddings, stored once).
+`LiteRecurrence.of(...)` runs them for `score`, `serve`, `evaluate` and the Python API: strings -> the outputs of
+`serving_default`. `KERAS_SENTIMENT_LITERT=off` in the environment keeps every export on its SavedModel alone.
+"""
+
+import os
+import queue
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC
+
+LITERT_FILE = Path("assets.extra") / "litert" / "recurrence.tflite"
+TOKEN_IDS_SIGNATURE, OUTPUTS_SIGNATURE, DIRECTION_SIGNATURE = "litert_token_ids", "litert_outputs", "litert_direction_{}"
+SWITCH = "KERAS_SENTIMENT_LITERT"  # "off": never use the LiteRT files of an export
+POOLED_SPEC = tf.TensorSpec([None, None], tf.float32, name="pooled")  # [batch, sum of the directions' units]
+
+
+def add_litert_signatures(archive, encoder, directions, head, serving_outputs_of):
+    """The signatures `LiteRecurrence` needs, added to a `keras.export.ExportArchive`: `litert_token_ids` (the
+    export's own encoder), `litert_direction_<i>` (each of `directions`, from `packed.direction_parts`) and
+    `litert_outputs` (its `head`, then `serving_outputs_of` the logits, as `serving_default` does)."""
+    archive.add_endpoint(name=TOKEN_IDS_SIGNATURE, fn=lambda text: {"token_ids": tf.cast(encoder(text), tf.int32)},
+                         input_signature=[TEXT_SPEC])
+    for i, direction in enumerate(directions):
+        archive.add_endpoint(name=DIRECTION_SIGNATURE.format(i), fn=_pooled_states_of(direction),
+                             input_signature=[TOKEN_IDS_SPEC])
+    archive.add_endpoint(name=OUTPUTS_SIGNATURE,
+                         fn=lambda token_ids, pooled: serving_outputs_of(head(token_ids, pooled)),
+                         input_signature=[TOKEN_IDS_SPEC, POOLED_SPEC])
+
+
+def _pooled_states_of(direction):
+    return lambda token_ids: {"pooled": direction(token_ids)}  # [batch, units]
+
+
+def write_litert_recurrence(saved_model_dir, num_directions):
+    """The `litert_direction_<i>` signatures of a written export converted to one LiteRT model, in the export."""
+    keys = [DIRECTION_SIGNATURE.format(i) for i in range(num_directions)]
+    content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=keys).convert()
+    (Path(saved_model_dir) / LITERT_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (Path(saved_model_dir) / LITERT_FILE).write_bytes(content)
+
+
+class LiteRecurrence:
+    """`serving_default`'s outputs for strings, the recurrence run by LiteRT (see the module docstring).
+
+    Safe to call from several threads at once: each call takes a set of interpreters of its own (a new set when
+    every set is busy), and a shared pool runs a set's directions side by side.
+
+    Example:
+    >>> signatures = tf.saved_model.load("saved_models/imdb_bigru/1").signatures  # doctest: +SKIP
+    >>> LiteRecurrence.of("saved_models/imdb_bigru/1", signatures)(["A fine film."])["probability"]  # doctest: +SKIP
+    <tf.Tensor: shape=(1,), dtype=float32, numpy=array([0.93], dtype=float32)>
+    """
+
+    @classmethod
+    def of(cls, saved_model_dir, signatures):
+        """For an export (its folder and its loaded `signatures`) with the LiteRT model and signatures, else None
+        (and always None under `KERAS_SENTIMENT_LITERT=off`)."""
+        file = Path(saved_model_dir) / LITERT_FILE
+        if os.environ.get(SWITCH, "").lower() in ("off", "0", "false", "no") or not file.is_file() \
+                or not {TOKEN_IDS_SIGNATURE, OUTPUTS_SIGNATURE} <= set(signatures):
+            return None
+        return cls(file, signatures[TOKEN_IDS_SIGNATURE], signatures[OUTPUTS_SIGNATURE])
+
+    def __init__(self, file, token_ids, outputs):
+        self.file, self.token_ids, self.outputs = str(file), token_ids, outputs
+        self.keys = sorted(key for key in self._interpreter().get_signature_list() if key.startswith("litert_direction_"))
+        self.free = queue.SimpleQueue()  # sets of direction runners not in use
+        self.pool = ThreadPoolExecutor(max_workers=len(self.keys), thread_name_prefix="litert")
+        self.free.put(self._runners())
+
+    def _interpreter(self):
+        with warnings.catch_warnings():  # tf.lite.Interpreter warns of its move to ai_edge_litert
+            warnings.simplefilter("ignore")
+            return tf.lite.Interpreter(model_path=self.file, num_threads=1)
+
+    def _runners(self):
+        """One direction each, each in an interpreter of its own: a runner may run beside the others."""
+        return [self._interpreter().get_signature_runner(key) for key in self.keys]
+
+    def __call__(self, text):
+        """Strings `[batch]` -> the outputs of `serving_default` (a dict of tensors)."""
+        ids = self.token_ids(text=tf.convert_to_tensor(text, tf.string))["token_ids"].numpy()  # [batch, seq_len]
+        try:
+            runners = self.free.get_nowait()
+        except queue.Empty:
+            runners = self._runners()
+        try:
+            # the other directions on the pool, the first here: each interpreter releases Python's lock as it runs
+            others = [self.pool.submit(runner, token_ids=ids) for runner in runners[1:]]
+            pooled = np.concatenate([runners[0](token_ids=ids)["pooled"]] + [o.result()["pooled"] for o in others], axis=1)
+        finally:
+            self.free.put(runners)
+        return self.outputs(token_ids=tf.constant(ids), pooled=tf.constant(pooled))

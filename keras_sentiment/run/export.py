@@ -21,9 +21,10 @@ A BERT export's word-piece tokenizer uses TensorFlow Text ops, which a server mu
 tokenizer in `assets.extra/tokenizer/` for `keras_sentiment.apps.client.BertTokenIds` to run on the
 client. `ops_outside_core_tensorflow` lists what an export needs beyond core TensorFlow.
 
-A one-layer recurrent export also holds its recurrence as LiteRT models, one a direction, and two signatures
-for them (`litert_token_ids`, `litert_outputs`): `score`, `serve` and the Python API run those, the same
-numbers faster (`keras_sentiment.run.litert`); TF Serving and other clients keep `serving_default`.
+A one-layer recurrent export also holds its recurrence as a LiteRT model (one signature a direction) and the
+signatures around it (`litert_token_ids`, `litert_direction_<i>`, `litert_outputs`): `score`, `serve` and the
+Python API run those, the same numbers faster (`keras_sentiment.run.litert`); TF Serving and other clients keep
+`serving_default`.
 """
 
 import json

@@ -80,11 +80,12 @@ class LiteRecurrence:
         if os.environ.get(SWITCH, "").lower() in ("off", "0", "false", "no") or not file.is_file() \
                 or not {TOKEN_IDS_SIGNATURE, OUTPUTS_SIGNATURE} <= set(signatures):
             return None
-        return cls(file, signatures[TOKEN_IDS_SIGNATURE], signatures[OUTPUTS_SIGNATURE])
+        directions = sorted(name for name in signatures if name.startswith(DIRECTION_SIGNATURE.format("")))
+        return cls(file, directions, signatures[TOKEN_IDS_SIGNATURE], signatures[OUTPUTS_SIGNATURE])
 
-    def __init__(self, file, token_ids, outputs):
-        self.file, self.token_ids, self.outputs = str(file), token_ids, outputs
-        self.keys = sorted(key for key in self._interpreter().get_signature_list() if key.startswith("litert_direction_"))
+    def __init__(self, file, keys, token_ids, outputs):
+        """`keys`: the direction signatures, in order; the LiteRT model holds each under the same name."""
+        self.file, self.keys, self.token_ids, self.outputs = str(file), keys, token_ids, outputs
         self.free = queue.SimpleQueue()  # sets of direction runners not in use
         self.pool = ThreadPoolExecutor(max_workers=len(self.keys), thread_name_prefix="litert")
         self.free.put(self._runners())

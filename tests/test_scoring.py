@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+import threading
 import tracemalloc
 
 import numpy as np
@@ -10,6 +11,7 @@ import keras_sentiment as ks
 
 from keras_sentiment.apps import scoring
 from keras_sentiment.core.errors import KerasSentimentError, MalformedDataError
+from keras_sentiment.core.scorer import score_texts
 from keras_sentiment.run.readers import InputReader, Row, ScoreOptions
 from keras_sentiment.apps.scoring import score_file
 
@@ -122,6 +124,58 @@ def test_skip_reports_every_bad_row_and_keeps_every_good_one(served_base, refere
     for expected in ("not valid JSON", "no 'text' field", "must be a string", "expected a JSON object",
                      "not valid UTF-8", "surrogate"):
         assert expected in reasons
+
+
+def test_score_texts_keeps_input_order_with_batches_in_flight_side_by_side():
+    texts = [f"{'x' * (n % 13)}" for n in range(50)]
+    second_batch_started = threading.Event()
+
+    def scorer(batch):
+        lengths = np.array([len(t) for t in batch.numpy()], "float32")
+        if lengths.max() < 2:  # the first batch (the shortest texts, 0 and 1 character) waits until the second one is running beside it
+            assert second_batch_started.wait(timeout=60), "the second batch never ran beside the first"
+        else:
+            second_batch_started.set()
+        return lengths
+
+    expected = [len(t) for t in texts]
+    np.testing.assert_array_equal(score_texts(scorer, texts, batch_size=8, in_flight=2), expected)
+    second_batch_started.set()  # in_flight=1 runs one batch at a time
+    np.testing.assert_array_equal(score_texts(scorer, texts, batch_size=8, in_flight=1), expected)
+
+
+def test_score_texts_stops_at_a_failing_batch_without_scoring_the_rest():
+    started = []
+
+    def scorer(batch):
+        started.append(len(batch))
+        if len(started) == 2:
+            raise ValueError("batch two")
+        return np.zeros(len(batch), "float32")
+
+    with pytest.raises(ValueError, match="batch two"):
+        score_texts(scorer, ["text"] * 100, batch_size=4, in_flight=2)
+    assert len(started) <= 4  # of 25 batches: at most those running or queued when it failed
+
+
+def test_a_bad_row_after_written_windows_fails_keeping_exactly_the_rows_before_it(served_base, reference, tmp_path):
+    """Windows are scored ahead of the one being written: the failure still comes after every earlier row is
+    written, and before any row after it, as the hint says (and --resume --on-error skip goes on from there)."""
+    source = tmp_path / "in.jsonl"
+    texts = [f"review {i} {'good' if i % 3 else 'awful'}" for i in range(40)]
+    lines = [json.dumps({"text": t}) for t in texts]
+    lines[26] = '{"text": "cut'  # line 27: in the fourth window of 8
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    with pytest.raises(MalformedDataError, match=r"in\.jsonl:27: not valid JSON .*the 24 rows before it are kept"):
+        score(served_base, source, output, "jsonl", batch_size=4, window_batches=2)
+    kept = read_jsonl(tmp_path / "out.jsonl.partial")
+    assert [r["id"] for r in kept] == list(range(1, 25))
+    report = score(served_base, source, output, "jsonl", batch_size=4, window_batches=2, resume=True, on_error="skip")
+    rows = read_jsonl(output)
+    assert report.rows == 39 and [r["id"] for r in rows] == [i for i in range(1, 41) if i != 27]
+    np.testing.assert_allclose([r["probability"] for r in rows], reference([t for i, t in enumerate(texts) if i != 26]),
+                               atol=1e-5)
 
 
 def test_csv_rows_with_wrong_field_counts_are_bad_rows(served_base, tmp_path):

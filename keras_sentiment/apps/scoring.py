@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -225,26 +226,41 @@ def score_file(model, input_path, output_path, options, batch_size=256, on_error
     bar = _progress_bar(identity["input_size"], progress)
     bar.update(reader.offset)
     _write_state(state_file, state)
+
+    def finish_window(window, rows, logits, input_offset, input_line):
+        """A scored window's bad rows (in input order, before its rows) and rows written, then the state; returns
+        the rows written."""
+        for bad in (item for item in window if isinstance(item, BadRow)):
+            if on_error == "fail":
+                hint = (f" [the {state['rows']:,} rows before it are kept in {output.partial.name}: fix the row "
+                        "and start over, or continue with --resume --on-error skip]") if state["rows"] else ""
+                raise MalformedDataError(input_path, bad.line, bad.reason + hint)
+            skipped.write(json.dumps({"line": bad.line, "reason": bad.reason}) + "\n")
+            state["skipped"] += 1
+        if rows:
+            writer.write_rows(rows, logits.result())
+        state.update(rows=state["rows"] + len(rows), output_bytes=output.flush(), skipped_bytes=skipped.flush(),
+                     input_offset=input_offset, input_line=input_line)
+        _write_state(state_file, state)
+        bar.update(input_offset - bar.n)
+        bar.set_postfix_str(f"{state['rows']:,} rows, {(scored_now + len(rows)) / (time.perf_counter() - start):,.0f} rows/s")
+        return len(rows)
+
     start, scored_now = time.perf_counter(), 0
+    # The next window is read and scored on a thread while this one's rows are written: the cores stay busy.
+    scoring = ThreadPoolExecutor(1, thread_name_prefix="score-window")
     try:
+        pending = None
         for window in windows(reader, batch_size * window_batches, window_bytes):
             rows = [item for item in window if isinstance(item, Row)]
-            for bad in (item for item in window if isinstance(item, BadRow)):
-                if on_error == "fail":
-                    hint = (f" [the {state['rows']:,} rows before it are kept in {output.partial.name}: fix the row "
-                            "and start over, or continue with --resume --on-error skip]") if state["rows"] else ""
-                    raise MalformedDataError(input_path, bad.line, bad.reason + hint)
-                skipped.write(json.dumps({"line": bad.line, "reason": bad.reason}) + "\n")
-                state["skipped"] += 1
-            if rows:
-                writer.write_rows(rows, score_texts(scorer, [r.text for r in rows], batch_size))
-            state.update(rows=state["rows"] + len(rows), output_bytes=output.flush(), skipped_bytes=skipped.flush(),
-                         input_offset=reader.offset, input_line=reader.line)
-            _write_state(state_file, state)
-            scored_now += len(rows)
-            bar.update(reader.offset - bar.n)
-            bar.set_postfix_str(f"{state['rows']:,} rows, {scored_now / (time.perf_counter() - start):,.0f} rows/s")
+            logits = scoring.submit(score_texts, scorer, [r.text for r in rows], batch_size) if rows else None
+            if pending:
+                scored_now += finish_window(*pending)
+            pending = (window, rows, logits, reader.offset, reader.line)
+        if pending:
+            scored_now += finish_window(*pending)
     finally:
+        scoring.shutdown(wait=True, cancel_futures=True)
         bar.close()
         reader.close()
         output.close()

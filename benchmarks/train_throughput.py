@@ -24,7 +24,8 @@ tokens being the reviews' tokens after truncation to the max length (counted onc
     python benchmarks/train_throughput.py --data-dir ../shared/data [--quick] [--model shipped]
 
 The last line is `ratio_vs_torch_packed=X ratio_vs_fixed_padding=Y`: ours over each peer, end to
-end (reviews/s).
+end (reviews/s); the line before it gives the same without the time `fit` spends after `on_train_end` (its
+tf.data iterator's teardown), which has cost the Keras designs up to 5 s a call on some machines.
 """
 
 import argparse
@@ -43,6 +44,19 @@ from common import MODELS, WorkerProcess, imdb_split, machine  # noqa: E402
 
 DESIGNS = ("ours", "torch_packed", "fixed_padding")
 MODES = ("end_to_end", "model_only")
+TRAIN_ENDS = []  # when Keras' fit in this worker reached on_train_end (perf_counter); see `fit_clock`
+
+
+def fit_clock():
+    """A Keras callback that notes when `fit` reaches `on_train_end`. What `fit` spends after it (its
+    tf.data iterator's teardown, in 5.1-s steps on some runs: docs/PERFORMANCE.md) is reported apart."""
+    import keras
+
+    class TrainEndClock(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            TRAIN_ENDS.append(time.perf_counter())
+
+    return TrainEndClock()
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -81,7 +95,7 @@ class Ours:
         boundaries = default_bucket_boundaries(self.config["max_length"], self.num_buckets)
         batches = make_batches(dataset, self.encoder, self.config["batch_size"], self.config["max_length"], shuffle=True,
                                bucket_boundaries=boundaries)
-        self.model.fit(batches, epochs=1, verbose=0)
+        self.model.fit(batches, epochs=1, verbose=0, callbacks=[fit_clock()])
 
     def model_only(self, batches):
         from keras_sentiment.run.batching import without_autotuning
@@ -92,7 +106,7 @@ class Ours:
             output_signature=(tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)))
         # As `train` feeds Keras: with autotuning on, this run's iterator, freed later by the garbage
         # collector, stalled the next end-to-end run for ~4 s (docs/PERFORMANCE.md, "Training again and again").
-        self.model.fit(without_autotuning(dataset.prefetch(2)), epochs=1, verbose=0)
+        self.model.fit(without_autotuning(dataset.prefetch(2)), epochs=1, verbose=0, callbacks=[fit_clock()])
 
 
 class TorchPacked:
@@ -128,7 +142,7 @@ class FixedPadding:
 
     def end_to_end(self, texts, labels):
         self.peer.train_from_text(self.model, self.vectorizer, texts, labels, self.config["batch_size"],
-                                  self.config["max_length"])
+                                  self.config["max_length"], callbacks=[fit_clock()])
 
     def model_only(self, batches):
         import keras
@@ -137,7 +151,8 @@ class FixedPadding:
         x = np.concatenate([keras.utils.pad_sequences([r[r != 0].tolist() for r in ids], maxlen=self.config["max_length"])
                             for ids, _ in batches])
         y = np.concatenate([labels for _, labels in batches]).astype("float32")
-        self.model.fit(x, y, batch_size=self.config["batch_size"], epochs=1, shuffle=False, verbose=0)
+        self.model.fit(x, y, batch_size=self.config["batch_size"], epochs=1, shuffle=False, verbose=0,
+                       callbacks=[fit_clock()])
 
 
 WORKERS = {"ours": Ours, "torch_packed": TorchPacked, "fixed_padding": FixedPadding}
@@ -151,12 +166,15 @@ def worker(args):
     print("READY", flush=True)
     for command in sys.stdin:
         mode = command.strip()
+        TRAIN_ENDS.clear()
         start = time.perf_counter()
         if mode == "end_to_end":
             design.end_to_end(work["texts"], work["labels"])
         else:
             design.model_only(work["batches"])
-        print("RESULT " + json.dumps({"seconds": time.perf_counter() - start}), flush=True)
+        end = time.perf_counter()
+        print("RESULT " + json.dumps({"seconds": end - start, "teardown_seconds": end - TRAIN_ENDS[-1] if TRAIN_ENDS else 0.0}),
+              flush=True)
 
 
 # ------------------------------------------------------------------------------------- driver
@@ -221,27 +239,34 @@ def main():
         extra = ["--buckets", str(args.buckets), "--model", args.model] + (["--jit-compile"] if args.jit_compile else [])
         workers = {name: WorkerProcess(__file__, name, work_file, extra) for name in args.designs}
         times = {(name, mode): [] for name in args.designs for mode in MODES}
+        teardowns = {(name, mode): [] for name in args.designs for mode in MODES}
         for round_index in range(args.repeats + 1):
             shift = round_index % len(args.designs)
             for name in args.designs[shift:] + args.designs[:shift]:
                 for mode in MODES:
-                    seconds = workers[name].run(mode)["seconds"]
-                    print(f"  round {round_index} {name} {mode}: {seconds:.2f} s", flush=True)
+                    result = workers[name].run(mode)
+                    seconds, teardown = result["seconds"], result["teardown_seconds"]
+                    print(f"  round {round_index} {name} {mode}: {seconds:.2f} s (fit's teardown {teardown:.2f} s)",
+                          flush=True)
                     if round_index:  # round 0 is the warm-up (tracing, caches, allocator)
                         times[name, mode].append(seconds)
+                        teardowns[name, mode].append(teardown)
             print(f"round {round_index}{' (warm-up)' if not round_index else ''} done at "
                   f"{time.time() - started:.0f} s", flush=True)
         for process in workers.values():
             process.close()
 
     results = {}
-    print("\n| design | mode | median s | reviews/s | real tokens/s | runs (s) |\n| --- | --- | --- | --- | --- | --- |")
+    print("\n| design | mode | median s | reviews/s | real tokens/s | runs (s) | without fit's teardown, median s |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for (name, mode), runs in times.items():
         median = statistics.median(runs)
+        without_teardown = statistics.median(r - t for r, t in zip(runs, teardowns[name, mode]))
         results[f"{name}/{mode}"] = {"median_seconds": median, "reviews_per_second": num_reviews / median,
-                                     "tokens_per_second": num_tokens / median, "runs": runs}
+                                     "tokens_per_second": num_tokens / median, "runs": runs,
+                                     "teardowns": teardowns[name, mode], "median_seconds_without_teardown": without_teardown}
         print(f"| {name} | {mode} | {median:.2f} | {num_reviews / median:,.0f} | {num_tokens / median:,.0f} | "
-              f"{', '.join(f'{r:.2f}' for r in runs)} |")
+              f"{', '.join(f'{r:.2f}' for r in runs)} | {without_teardown:.2f} |")
     if args.output:
         Path(args.output).write_text(json.dumps({"machine": machine(), "args": vars(args), "results": results}, indent=2))
 
@@ -251,8 +276,16 @@ def main():
             return float("nan")
         return results[f"ours/{mode}"]["reviews_per_second"] / results[key]["reviews_per_second"]
 
+    def ratio_without_teardown(peer, mode="end_to_end"):
+        key = f"{peer}/{mode}"
+        if key not in results or f"ours/{mode}" not in results:
+            return float("nan")
+        return results[key]["median_seconds_without_teardown"] / results[f"ours/{mode}"]["median_seconds_without_teardown"]
+
     print(f"\nmodel-only: ours/torch_packed={ratio('torch_packed', 'model_only'):.2f} "
           f"ours/fixed_padding={ratio('fixed_padding', 'model_only'):.2f}")
+    print(f"without fit's teardown: ratio_vs_torch_packed={ratio_without_teardown('torch_packed'):.2f} "
+          f"ratio_vs_fixed_padding={ratio_without_teardown('fixed_padding'):.2f}")
     print(f"ratio_vs_torch_packed={ratio('torch_packed'):.2f} ratio_vs_fixed_padding={ratio('fixed_padding'):.2f}")
 
 

@@ -27,6 +27,11 @@ def test_train_throughput_runs_and_prints_the_ratio_line(tmp_path, model):
     assert lines[-1].startswith("ratio_vs_torch_packed=nan ratio_vs_fixed_padding=")
     assert float(lines[-1].split("ratio_vs_fixed_padding=")[1]) > 0
     assert "| ours | end_to_end |" in result.stdout and "| fixed_padding | model_only |" in result.stdout
+    # Both Keras designs report the time fit spent after on_train_end: never negative, never the whole run.
+    assert lines[-2].startswith("without fit's teardown: ratio_vs_torch_packed=nan ratio_vs_fixed_padding=")
+    for entry in json.loads((tmp_path / "r.json").read_text())["results"].values():
+        assert all(0 <= teardown < run for teardown, run in zip(entry["teardowns"], entry["runs"]))
+        assert 0 < entry["median_seconds_without_teardown"] <= entry["median_seconds"]
 
 
 def test_ngrams_beside_a_finished_run_give_the_model_train_with_ngrams_gives(tmp_path):

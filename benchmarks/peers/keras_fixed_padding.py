@@ -46,9 +46,10 @@ def encode(vectorizer, texts, max_length):
     return keras.utils.pad_sequences(rows, maxlen=max_length)
 
 
-def train_from_text(model, vectorizer, texts, labels, batch_size, max_length):
+def train_from_text(model, vectorizer, texts, labels, batch_size, max_length, callbacks=()):
     x = encode(vectorizer, texts, max_length)
-    model.fit(x, np.asarray(labels, "float32"), batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    model.fit(x, np.asarray(labels, "float32"), batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+              callbacks=list(callbacks))
 
 
 def predict_from_text(model, vectorizer, texts, batch_size, max_length):

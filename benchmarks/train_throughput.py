@@ -270,22 +270,17 @@ def main():
     if args.output:
         Path(args.output).write_text(json.dumps({"machine": machine(), "args": vars(args), "results": results}, indent=2))
 
-    def ratio(peer, mode="end_to_end"):
+    def ratio(peer, mode="end_to_end", seconds="median_seconds"):
+        """Ours over `peer` in speed: the peer's median seconds over ours (`seconds`: which median)."""
         key = f"{peer}/{mode}"
         if key not in results or f"ours/{mode}" not in results:
             return float("nan")
-        return results[f"ours/{mode}"]["reviews_per_second"] / results[key]["reviews_per_second"]
-
-    def ratio_without_teardown(peer, mode="end_to_end"):
-        key = f"{peer}/{mode}"
-        if key not in results or f"ours/{mode}" not in results:
-            return float("nan")
-        return results[key]["median_seconds_without_teardown"] / results[f"ours/{mode}"]["median_seconds_without_teardown"]
+        return results[key][seconds] / results[f"ours/{mode}"][seconds]
 
     print(f"\nmodel-only: ours/torch_packed={ratio('torch_packed', 'model_only'):.2f} "
           f"ours/fixed_padding={ratio('fixed_padding', 'model_only'):.2f}")
-    print(f"without fit's teardown: ratio_vs_torch_packed={ratio_without_teardown('torch_packed'):.2f} "
-          f"ratio_vs_fixed_padding={ratio_without_teardown('fixed_padding'):.2f}")
+    print(f"without fit's teardown: ratio_vs_torch_packed={ratio('torch_packed', seconds='median_seconds_without_teardown'):.2f} "
+          f"ratio_vs_fixed_padding={ratio('fixed_padding', seconds='median_seconds_without_teardown'):.2f}")
     print(f"ratio_vs_torch_packed={ratio('torch_packed'):.2f} ratio_vs_fixed_padding={ratio('fixed_padding'):.2f}")
 
 

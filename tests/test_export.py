@@ -127,7 +127,8 @@ def test_prune_versions_keeps_the_newest(tmp_path):
 
 def test_recurrent_exports_need_no_custom_op_and_refuse_no_tokenizer(served_base, trained_parts, tmp_path):
     from keras_sentiment.core.errors import KerasSentimentError
-    from keras_sentiment.run.export import ops_outside_core_tensorflow, ops_used
+    from keras_sentiment.run.export import ops_outside_core_tensorflow
+    from keras_sentiment.run.loading import ops_used
 
     assert "LookupTableFindV2" in ops_used(served_base / "1")  # the vectorizer is in the graph
     assert ops_outside_core_tensorflow(served_base / "1") == []

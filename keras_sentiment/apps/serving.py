@@ -74,7 +74,7 @@ class LoadedVersion:
                 f"{path} takes token ids (exported with --no-tokenizer, for servers without TensorFlow Text): serve it "
                 "with TF Serving and send ids from keras_sentiment.apps.client.BertTokenIds, or export the run again "
                 "without --no-tokenizer for `serve`")
-        register_text_ops()
+        register_text_ops(path)
         self.signatures = tf.saved_model.load(str(path)).signatures
         self.signature = self.signatures[SIGNATURE]
         self.lite = LiteRecurrence.of(path, self.signatures)  # `serving_default` by LiteRT, where the export holds it

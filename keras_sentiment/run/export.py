@@ -37,8 +37,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tensorflow.core.protobuf import saved_model_pb2
-
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
 from keras_sentiment.core.integrated_gradients import make_class_explainer
@@ -47,9 +45,10 @@ from keras_sentiment.core.scorer import (TEXT_SPEC, TOKEN_IDS_SPEC, make_text_sc
                                          serving_outputs)
 from keras_sentiment.run.atomic import write_json_atomically
 from keras_sentiment.run.litert import add_litert_signatures, write_litert_recurrence
+from keras_sentiment.run.loading import ops_used
 from keras_sentiment.run.rundir import (CLASS_NAMES_FILE, CLIENT_TOKENIZER_DIR, EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE,
-                                        RECURRENCE_FILE, SAVED_MODEL_FILE, SENTIMENT_CLASSES, THRESHOLD_FILE,
-                                        existing_versions, next_version)
+                                        RECURRENCE_FILE, SENTIMENT_CLASSES, THRESHOLD_FILE, existing_versions,
+                                        next_version)
 
 
 def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_graph=True, explain_steps=DEFAULT_STEPS,
@@ -154,18 +153,6 @@ def prune_versions(export_dir, keep):
         os.rename(export_dir / str(version), doomed)
         shutil.rmtree(doomed, ignore_errors=True)
     return removed
-
-
-def ops_used(saved_model_dir):
-    """Every op type in a SavedModel's graphs: the graph's nodes and those of its function library."""
-    saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(saved_model_dir) / SAVED_MODEL_FILE).read_bytes())
-    ops = set()
-    for meta_graph in saved_model.meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return ops
 
 
 # Run in a fresh interpreter that imports tensorflow alone: this process may have registered

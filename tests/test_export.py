@@ -125,6 +125,38 @@ def test_prune_versions_keeps_the_newest(tmp_path):
     assert prune_versions(tmp_path, keep=2) == []
 
 
+# Runs in a fresh interpreter: loads an export as every command does, then says whether TensorFlow Text came along.
+LOAD_AND_SAY_IF_TEXT_OPS_CAME = """
+import json, sys
+import tensorflow as tf
+from keras_sentiment.run.loading import load_saved_model
+_, loaded = load_saved_model(sys.argv[1])
+out = loaded.signatures["serving_default"](text=tf.constant(["Great, great film"]))
+print(json.dumps({"tensorflow_text": "tensorflow_text" in sys.modules, "outputs": sorted(out)}))
+"""
+
+
+def test_tensorflow_text_is_imported_only_for_an_export_that_uses_its_ops(served_base, tmp_path):
+    import tensorflow_text as text
+
+    class CaseFold(tf.Module):  # stands in for a BERT export: one TensorFlow Text op in its graph
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text_):
+            return {"folded": text.case_fold_utf8(text_)}
+
+    module = CaseFold()
+    tf.saved_model.save(module, str(tmp_path / "text_ops" / "1"), signatures={"serving_default": module.serve})
+
+    def load(path):
+        result = subprocess.run([sys.executable, "-c", LOAD_AND_SAY_IF_TEXT_OPS_CAME, str(path)], capture_output=True,
+                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert load(served_base) == {"tensorflow_text": False, "outputs": ["classes", "label", "logits", "probability", "scores"]}
+    assert load(tmp_path / "text_ops") == {"tensorflow_text": True, "outputs": ["folded"]}
+
+
 def test_recurrent_exports_need_no_custom_op_and_refuse_no_tokenizer(served_base, trained_parts, tmp_path):
     from keras_sentiment.core.errors import KerasSentimentError
     from keras_sentiment.run.export import ops_outside_core_tensorflow

@@ -7,11 +7,12 @@ TensorFlow import, model load, reading, scoring and writing) and also reports th
 Markdown table for docs/RESULTS.md. With `--rounds N` every combination runs N times, the models
 interleaved within a round, the table gives medians, and the last lines give each model's speed
 as a ratio of the first model's (two exports of one run compare two export designs, same machine,
-same run).
+same run). `--code` runs each model's command with the package of another checkout (a `git worktree`
+of an older commit): the first model scored as it was on the day a goal was set, say.
 
     python benchmarks/score_throughput.py --data-dir ../shared/data \
         --model saved_models/imdb_bilstm [other/export ...] [--batch-size 256 512] \
-        [--runners local beam beam-2procs] [--inputs csv jsonl] [--rounds 3]
+        [--runners local beam beam-2procs] [--inputs csv jsonl] [--rounds 3] [--code <checkout> [...]]
 
 `beam` is `score --runner beam` (Apache Beam's DirectRunner, one worker); `beam-2procs` adds
 `--direct_num_workers 2 --direct_running_mode multi_processing`. Beam needs the beam extra.
@@ -60,13 +61,14 @@ RUNNERS = {
 }
 
 
-def time_score(model, input_path, output_path, batch_size, extra):
+def time_score(model, input_path, output_path, batch_size, extra, code=ROOT):
+    """`score` of `model` by the package of the checkout `code`: `(rows, whole-command seconds, loop rows/s)`."""
     command = [sys.executable, "-m", "keras_sentiment.apps.cli", "score", "--model", str(model), "--input",
                str(input_path), "--output", str(output_path), "--batch-size", str(batch_size), "--overwrite",
                *extra]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(command, capture_output=True, text=True, cwd=code,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(code)))
     wall = time.perf_counter() - start
     if result.returncode:
         sys.exit(result.stderr[-3000:])
@@ -86,7 +88,14 @@ def main():
     parser.add_argument("--inputs", nargs="+", default=["csv", "jsonl"], choices=["csv", "jsonl"],
                         help="input formats to time")
     parser.add_argument("--rounds", type=int, default=1, help="times each combination runs (models interleaved)")
+    parser.add_argument("--code", nargs="+", default=None,
+                        help="one checkout per --model whose keras_sentiment scores it (default: this checkout for all)")
     args = parser.parse_args()
+    if args.code and len(args.code) != len(args.model):
+        parser.error(f"--code: one checkout per --model ({len(args.model)}), got {len(args.code)}")
+    # Each model as it is named in the table: with --code, "export @ checkout" (an export may then appear twice).
+    arms = {(f"{model} @ {code}" if args.code else model): (model, Path(code).resolve())
+             for model, code in zip(args.model, args.code or [ROOT] * len(args.model))}
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -102,19 +111,19 @@ def main():
             for name in args.inputs:
                 path, extra = inputs[name]
                 for batch_size in args.batch_size:
-                    runs = {model: [] for model in args.model}
+                    runs = {arm: [] for arm in arms}
                     for _ in range(args.rounds):
-                        for model in args.model:
+                        for arm, (model, code) in arms.items():
                             rows, wall, loop_rate = time_score(model, path, tmp / "out.jsonl", batch_size,
-                                                               extra + RUNNERS[runner])
+                                                               extra + RUNNERS[runner], code)
                             assert rows == count, (rows, count)
-                            runs[model].append((rows / wall, loop_rate))
+                            runs[arm].append((rows / wall, loop_rate))
                     combination = medians[(runner, name, batch_size)] = {
                         model: tuple(statistics.median(r[i] for r in timed) for i in (0, 1)) for model, timed in runs.items()}
                     for model, (whole, loop) in combination.items():
                         print(f"| {runner} | {model} | {name} | {batch_size} | {count:,} | {count / whole:.1f} "
                               f"| {whole:,.0f} | {loop:,.0f} |", flush=True)
-        print_ratios(medians, args.model)
+        print_ratios(medians, list(arms))
 
 
 def print_ratios(medians, models):

@@ -43,7 +43,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.run.litert import LiteRecurrence
-from keras_sentiment.run.loading import register_text_ops
+from keras_sentiment.run.loading import load_saved_model
 from keras_sentiment.run.rundir import (EXPLAIN_CLASS_SIGNATURE, EXPLAIN_SIGNATURE, SAVED_MODEL_FILE, existing_versions,
                                         read_class_names, takes_token_ids)
 
@@ -74,8 +74,7 @@ class LoadedVersion:
                 f"{path} takes token ids (exported with --no-tokenizer, for servers without TensorFlow Text): serve it "
                 "with TF Serving and send ids from keras_sentiment.apps.client.BertTokenIds, or export the run again "
                 "without --no-tokenizer for `serve`")
-        register_text_ops(path)
-        self.signatures = tf.saved_model.load(str(path)).signatures
+        self.signatures = load_saved_model(path)[1].signatures
         self.signature = self.signatures[SIGNATURE]
         self.lite = LiteRecurrence.of(path, self.signatures)  # `serving_default` by LiteRT, where the export holds it
         self.class_names = read_class_names(path)

@@ -203,3 +203,22 @@ def test_without_imdb_the_recipe_trains_sst2_vectors_on_its_own_text_and_the_fla
     assert config["embeddings_text"] == "none" and config["sources"]["embeddings_text"] == "recipe best; IMDB not available"
     refused = cli("train", *small, "--embeddings-text", "imdb", "--run-dir", tmp_path / "run2", cache=tmp_path / "c")
     assert refused.returncode == 2 and "--embeddings-text imdb" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_linear_schedule_falls_to_zero_over_the_epochs_without_halving_and_the_refit_decays_over_its_own(tmp_path):
+    from conftest import TINY_GRU, train_on_generated_sst2
+
+    trained = train_on_generated_sst2(tmp_path, *TINY_GRU, "--epochs", 3, "--lr-schedule", "linear", "--refit",
+                                      "--patience", 3)
+    history = read_csv(trained["dir"] / "history.csv")
+    rates = [float(row["learning_rate"]) for row in history]
+    # Each epoch starts where the straight line from 0.01 (step 0) to 0 (the last step) is: 1, 2/3, 1/3 of it
+    # (length buckets make an epoch's step count vary a little, hence the tolerance).
+    assert rates == pytest.approx([0.01, 0.01 * 2 / 3, 0.01 / 3], abs=1e-3)
+    assert "ReduceLROnPlateau" not in trained["log"]
+    refit_rates = [float(row["learning_rate"]) for row in read_csv(trained["dir"] / "refit_history.csv")]
+    assert refit_rates[0] == pytest.approx(0.01) and refit_rates == sorted(refit_rates, reverse=True)
+    if len(refit_rates) > 1:  # its own line over its own epochs, not the selection run's rates replayed
+        assert refit_rates[1] == pytest.approx(0.01 * (1 - 1 / len(refit_rates)), abs=1e-3)
+    metrics = json.loads((trained["dir"] / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # the delivered (refit) model learned the task

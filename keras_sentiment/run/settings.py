@@ -37,6 +37,7 @@ NO_EMBEDDINGS, AUTO_EMBEDDINGS = "none", "auto"
 NO_EMBEDDINGS_TEXT, IMDB_EMBEDDINGS_TEXT = "none", "imdb"
 NO_TEACHER, AUTO_TEACHER = "none", "auto"
 AUTO_THRESHOLD = "auto"  # --threshold auto: chosen on the valid split
+PLATEAU_SCHEDULE, LINEAR_SCHEDULE = "plateau", "linear"  # --lr-schedule
 # What only a teacher labels: without a teacher these fall back to their defaults or are refused.
 TEACHER_DEPENDENT = ("teacher_variants", "teacher_text", "teacher_text_sentences")
 
@@ -83,9 +84,9 @@ RECURRENT, BERT = "keras_sentiment.run.recurrent_builder", "keras_sentiment.run.
 # preset and the cache belong to the BERT encoder; --init-from takes any trained run of the same arch.
 OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
                       "teacher_text_sentences", "ngrams", "ngram_max_length", "bert_preset", "cache_encoder", "cache_dtype",
-                      "trainable_layers", "encoder_learning_rate", "encoder_states", "init_from"})
+                      "trainable_layers", "encoder_learning_rate", "encoder_states", "init_from", "lr_schedule"})
 _OPTIONAL_FOR_RECURRENT = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
-                                     "teacher_text_sentences", "ngrams", "ngram_max_length", "init_from"})
+                                     "teacher_text_sentences", "ngrams", "ngram_max_length", "init_from", "lr_schedule"})
 ARCHITECTURES = {
     "rnn": Architecture("rnn", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
     "lstm": Architecture("lstm", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
@@ -189,7 +190,7 @@ SETTINGS = (
     Setting("pooling", str, "last", "how the top recurrent layer's states become one vector: last = its final "
             "state (the seed design); max or mean = over the real tokens of the text", choices=POOLINGS),
     Setting("monitor", str, "val_loss", "valid-split metric that picks the kept epoch, stops training early and "
-            "halves the learning rate when it stalls; val_macro_f1 = the mean of the classes' F1, for classes of very "
+            "(--lr-schedule plateau) halves the learning rate when it stalls; val_macro_f1 = the mean of the classes' F1, for classes of very "
             "different sizes", choices=("val_loss", "val_accuracy", "val_macro_f1")),
     Setting("threshold", str, None, "two classes: the probability of the second class above which it is the label; "
             "auto = chosen on the valid split for the best F1 (or --target-precision, --target-recall); or a number "
@@ -201,8 +202,12 @@ SETTINGS = (
     Setting("class_weight", str, None, "balanced = weigh each training example by n / (k x its class's count), so "
             "that in the loss a rare class counts as much as a common one", choices=("balanced",),
             none_means="every example weighs the same"),
-    Setting("learning_rate", float, 1e-3, "Adam learning rate (clipnorm 1.0, halved when --monitor stalls)",
+    Setting("learning_rate", float, 1e-3, "Adam learning rate (clipnorm 1.0); --lr-schedule says how it moves",
             minimum=0.0),
+    Setting("lr_schedule", str, None, "recurrent architectures: how the learning rate moves. plateau = halved after "
+            "each epoch in which --monitor did not improve (down to 1e-5); linear = from --learning-rate down to 0 at "
+            "the last step of --epochs (a refit decays over its own epochs)", choices=(PLATEAU_SCHEDULE, LINEAR_SCHEDULE),
+            none_means=PLATEAU_SCHEDULE),
     Setting("embeddings", str, NO_EMBEDDINGS, "initial word vectors: none; auto = skip-gram word2vec "
             "trained on the training split's text (and --embeddings-text), cached; or a GloVe-format text file"),
     Setting("embeddings_text", str, None, "a text file of unlabelled in-domain text (one document per line) "

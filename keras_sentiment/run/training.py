@@ -47,23 +47,26 @@ from keras_sentiment.run.evaluation import (choose_threshold, classification_met
 from keras_sentiment.run.export import export_serving_model
 from keras_sentiment.run.rundir import RunDir, class_names_of
 from keras_sentiment.run.labelled import describe_data_facts
-from keras_sentiment.run.settings import (AUTO_TEACHER, AUTO_THRESHOLD, BY_NAME, OWN, TEACHER_DEPENDENT, DataProfile,
-                                          architecture_module, follows_data_rules, own_data_rule, own_data_source,
-                                          settings_for_the_data, validate_for_classes)
+from keras_sentiment.run.settings import (AUTO_TEACHER, AUTO_THRESHOLD, BY_NAME, LINEAR_SCHEDULE, OWN,
+                                          TEACHER_DEPENDENT, DataProfile, architecture_module, follows_data_rules,
+                                          own_data_rule, own_data_source, settings_for_the_data, validate_for_classes)
 from keras_sentiment.run.sources import OwnDataSource, load_dataset, load_own_data, subsample
 from keras_sentiment.run.teacher import distil_training_split, train_or_reuse_auto_teacher
 from keras_sentiment.run.word_vectors import resolve_embeddings_text, resolve_imdb_text, word_vectors_for
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_seconds` to the logs, so `history.csv` records time per epoch."""
+    """Adds `epoch_seconds` and the epoch's first `learning_rate` to the logs, so `history.csv` records
+    both per epoch whatever the schedule (`ReduceLROnPlateau`, after it, writes the same rate)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
+            logs.setdefault("learning_rate", self._rate)
 
 
 def train(settings, resume=False):
@@ -404,7 +407,8 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     run_dir = RunDir(run_dir)
     if not (run_dir.selected).exists():  # a resumed run may have moved it already
         os.replace(run_dir.best, run_dir.selected)
-    learning_rates = learning_rates_of(run_dir.history)[:epochs]
+    # A plateau schedule replays the selection run's rates; a linear one decays over the refit's own steps.
+    replayed = learning_rates_of(run_dir.history)[:epochs] if settings.lr_schedule != LINEAR_SCHEDULE else None
     if len(splits.class_names) == 2:  # a teacher's targets are float: the labels join them as float
         combined = float_targets(splits.train).concatenate(float_targets(splits.valid))
     else:
@@ -424,7 +428,7 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
         model.fit(shard_by_data(batches), epochs=epochs, shuffle=False, class_weight=class_weights_by_id(settings),
                   callbacks=[
             EpochTimer(),
-            keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rates[epoch]),
+            *([keras.callbacks.LearningRateScheduler(lambda epoch, lr: replayed[epoch])] if replayed else []),
             keras.callbacks.CSVLogger(str(run_dir.refit_history)),
         ])
     save_model_atomically(model, run_dir.best)
@@ -667,7 +671,7 @@ def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=N
     """
     monitor = settings.monitor
     deciders = {
-        "reduce_lr": learning_rate_halving(monitor),
+        **({"reduce_lr": learning_rate_halving(monitor)} if settings.lr_schedule != LINEAR_SCHEDULE else {}),
         # No restore_best_weights: the best weights are read back from the checkpoint file, which
         # a resumed run has too (in-memory best weights die with the process).
         "early_stopping": keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, verbose=1,

@@ -190,8 +190,8 @@ SETTINGS = (
     Setting("pooling", str, "last", "how the top recurrent layer's states become one vector: last = its final "
             "state (the seed design); max or mean = over the real tokens of the text", choices=POOLINGS),
     Setting("monitor", str, "val_loss", "valid-split metric that picks the kept epoch, stops training early and "
-            "(--lr-schedule plateau) halves the learning rate when it stalls; val_macro_f1 = the mean of the classes' F1, for classes of very "
-            "different sizes", choices=("val_loss", "val_accuracy", "val_macro_f1")),
+            "(--lr-schedule plateau) halves the learning rate when it stalls; val_macro_f1 = the mean of the "
+            "classes' F1, for classes of very different sizes", choices=("val_loss", "val_accuracy", "val_macro_f1")),
     Setting("threshold", str, None, "two classes: the probability of the second class above which it is the label; "
             "auto = chosen on the valid split for the best F1 (or --target-precision, --target-recall); or a number "
             "between 0 and 1. The export applies it to `label`", none_means="0.5"),

@@ -160,7 +160,8 @@ def train_or_reuse_auto_teacher(settings, splits, train):
 NOT_IN_THE_TEACHERS_NAME = ("run_dir", "export_dir", "data_dir", "data_source", "ensemble", "ngrams",
                             "ngram_max_length", "valid_fraction") + OWN_DATA_ONLY  # refused on your own data (validate)
 # Hashed only when set: teachers trained before these settings existed had them unset, and keep their names.
-IN_THE_TEACHERS_NAME_WHEN_SET = ("init_from", "class_weight", "threshold", "target_precision", "target_recall")
+IN_THE_TEACHERS_NAME_WHEN_SET = ("init_from", "class_weight", "threshold", "target_precision", "target_recall",
+                                 "lr_schedule")
 
 
 def auto_teacher_settings(settings, splits):

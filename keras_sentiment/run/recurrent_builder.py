@@ -81,6 +81,7 @@ def make_optimizer(settings, model, total_steps):
     """Adam at `--learning-rate`, gradients clipped to norm 1.0; with `--lr-schedule linear` the rate falls
     linearly to 0 at step `total_steps` (else it is constant, and halved by a callback when valid stalls)."""
     if settings.lr_schedule == LINEAR_SCHEDULE:
-        rate = keras.optimizers.schedules.PolynomialDecay(settings.learning_rate, max(total_steps, 1), end_learning_rate=0.0)
+        rate = keras.optimizers.schedules.PolynomialDecay(settings.learning_rate, max(total_steps, 1),
+                                                          end_learning_rate=0.0)
         return keras.optimizers.Adam(rate, clipnorm=1.0)
     return keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0)

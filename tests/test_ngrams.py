@@ -201,8 +201,26 @@ def test_the_ngram_part_fitted_in_a_thread_is_the_one_fitted_in_line_and_only_wh
     assert start_ngram_part(settings.with_record(ngram_stack=[1.0, 1.0, 0.0]), encoder, splits) is None  # resumed
 
 
+def test_refit_ngrams_without_a_refit_keeps_the_recurrent_model_and_fits_only_the_ngrams_again(tmp_path):
+    run = train_on_generated_sst2(tmp_path, *TINY_GRU, "--ngrams", 2, "--no-refit", "--refit-ngrams")
+    config = json.loads((run["dir"] / "config.json").read_text())
+    assert "refit_epochs" not in config  # no second training of the recurrent model
+    assert "N-grams: fitted again on train + valid" in run["log"]
+    best, selected = (load_keras_model(run["dir"] / name) for name in ("best.keras", "selected.keras"))
+    assert selected.get_layer(NGRAM_PART).num_features == config["ngram_features"]  # train's n-grams
+    assert best.get_layer(NGRAM_PART).num_features > config["ngram_features"]  # valid's joined them
+    ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 6]])
+    np.testing.assert_allclose(recurrent_part(best)(ids), recurrent_part(selected)(ids), atol=1e-6)  # the same one
+    for model in (best, selected):
+        assert np.asarray(model.get_layer(STACK).get_weights()[0]).ravel().tolist() == pytest.approx(config["ngram_stack"][:2])
+    metrics = json.loads((run["dir"] / "metrics.json").read_text())
+    assert metrics["valid"]["model"] == "selected.keras" and metrics["selected_test"]["model"] == "selected.keras"
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # and it learned
+
+
 @pytest.mark.parametrize("flags, message", [
     ({"arch": "gru", "ensemble": 2, "ngrams": 2}, "with --ngrams (flag) is not supported"),
+    ({"arch": "gru", "refit_ngrams": True}, "--refit-ngrams (flag): there is no n-gram model to fit again"),
     ({"arch": "gru", "ngrams": 4}, "--ngrams 4: choose one of 0, 1, 2, 3"),
 ])
 def test_ngram_settings_that_cannot_be_trained_are_one_line_errors(flags, message):

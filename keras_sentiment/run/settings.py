@@ -237,6 +237,10 @@ SETTINGS = (
             "one model adding its logit to the recurrent one's, with weights fitted on the valid split; with --refit "
             "it is fitted again on train + valid; 0: none; recurrent architectures and bert_gru (n-grams of its word "
             "pieces)", choices=(0, 1, 2, 3)),
+    Setting("refit_ngrams", bool, False, "with --ngrams and --no-refit: fit the n-gram model again on train + valid "
+            "once its strength and the combination's weights are chosen on valid (seconds; --refit always does), so "
+            "the model exported has read every labelled example; valid is then reported by the pair fitted on train "
+            "(selected.keras)"),
     Setting("ngram_max_length", int, None, "with --ngrams: tokens of each text the n-gram part reads, when it should "
             "read more than the model's --max-length (bert_gru: BERT reads at most 512 word pieces, its n-grams the "
             "whole review); the delivered model takes this many, and its first part still reads the first --max-length",
@@ -654,6 +658,9 @@ def validate(settings):
         if settings.values.get("ngrams"):
             raise KerasSentimentError(f"--ensemble {settings.ensemble} with --ngrams ({settings.sources['ngrams']}) is not "
                                       "supported: give --ngrams 0, or --ensemble 1")
+    if settings.values.get("refit_ngrams") and not settings.values.get("ngrams"):
+        raise KerasSentimentError(f"--refit-ngrams ({settings.sources['refit_ngrams']}): there is no n-gram model to "
+                                  "fit again; give --ngrams N too")
     if settings.sources.get("ngram_max_length") == FLAG:  # an architecture's default below --max-length gives way to it
         if not settings.values.get("ngrams"):
             raise KerasSentimentError("--ngram-max-length: the n-gram part reads these tokens; give --ngrams N too")

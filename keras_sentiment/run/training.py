@@ -486,9 +486,9 @@ def add_ngram_model(settings, encoder, splits, run_dir, ngram_part=None):
 
     Its L2 strength is chosen on the valid split (`ngram_part`, fitted already by `start_ngram_part`, or
     here), and the combination's weights are fitted there against the selected recurrent model.
-    After a refit the n-gram model is fitted again on train + valid and
-    joins the refit model in `best.keras`; `selected.keras` holds the pair fitted on train only,
-    which `evaluate` reports on valid. With `--ngram-max-length` above `--max-length` the n-grams read
+    After a refit, or with `--refit-ngrams`, the n-gram model is fitted again on train + valid and
+    joins the refit (or selected) recurrent model in `best.keras`; `selected.keras` holds the pair
+    fitted on train only, which `evaluate` reports on valid. With `--ngram-max-length` above `--max-length` the n-grams read
     the longer ids, and the recurrent model its first tokens of them (`models.FirstTokens`); the
     delivered model then takes the longer ids (`models.delivered_input_length`). Returns the
     settings with what was chosen recorded.
@@ -498,19 +498,20 @@ def add_ngram_model(settings, encoder, splits, run_dir, ngram_part=None):
     first_tokens = None
     if ngram_input_length(settings.max_length, settings.ngram_max_length) > settings.max_length:
         first_tokens = FirstTokens(settings.max_length, encoder.end_token_id, name=FIRST_TOKENS)
-    selected_file = (run_dir.selected if settings.refit else run_dir.best)
-    selected = recurrent_part(load_best_file(selected_file))  # a resumed run may have combined it already
+    # A resumed run may have combined it already.
+    selected = recurrent_part(load_best_file(run_dir.selected if settings.refit else run_dir.best))
     stack = stack_on_valid(settings, part, selected, first_tokens)
 
     def combined(recurrent, fitted):
         return build_with_ngrams(recurrent, ngram_layer(settings, encoder, fitted), stack, first_tokens)
 
-    save_model_atomically(combined(selected, part.fitted), selected_file)
-    if settings.refit:
+    save_model_atomically(combined(selected, part.fitted), run_dir.selected if trained_on_valid(settings) else run_dir.best)
+    if trained_on_valid(settings):
         everything = (part.train[0] + part.valid[0], np.concatenate([part.train[1], part.valid[1]]))
         print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={part.l2:g}", flush=True)
         refit_fitted = ngrams.fit_ngram_logit(*everything, part.l2, num_classes=len(splits.class_names))
-        save_model_atomically(combined(recurrent_part(load_best(run_dir)), refit_fitted), run_dir.best)
+        recurrent = recurrent_part(load_best(run_dir)) if settings.refit else selected
+        save_model_atomically(combined(recurrent, refit_fitted), run_dir.best)
     settings = settings.with_record(ngram_l2=part.l2, ngram_features=len(part.fitted[0]), ngram_stack=list(stack))
     write_config(run_dir, settings)
     return settings
@@ -564,7 +565,7 @@ def choose_decision_threshold(settings, model, encoder, splits, run_dir):
     if settings.threshold != AUTO_THRESHOLD:
         return settings.with_record(decision_threshold=float(settings.threshold))
     run_dir = RunDir(run_dir)
-    chooser = keras.models.load_model(run_dir.selected, compile=False) if settings.refit else model
+    chooser = keras.models.load_model(run_dir.selected, compile=False) if trained_on_valid(settings) else model
     labels, logits, _ = score_dataset(make_text_scorer(encoder, chooser), splits.valid, splits.sizes["valid"])
     threshold, choice = choose_threshold(labels, logits, settings.target_precision, settings.target_recall)
     print(f"Decision threshold {threshold:.4f} on valid ({choice['rule']}): precision {choice['precision']:.4f}, "
@@ -582,14 +583,14 @@ def decision_threshold(settings):
 def evaluate(settings, model, encoder, splits, run_dir):
     """Test and valid metrics of the delivered `model` (`best.keras`) into `metrics.json`, plus the confusion matrix plot.
 
-    After a refit the delivered model has trained on the valid split, so "valid" reports the
-    selected model (`selected.keras`) instead, and "selected_test" its test metrics: the refit's
-    effect, for reporting only (settings are chosen on the valid split).
+    After a refit (or `--refit-ngrams`) the delivered model has trained on the valid split, so "valid"
+    reports the selected model (`selected.keras`) instead, and "selected_test" its test metrics: the
+    refit's effect, for reporting only (settings are chosen on the valid split).
     """
     run_dir = RunDir(run_dir)
     scorers = {RunDir.BEST: make_text_scorer(encoder, model)}
     jobs = [("test", "test", RunDir.BEST), ("valid", "valid", RunDir.BEST)]
-    if settings.refit:
+    if trained_on_valid(settings):
         selected = keras.models.load_model(run_dir.selected, compile=False)
         scorers[RunDir.SELECTED] = make_text_scorer(encoder, selected)
         jobs = [("test", "test", RunDir.BEST), ("valid", "valid", RunDir.SELECTED),
@@ -618,6 +619,12 @@ def evaluate(settings, model, encoder, splits, run_dir):
 
 
 # === Helpers ===
+
+
+def trained_on_valid(settings):
+    """Whether the delivered model has read the valid split (`--refit`, or `--refit-ngrams` with n-grams): then
+    `selected.keras` keeps the model chosen on train, which reports valid and chooses the decision threshold."""
+    return settings.refit or bool(settings.ngrams and settings.refit_ngrams)
 
 
 def shard_by_data(dataset):

@@ -117,6 +117,9 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
     ({"valid_fraction": 0}, "--valid-fraction must be >= 0.001"),
     ({"arch": "bert_gru", "lr_schedule": "linear"}, "--lr-schedule applies to --arch"),  # BERT's own schedule
     ({"lr_schedule": "cosine"}, "--lr-schedule"),
+    ({"arch": "bert_gru", "word2vec_epochs": 2}, "--word2vec-epochs applies to --arch"),
+    ({"arch": "gru", "recipe": "seed", "word2vec_epochs": 2}, "--word2vec-epochs: word2vec trains only for --embeddings auto"),
+    ({"arch": "gru", "embeddings": "auto", "word2vec_epochs": 0}, "--word2vec-epochs must be >= 1"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_flag(flags, message):
     with pytest.raises(KerasSentimentError, match=re.escape(message)):
@@ -196,9 +199,10 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     frozen = resolve(arch="bert_gru", dataset="imdb", trainable_layers="0")
     assert not frozen.cache_encoder
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="0") == {
-        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "encoder_learning_rate", "cache_dtype", "lr_schedule"}
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "encoder_learning_rate", "cache_dtype", "lr_schedule",
+        "word2vec_epochs"}
     assert unused_names(arch="bert_gru", dataset="imdb", trainable_layers="2", cache_encoder=True) == {
-        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "lr_schedule"}
+        "vocab_size", "embedding_dim", "embeddings", "embeddings_text", "lr_schedule", "word2vec_epochs"}
     assert unused_names(arch="bilstm", dataset="sst2") == {  # its recipe's teacher is a bert_gru: --bert-preset is read
         "trainable_layers", "encoder_learning_rate", "encoder_states", "cache_encoder", "cache_dtype"}
     assert "bert_preset" in unused_names(arch="bilstm", dataset="sst2", teacher="none")

@@ -27,3 +27,26 @@ def test_word2vec_gives_the_same_vectors_in_two_processes_with_different_hash_se
                        capture_output=True)
         outputs.append(out.read_text(encoding="utf-8"))
     assert len(outputs[0].splitlines()) > 20 and outputs[0] == outputs[1]
+
+
+def test_word2vec_epochs_reaches_word2vec_and_its_default_keeps_the_cached_vectors_names(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from keras_sentiment.run.settings import resolve_settings
+    from keras_sentiment.run.word_vectors import WORD2VEC, cache_key, tokenized_documents, word_vectors_for
+
+    monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(tmp_path / "cache"))
+    reviews = [review for review, _ in make_examples(400)]
+    texts = tf.data.Dataset.from_tensor_slices((reviews, [0] * len(reviews)))
+    documents = list(tokenized_documents(texts.map(lambda text, label: text), None))
+
+    def vectors(**flags):
+        settings = resolve_settings({"recipe": "seed", "arch": "gru", "dataset": "sst2", "embeddings": "auto", "embedding_dim": 8,
+                                     "seed": 1234, **flags})
+        return word_vectors_for(settings, texts)
+
+    default, two = vectors(), vectors(word2vec_epochs=2)
+    assert default.name == f"{cache_key(documents, 8, 1234)}.txt"  # the name it had before the setting existed
+    assert vectors(word2vec_epochs=WORD2VEC["epochs"]) == default
+    assert two.name == f"{cache_key(documents, 8, 1234, {**WORD2VEC, 'epochs': 2})}.txt" and two != default
+    assert two.read_text(encoding="utf-8") != default.read_text(encoding="utf-8")

@@ -158,7 +158,7 @@ def train_or_reuse_auto_teacher(settings, splits, train):
 # tests/test_distill.py pins the settings that are hashed, so a new one cannot slip in unnoticed.
 # valid_fraction: the training split's texts are hashed, and they follow it.
 NOT_IN_THE_TEACHERS_NAME = ("run_dir", "export_dir", "data_dir", "data_source", "ensemble", "ngrams",
-                            "ngram_max_length", "refit_ngrams", "valid_fraction") + OWN_DATA_ONLY  # refused on your own data (validate)
+                            "ngram_max_length", "refit_ngrams", "word2vec_epochs", "valid_fraction") + OWN_DATA_ONLY  # refused on your own data (validate)
 # Hashed only when set: teachers trained before these settings existed had them unset, and keep their names.
 IN_THE_TEACHERS_NAME_WHEN_SET = ("init_from", "class_weight", "threshold", "target_precision", "target_recall",
                                  "lr_schedule")

@@ -36,6 +36,7 @@ from keras_sentiment.run.sources import default_cache_dir, load_imdb
 # run scored 92.04%; one worker makes the vectors a function of the text and the seed, for about
 # twice word2vec's time (about a minute on IMDB's training reviews). `workers` is hashed into the
 # cache key with the rest, so vectors written by the threaded version are not reused.
+# `epochs` is --word2vec-epochs' default (None means this).
 WORD2VEC = {"sg": 1, "window": 5, "min_count": 5, "epochs": 5, "workers": 1}
 
 
@@ -51,7 +52,8 @@ def word_vectors_for(settings, train_texts):
     if settings.embeddings != AUTO_EMBEDDINGS:
         return settings.embeddings
     documents = list(tokenized_documents(train_texts.map(lambda text, label: text), embeddings_text_file(settings)))
-    return train_word2vec_cached(documents, settings.embedding_dim, settings.seed)
+    parameters = {**WORD2VEC, "epochs": settings.word2vec_epochs or WORD2VEC["epochs"]}
+    return train_word2vec_cached(documents, settings.embedding_dim, settings.seed, parameters=parameters)
 
 
 def resolve_embeddings_text(settings):

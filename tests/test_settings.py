@@ -42,6 +42,21 @@ def test_best_carries_the_imdb_recipe_to_the_other_recurrent_architectures():
     assert resolve(arch="gru", recipe="seed").pooling == "last"
 
 
+def test_fast_is_best_with_the_faster_recipe_where_one_was_measured():
+    fast, best = resolve(recipe="fast"), resolve()
+    assert (fast.arch, fast.sources["arch"]) == ("bigru", "recipe best")
+    for name, value in S.FAST[("imdb", "bigru")].items():
+        assert fast.values[name] == value and fast.sources[name] == "recipe fast", name
+    unchanged = set(S.BEST[("imdb", "bigru")]) - set(S.FAST[("imdb", "bigru")])
+    assert unchanged >= {"ngrams", "hidden_dim", "max_length"}
+    assert all(fast.values[name] == best.values[name] and fast.sources[name] == "recipe best" for name in unchanged)
+    assert (fast.refit, fast.refit_ngrams, fast.valid_fraction) == (False, True, 0.1)  # one run, all labels for n-grams
+    for flags in ({"dataset": "sst2"}, {"arch": "gru"}):  # no faster recipe measured: best's
+        assert resolve(recipe="fast", **flags).values == {**resolve(**flags).values, "recipe": "fast"}
+    assert resolve(recipe="fast", epochs=6).epochs == 6  # a flag still beats it
+    assert "recipe fast: 4 for imdb bigru" in S.describe_default(S.BY_NAME["epochs"])
+
+
 def test_seed_recipe_is_the_seed_tutorials_design():
     s = resolve(recipe="seed")
     assert (s.hidden_dim, s.pooling, s.embeddings, s.max_length, s.dropout, s.refit) == (256, "last", "none", 400, 0.5, False)

@@ -117,6 +117,7 @@ def test_the_sst2_bilstm_recipe_distils_from_an_automatic_teacher_and_teacher_no
     ({"arch": "bilstm", "cache_encoder": True}, "--cache-encoder applies to --arch bert_gru, not bilstm"),
     ({"arch": "bert_gru", "embeddings": "auto"}, "--embeddings applies to --arch"),
     ({"embeddings": "missing.txt"}, "no such file missing.txt"),
+    ({"arch": "gru", "embeddings": "auto", "embeddings_text": "missing.txt"}, "--embeddings-text: no such file missing.txt"),
     ({"recipe": "seed", "embeddings_text": "x.txt"}, "feeds the word vectors that --embeddings auto trains"),
     ({"arch": "transformer"}, "--arch transformer: choose one of"),
     ({"arch": "lstm", "trainable_layers": "2"}, "--trainable-layers applies to --arch bert_gru, not lstm"),

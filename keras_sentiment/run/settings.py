@@ -452,7 +452,7 @@ def own_data_rule(profile):
 
 
 def follows_data_rules(settings):
-    """Whether the run's architecture is the rules' to decide: your data, `--recipe best`, no `--arch`."""
+    """Whether the run's architecture is the rules' to decide: your data, `--recipe best` (or fast), no `--arch`."""
     return settings.dataset == OWN and settings.recipe in ON_BEST and settings.sources["arch"] == "recipe best"
 
 
@@ -729,11 +729,11 @@ def validate(settings):
     if settings.embeddings_text not in (None, NO_EMBEDDINGS_TEXT):
         if embeddings != AUTO_EMBEDDINGS:
             raise KerasSentimentError("--embeddings-text feeds the word vectors that --embeddings auto trains")
-    if settings.values.get("word2vec_epochs") is not None and settings.embeddings != AUTO_EMBEDDINGS:
-        raise KerasSentimentError(f"--word2vec-epochs: word2vec trains only for --embeddings auto, not "
-                                  f"{settings.embeddings} ({settings.sources['embeddings']})")
         if settings.embeddings_text != IMDB_EMBEDDINGS_TEXT and not Path(settings.embeddings_text).is_file():
             raise KerasSentimentError(f"--embeddings-text: no such file {settings.embeddings_text}")
+    if settings.values.get("word2vec_epochs") is not None and embeddings != AUTO_EMBEDDINGS:
+        raise KerasSentimentError(f"--word2vec-epochs: word2vec trains only for --embeddings auto, not "
+                                  f"{embeddings} ({settings.sources['embeddings']})")
 
 
 def validate_own_data(settings):

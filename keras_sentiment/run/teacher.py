@@ -153,8 +153,8 @@ def train_or_reuse_auto_teacher(settings, splits, train):
 
 # Left out of the hash that names a teacher's folder: where things are (the same data elsewhere is
 # the same teacher), settings bert_gru never reads, and --ngrams with its --ngram-max-length and --refit-ngrams,
-# which a teacher never has (see auto_teacher_settings). A setting added later that bert_gru does not read belongs here too;
-# otherwise every teacher trained before it is trained again (about 45 min).
+# which a teacher never has (see auto_teacher_settings). A setting added later that bert_gru does not read belongs
+# here too; otherwise every teacher trained before it is trained again (about 45 min).
 # tests/test_distill.py pins the settings that are hashed, so a new one cannot slip in unnoticed.
 # valid_fraction: the training split's texts are hashed, and they follow it.
 NOT_IN_THE_TEACHERS_NAME = ("run_dir", "export_dir", "data_dir", "data_source", "ensemble", "ngrams",

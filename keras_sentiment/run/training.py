@@ -488,10 +488,10 @@ def add_ngram_model(settings, encoder, splits, run_dir, ngram_part=None):
     here), and the combination's weights are fitted there against the selected recurrent model.
     After a refit, or with `--refit-ngrams`, the n-gram model is fitted again on train + valid and
     joins the refit (or selected) recurrent model in `best.keras`; `selected.keras` holds the pair
-    fitted on train only, which `evaluate` reports on valid. With `--ngram-max-length` above `--max-length` the n-grams read
-    the longer ids, and the recurrent model its first tokens of them (`models.FirstTokens`); the
-    delivered model then takes the longer ids (`models.delivered_input_length`). Returns the
-    settings with what was chosen recorded.
+    fitted on train only, which `evaluate` reports on valid. With `--ngram-max-length` above
+    `--max-length` the n-grams read the longer ids, and the recurrent model its first tokens of
+    them (`models.FirstTokens`); the delivered model then takes the longer ids
+    (`models.delivered_input_length`). Returns the settings with what was chosen recorded.
     """
     run_dir = RunDir(run_dir)
     part = ngram_part or fit_ngram_part(settings, encoder, splits)
@@ -505,7 +505,8 @@ def add_ngram_model(settings, encoder, splits, run_dir, ngram_part=None):
     def combined(recurrent, fitted):
         return build_with_ngrams(recurrent, ngram_layer(settings, encoder, fitted), stack, first_tokens)
 
-    save_model_atomically(combined(selected, part.fitted), run_dir.selected if trained_on_valid(settings) else run_dir.best)
+    on_train_only = run_dir.selected if trained_on_valid(settings) else run_dir.best
+    save_model_atomically(combined(selected, part.fitted), on_train_only)
     if trained_on_valid(settings):
         everything = (part.train[0] + part.valid[0], np.concatenate([part.train[1], part.valid[1]]))
         print(f"N-grams: fitted again on train + valid ({len(everything[0]):,} examples), C={part.l2:g}", flush=True)

@@ -578,8 +578,7 @@ def resolve_settings(explicit, stamp=None, profile=None):
     arch, dataset = values["arch"], values["dataset"]
     apply(DATASET_DEFAULTS[dataset], f"dataset {dataset}")
     apply(ARCHITECTURES[arch].defaults, f"arch {arch}")
-    apply(recipe_values(values["recipe"], dataset, arch), "recipe best" if values["recipe"] in ON_BEST else
-          f"recipe {values['recipe']}")
+    apply(recipe_values(values["recipe"], dataset, arch), "recipe best")  # seed's values are none; fast's follow
     if rule is not None:
         apply(rule.values, f"recipe best, rule {rule.name!r}")
     if values["recipe"] == "fast":

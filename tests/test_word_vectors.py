@@ -4,7 +4,11 @@ import os
 import subprocess
 import sys
 
+import tensorflow as tf
+
 from conftest import ROOT, make_examples
+from keras_sentiment.run.settings import resolve_settings
+from keras_sentiment.run.word_vectors import WORD2VEC, cache_key, tokenized_documents, word_vectors_for
 
 TRAIN_AND_WRITE = """
 import sys
@@ -30,11 +34,6 @@ def test_word2vec_gives_the_same_vectors_in_two_processes_with_different_hash_se
 
 
 def test_word2vec_epochs_reaches_word2vec_and_its_default_keeps_the_cached_vectors_names(tmp_path, monkeypatch):
-    import tensorflow as tf
-
-    from keras_sentiment.run.settings import resolve_settings
-    from keras_sentiment.run.word_vectors import WORD2VEC, cache_key, tokenized_documents, word_vectors_for
-
     monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(tmp_path / "cache"))
     reviews = [review for review, _ in make_examples(400)]
     texts = tf.data.Dataset.from_tensor_slices((reviews, [0] * len(reviews)))

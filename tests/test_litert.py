@@ -86,6 +86,19 @@ def test_models_it_does_not_split_keep_their_savedmodel_alone(tmp_path):
     assert not (path / LITERT_FILE).exists() and LiteRecurrence.of(path, signatures) is None
 
 
+def test_a_failed_conversion_keeps_the_export_which_scores_by_tensorflow(tmp_path, monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise RuntimeError("converter says no\nand more lines")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", fail)
+    path, signatures = exported(with_bigrams(model_of("bigru", "max", 2)), tmp_path)
+    assert "could not be converted (RuntimeError: converter says no)" in capsys.readouterr().out
+    assert not (path / LITERT_FILE).exists() and LiteRecurrence.of(path, signatures) is None
+    expected = signatures["serving_default"](text=tf.constant(TEXTS))["logits"].numpy()
+    assert np.abs(expected).max() > 0.5
+    np.testing.assert_allclose(np.asarray(load_scorer(path)(TEXTS)), expected, atol=1e-5)
+
+
 def test_the_switch_turns_it_off(tmp_path, monkeypatch):
     path, signatures = exported(model_of("bigru", "max", 2), tmp_path)
     assert LiteRecurrence.of(path, signatures) is not None

@@ -53,11 +53,23 @@ def _pooled_states_of(direction):
 
 
 def write_litert_recurrence(saved_model_dir, num_directions):
-    """The `litert_direction_<i>` signatures of a written export converted to one LiteRT model, in the export."""
+    """The `litert_direction_<i>` signatures of a written export converted to one LiteRT model, in the export.
+
+    Returns whether it was written: LiteRT only makes scoring faster, so a conversion that fails (a converter of
+    another TensorFlow build, an op it lacks) costs the user a slower export, never the export (and the training
+    before it). Without the file, `LiteRecurrence.of` gives None and the export scores by TensorFlow alone.
+    """
     keys = [DIRECTION_SIGNATURE.format(i) for i in range(num_directions)]
-    content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=keys).convert()
+    try:
+        content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=keys).convert()
+    except Exception as error:  # the converter raises many kinds (ConverterError, RuntimeError, ValueError ...)
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        print(f"LiteRT: the recurrence could not be converted ({type(error).__name__}: {reason}); the export scores "
+              "by TensorFlow alone (the same outputs, slower)", flush=True)
+        return False
     (Path(saved_model_dir) / LITERT_FILE).parent.mkdir(parents=True, exist_ok=True)
     (Path(saved_model_dir) / LITERT_FILE).write_bytes(content)
+    return True
 
 
 class LiteRecurrence:

@@ -224,6 +224,10 @@ def test_the_training_log_marks_the_settings_a_run_does_not_read():
     assert "bert_preset" in unused_names(arch="bilstm", dataset="sst2", teacher="none")
     line = next(l for l in resolve(arch="bert_gru").describe().splitlines() if l.split()[0] == "cache_dtype")
     assert line.endswith("(arch bert_gru; not used: no --cache-encoder)")
+    lines = {l.split()[0]: l for l in resolve(arch="bigru", dataset="imdb").describe().splitlines()}
+    assert lines["lr_schedule"].endswith("; None = plateau)")  # a None says what it means for this run
+    assert "None = " not in lines["trainable_layers"]  # a setting this run does not read only says so
+    assert lines["valid_file"].endswith("(default)")  # IMDB's valid split is not what --valid-file's None means
 
 
 # === Your data: the rules choose the architecture once the data is read ===

@@ -158,13 +158,13 @@ SETTINGS = (
             "extension; the header and quoting rules of `score`) with a text and a label column",
             none_means="--dataset's"),
     Setting("valid_file", str, None, "your labelled valid data (picks the epoch and the settings), as --train-file",
-            none_means="a stratified, seeded 10% of train"),
+            none_means="a stratified, seeded --valid-fraction of train"),
     Setting("test_file", str, None, "your labelled test data (reported, never chosen on), as --train-file",
             none_means="a stratified, seeded 10% of train"),
     Setting("train_dir", str, None, "your labelled training data as a folder: one sub-folder per class, one .txt "
             "file per example (as keras.utils.text_dataset_from_directory reads)", none_means="--dataset's"),
     Setting("valid_dir", str, None, "your labelled valid data as a folder, as --train-dir",
-            none_means="a stratified, seeded 10% of train"),
+            none_means="a stratified, seeded --valid-fraction of train"),
     Setting("test_dir", str, None, "your labelled test data as a folder, as --train-dir",
             none_means="a stratified, seeded 10% of train"),
     Setting("text_column", str, "text", "the text's column in your files (a JSONL record's field)"),
@@ -512,10 +512,13 @@ class ResolvedSettings:
         return cls(values, sources, record)
 
     def describe(self):
-        """One line per setting, `name = value  (source)`, for the start of the training log; a
+        """One line per setting, `name = value  (source)`, for the start of the training log; a None says what
+        it means (`--lr-schedule`'s: plateau; not the data files', which the log's data lines describe), and a
         setting this run does not read says so and why."""
         width, unused = max(map(len, self.values)), self.unused()
-        return "\n".join(f"  {name:<{width}} = {self.values[name]!s:<24} ({self.sources[name]}"
+        meanings = {name: f"; None = {BY_NAME[name].none_means}" for name, value in self.values.items()
+                    if value is None and BY_NAME[name].none_means and name not in unused and name not in OWN_DATA}
+        return "\n".join(f"  {name:<{width}} = {self.values[name]!s:<24} ({self.sources[name]}{meanings.get(name, '')}"
                          + (f"; not used: {unused[name]})" if name in unused else ")") for name in self.values)
 
     def unused(self):

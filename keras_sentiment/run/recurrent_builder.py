@@ -14,7 +14,6 @@ from keras_sentiment.core.recurrent import ModelConfig, build_model, load_embedd
 from keras_sentiment.core.vectorizer import TextEncoder, adapt_vectorizer, build_vectorizer, load_vectorizer, save_vectorizer
 from keras_sentiment.run.builder import FitPlan, delivered_input_length
 from keras_sentiment.run.rundir import RunDir, class_names_of, read_run_config
-from keras_sentiment.run.settings import LINEAR_SCHEDULE
 
 
 def build_encoder(settings, train_texts, run_dir):
@@ -80,7 +79,7 @@ def fit_plan(model, train_batches, valid_batches, run_dir, settings):
 def make_optimizer(settings, model, total_steps):
     """Adam at `--learning-rate`, gradients clipped to norm 1.0; with `--lr-schedule linear` the rate falls
     linearly to 0 at step `total_steps` (else it is constant, and halved by a callback when valid stalls)."""
-    if settings.lr_schedule == LINEAR_SCHEDULE:
+    if settings.decays_linearly:
         rate = keras.optimizers.schedules.PolynomialDecay(settings.learning_rate, max(total_steps, 1),
                                                           end_learning_rate=0.0)
         return keras.optimizers.Adam(rate, clipnorm=1.0)

@@ -491,6 +491,12 @@ class ResolvedSettings:
         except KeyError:
             raise AttributeError(name) from None
 
+    @property
+    def decays_linearly(self):
+        """`--lr-schedule linear`: the rate falls to 0 over the epochs; else (plateau) it is halved when valid stalls,
+        and a refit replays the selection run's rates."""
+        return self.lr_schedule == LINEAR_SCHEDULE
+
     def replace(self, source, **changes):
         """A copy with `changes` applied, each attributed to `source` (e.g. the real vocabulary size)."""
         return ResolvedSettings({**self.values, **changes}, {**self.sources, **{k: source for k in changes}}, self.record)

@@ -47,7 +47,7 @@ from keras_sentiment.run.evaluation import (choose_threshold, classification_met
 from keras_sentiment.run.export import export_serving_model
 from keras_sentiment.run.rundir import RunDir, class_names_of
 from keras_sentiment.run.labelled import describe_data_facts
-from keras_sentiment.run.settings import (AUTO_TEACHER, AUTO_THRESHOLD, BY_NAME, LINEAR_SCHEDULE, OWN,
+from keras_sentiment.run.settings import (AUTO_TEACHER, AUTO_THRESHOLD, BY_NAME, OWN,
                                           TEACHER_DEPENDENT, DataProfile, architecture_module, follows_data_rules,
                                           own_data_rule, own_data_source, settings_for_the_data, validate_for_classes)
 from keras_sentiment.run.sources import OwnDataSource, load_dataset, load_own_data, subsample
@@ -408,7 +408,7 @@ def refit(settings, encoder, splits, run_dir, epochs, strategy=None):
     if not (run_dir.selected).exists():  # a resumed run may have moved it already
         os.replace(run_dir.best, run_dir.selected)
     # A plateau schedule replays the selection run's rates; a linear one decays over the refit's own steps.
-    replayed = learning_rates_of(run_dir.history)[:epochs] if settings.lr_schedule != LINEAR_SCHEDULE else None
+    replayed = None if settings.decays_linearly else learning_rates_of(run_dir.history)[:epochs]
     if len(splits.class_names) == 2:  # a teacher's targets are float: the labels join them as float
         combined = float_targets(splits.train).concatenate(float_targets(splits.valid))
     else:
@@ -679,7 +679,7 @@ def selection_callbacks(settings, run_dir, checkpoint, steps_per_epoch, backup=N
     """
     monitor = settings.monitor
     deciders = {
-        **({"reduce_lr": learning_rate_halving(monitor)} if settings.lr_schedule != LINEAR_SCHEDULE else {}),
+        **({} if settings.decays_linearly else {"reduce_lr": learning_rate_halving(monitor)}),
         # No restore_best_weights: the best weights are read back from the checkpoint file, which
         # a resumed run has too (in-memory best weights die with the process).
         "early_stopping": keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, verbose=1,

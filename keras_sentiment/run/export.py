@@ -22,7 +22,7 @@ tokenizer in `assets.extra/tokenizer/` for `keras_sentiment.apps.client.BertToke
 client. `ops_outside_core_tensorflow` lists what an export needs beyond core TensorFlow.
 
 A one-layer recurrent export also holds its recurrence as a LiteRT model (one signature a direction) and the
-signatures around it (`litert_token_ids`, `litert_direction_<i>`, `litert_outputs`): `score`, `serve` and the
+signatures around it (`litert_token_ids`, `litert_outputs`): `score`, `serve` and the
 Python API run those, the same numbers faster (`keras_sentiment.run.litert`); TF Serving and other clients keep
 `serving_default`.
 """
@@ -93,7 +93,7 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=explain)
         parts = direction_parts(model)  # the recurrence's directions for LiteRT (`keras_sentiment.run.litert`)
         if parts is not None:
-            add_litert_signatures(archive, encoder, *parts,
+            add_litert_signatures(archive, encoder, parts[1],
                                   lambda logits: serving_outputs(per_text(logits), class_names, threshold))
     else:
         parts = None
@@ -112,7 +112,7 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         if not tokenizer_in_graph:
             encoder.save_for_clients(folder / CLIENT_TOKENIZER_DIR)
         if parts is not None:
-            write_litert_recurrence(folder, len(parts[0]))
+            write_litert_recurrence(folder, parts[0])
 
     return write_version(export_dir, version, write)
 

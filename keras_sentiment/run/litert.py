@@ -9,20 +9,25 @@ logits within ~2e-6). Measured in docs/PERFORMANCE.md, "Scoring and serving the 
 
 An export that `export_serving_model` wrote for a model `packed.direction_parts` splits holds, besides its usual
 signatures (which TF Serving and every other client keep using):
-- the signatures `litert_token_ids` (`text` -> `token_ids`), `litert_direction_<i>` (`token_ids` -> direction i's
-  `pooled` states) and `litert_outputs` (`token_ids`, `pooled` of every direction -> the outputs of `serving_default`);
-- `assets.extra/litert/recurrence.tflite`: the direction signatures converted to one float32 LiteRT model (the
-  weights they share, the embeddings, stored once).
+- the signatures `litert_token_ids` (`text` -> `token_ids`) and `litert_outputs` (`token_ids`, `pooled` of every
+  direction -> the outputs of `serving_default`);
+- `assets.extra/litert/recurrence.tflite`: one float32 LiteRT model with a signature a direction,
+  `litert_direction_<i>` (`token_ids` -> direction i's `pooled` states; the weights they share, the embeddings, stored
+  once). It is converted from a scratch SavedModel of the directions alone: converting from the export itself would
+  load all of it (the explain graphs too) twice, ~3x the time. Exports written before that also hold the direction
+  signatures in the SavedModel; nothing reads them there.
 `LiteRecurrence.of(...)` runs them for `score`, `serve`, `evaluate` and the Python API: strings -> the outputs of
 `serving_default`. `KERAS_SENTIMENT_LITERT=off` in the environment keeps every export on its SavedModel alone.
 """
 
 import os
 import queue
+import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -34,34 +39,33 @@ SWITCH = "KERAS_SENTIMENT_LITERT"  # "off": never use the LiteRT files of an exp
 POOLED_SPEC = tf.TensorSpec([None, None], tf.float32, name="pooled")  # [batch, sum of the directions' units]
 
 
-def add_litert_signatures(archive, encoder, directions, head, serving_outputs_of):
-    """The signatures `LiteRecurrence` needs, added to a `keras.export.ExportArchive`: `litert_token_ids` (the
-    export's own encoder), `litert_direction_<i>` (each of `directions`, from `packed.direction_parts`) and
-    `litert_outputs` (its `head`, then `serving_outputs_of` the logits, as `serving_default` does)."""
+def add_litert_signatures(archive, encoder, head, serving_outputs_of):
+    """The signatures `LiteRecurrence` needs besides the LiteRT model, added to a `keras.export.ExportArchive`:
+    `litert_token_ids` (the export's own encoder) and `litert_outputs` (`head`, from `packed.direction_parts`, then
+    `serving_outputs_of` the logits, as `serving_default` does)."""
     archive.add_endpoint(name=TOKEN_IDS_SIGNATURE, fn=lambda text: {"token_ids": tf.cast(encoder(text), tf.int32)},
                          input_signature=[TEXT_SPEC])
-    for i, direction in enumerate(directions):
-        archive.add_endpoint(name=DIRECTION_SIGNATURE.format(i), fn=_pooled_states_of(direction),
-                             input_signature=[TOKEN_IDS_SPEC])
     archive.add_endpoint(name=OUTPUTS_SIGNATURE,
                          fn=lambda token_ids, pooled: serving_outputs_of(head(token_ids, pooled)),
                          input_signature=[TOKEN_IDS_SPEC, POOLED_SPEC])
 
 
-def _pooled_states_of(direction):
-    return lambda token_ids: {"pooled": direction(token_ids)}  # [batch, units]
-
-
-def write_litert_recurrence(saved_model_dir, num_directions):
-    """The `litert_direction_<i>` signatures of a written export converted to one LiteRT model, in the export.
+def write_litert_recurrence(saved_model_dir, directions):
+    """`directions` (from `packed.direction_parts`) as one LiteRT model, a signature `litert_direction_<i>` each,
+    written into the export at `saved_model_dir`.
 
     Returns whether it was written: LiteRT only makes scoring faster, so a conversion that fails (a converter of
     another TensorFlow build, an op it lacks) costs the user a slower export, never the export (and the training
     before it). Without the file, `LiteRecurrence.of` gives None and the export scores by TensorFlow alone.
     """
-    keys = [DIRECTION_SIGNATURE.format(i) for i in range(num_directions)]
+    keys = [DIRECTION_SIGNATURE.format(i) for i in range(len(directions))]
     try:
-        content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=keys).convert()
+        with tempfile.TemporaryDirectory(prefix="litert-") as scratch:  # the directions alone, as a SavedModel
+            archive = keras.export.ExportArchive()
+            for key, direction in zip(keys, directions):
+                archive.add_endpoint(name=key, fn=_pooled_states_of(direction), input_signature=[TOKEN_IDS_SPEC])
+            archive.write_out(scratch, verbose=False)
+            content = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=keys).convert()
     except Exception as error:  # the converter raises many kinds (ConverterError, RuntimeError, ValueError ...)
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         print(f"LiteRT: the recurrence could not be converted ({type(error).__name__}: {reason}); the export scores "
@@ -70,6 +74,10 @@ def write_litert_recurrence(saved_model_dir, num_directions):
     (Path(saved_model_dir) / LITERT_FILE).parent.mkdir(parents=True, exist_ok=True)
     (Path(saved_model_dir) / LITERT_FILE).write_bytes(content)
     return True
+
+
+def _pooled_states_of(direction):
+    return lambda token_ids: {"pooled": direction(token_ids)}  # [batch, units]
 
 
 class LiteRecurrence:
@@ -92,12 +100,14 @@ class LiteRecurrence:
         if os.environ.get(SWITCH, "").lower() in ("off", "0", "false", "no") or not file.is_file() \
                 or not {TOKEN_IDS_SIGNATURE, OUTPUTS_SIGNATURE} <= set(signatures):
             return None
-        directions = sorted(name for name in signatures if name.startswith(DIRECTION_SIGNATURE.format("")))
-        return cls(file, directions, signatures[TOKEN_IDS_SIGNATURE], signatures[OUTPUTS_SIGNATURE])
+        return cls(file, signatures[TOKEN_IDS_SIGNATURE], signatures[OUTPUTS_SIGNATURE])
 
-    def __init__(self, file, keys, token_ids, outputs):
-        """`keys`: the direction signatures, in order; the LiteRT model holds each under the same name."""
-        self.file, self.keys, self.token_ids, self.outputs = str(file), keys, token_ids, outputs
+    def __init__(self, file, token_ids, outputs):
+        """`file`: the LiteRT model, a signature `litert_direction_<i>` a direction; `token_ids`, `outputs`: the
+        export's signatures of those names."""
+        self.file, self.token_ids, self.outputs = str(file), token_ids, outputs
+        directions = self._interpreter().get_signature_list()
+        self.keys = sorted(directions, key=lambda key: int(key.rsplit("_", 1)[1]))  # litert_direction_<i>, by i
         self.free = queue.SimpleQueue()  # sets of direction runners not in use
         self.pool = ThreadPoolExecutor(max_workers=len(self.keys), thread_name_prefix="litert")
         self.free.put(self._runners())

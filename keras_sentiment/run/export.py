@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
-from keras_sentiment.core.integrated_gradients import make_class_explainer
+from keras_sentiment.core.integrated_gradients import CLASS_NAME_SPEC, make_class_explainer
 from keras_sentiment.core.packed import direction_parts, packed_forward
 from keras_sentiment.core.scorer import (TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, per_text,
                                          serving_outputs)
@@ -86,11 +86,11 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
         archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text), class_names, threshold),
                               input_signature=[TEXT_SPEC])
         explain_class = make_class_explainer(encoder, model, class_names, explain_steps, threshold)
-        explain_class.get_concrete_function()  # traced once here; given without a signature, the archive keeps it as is
-        archive.add_endpoint(name=EXPLAIN_CLASS_SIGNATURE, fn=explain_class)
+        # Not traced here: writing the archive traces each endpoint anyway (and saving once more); a trace here added one
+        archive.add_endpoint(name=EXPLAIN_CLASS_SIGNATURE, fn=explain_class, input_signature=[TEXT_SPEC, CLASS_NAME_SPEC])
         # `explain` calls `explain_class` for the default class: one Integrated Gradients graph in the export, not two
-        explain = tf.function(lambda text: explain_class(text, tf.fill(tf.shape(text), "")), input_signature=[TEXT_SPEC])
-        archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=explain)
+        archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=lambda text: explain_class(text, tf.fill(tf.shape(text), "")),
+                             input_signature=[TEXT_SPEC])
         parts = direction_parts(model)  # the recurrence's directions for LiteRT (`keras_sentiment.run.litert`)
         if parts is not None:
             add_litert_signatures(archive, encoder, parts[1],

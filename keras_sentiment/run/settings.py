@@ -81,16 +81,15 @@ class Architecture:
 
 
 RECURRENT, BERT = "keras_sentiment.run.recurrent_builder", "keras_sentiment.run.bert_builder"
-# Settings that only some architectures use: word vectors feed a learned embedding; a teacher's
-# targets train any student (but not a bert_gru from its encoder cache, which stores labels); the
-# preset and the cache belong to the BERT encoder; --init-from takes any trained run of the same arch.
-OPTIONAL = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
-                      "teacher_text_sentences", "ngrams", "ngram_max_length", "bert_preset", "cache_encoder", "cache_dtype",
-                      "trainable_layers", "encoder_learning_rate", "encoder_states", "init_from", "lr_schedule",
-                      "word2vec_epochs"})
-_OPTIONAL_FOR_RECURRENT = frozenset({"embeddings", "embeddings_text", "teacher", "teacher_variants", "teacher_text",
-                                     "teacher_text_sentences", "ngrams", "ngram_max_length", "init_from", "lr_schedule",
-                                     "word2vec_epochs"})
+# Settings that only some architectures use: a teacher's targets train any student (but not a bert_gru from its
+# encoder cache, which stores labels), n-grams join any model, --init-from takes any trained run of the same arch;
+# word vectors feed a learned embedding; the preset and the cache belong to the BERT encoder.
+_OPTIONAL_FOR_ANY = frozenset({"teacher", "teacher_variants", "teacher_text", "teacher_text_sentences", "ngrams",
+                               "ngram_max_length", "init_from"})
+_OPTIONAL_FOR_RECURRENT = _OPTIONAL_FOR_ANY | {"embeddings", "embeddings_text", "lr_schedule", "word2vec_epochs"}
+_OPTIONAL_FOR_BERT = _OPTIONAL_FOR_ANY | {"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers",
+                                          "encoder_learning_rate", "encoder_states"}
+OPTIONAL = _OPTIONAL_FOR_RECURRENT | _OPTIONAL_FOR_BERT
 ARCHITECTURES = {
     "rnn": Architecture("rnn", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
     "lstm": Architecture("lstm", RECURRENT, optional=_OPTIONAL_FOR_RECURRENT),
@@ -106,9 +105,7 @@ ARCHITECTURES = {
                            "encoder_learning_rate": 5e-5, "cache_dtype": "float16", "encoder_states": 1,
                            "ngram_max_length": 4096},
         fixed={"pooling": ("last", "bert_gru's head always uses its final GRU state")},
-        optional=frozenset({"bert_preset", "cache_encoder", "cache_dtype", "trainable_layers", "encoder_learning_rate",
-                            "encoder_states", "ngrams", "ngram_max_length", "init_from", "teacher", "teacher_variants",
-                            "teacher_text", "teacher_text_sentences"}),
+        optional=_OPTIONAL_FOR_BERT,
         ignored={"vocab_size": "the word-piece vocabulary is the checkpoint's",
                  "embedding_dim": "the checkpoint's embeddings set the width"},
     ),

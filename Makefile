@@ -32,10 +32,9 @@ train: $(BIN)/.installed
 	$(BIN)/python scripts/train.py --recipe $(RECIPE) $(ARCH_FLAG) --dataset $(DATASET) $(DATA_FLAG) $(TRAIN_ARGS)
 
 ## The default test suite (generated data only), one pytest worker per core (at most 4: each
-## holds a TensorFlow runtime, and most tests are single-threaded Python around small models);
-## loadgroup: the tests of one module fixture share a worker (tests/conftest.py)
+## holds a TensorFlow runtime, and most tests are single-threaded Python around small models)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup --durations 15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --durations 15
 
 ## Slow tests on the real data (needs DATA_DIR or KERAS_SENTIMENT_DATA)
 test-slow: $(BIN)/.installed

@@ -88,15 +88,6 @@ def sst2_dir(tmp_path):
     return data_dir
 
 
-def pytest_collection_modifyitems(items):
-    """The tests that share a module fixture (a trained run, say) run on one pytest-xdist worker (`make test` runs
-    `--dist loadgroup`), so that it is built once, not once a worker; the other tests go wherever a worker is free."""
-    for item in items:
-        definitions = getattr(item, "_fixtureinfo", None)
-        if definitions and any(d[-1].scope == "module" for d in definitions.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 def isolate_cache_and_data(folder, monkeypatch):
     """Point the cache, the default data dir and TFDS's at `folder`: nothing reaches the user's."""
     monkeypatch.setenv("KERAS_SENTIMENT_CACHE", str(folder / "cache"))

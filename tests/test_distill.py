@@ -92,22 +92,23 @@ def write_sst2_with_flipped_training_labels(folder):
     (folder / "SST-2" / "train.tsv").write_text("\n".join(["sentence\tlabel", *flipped_rows]) + "\n")
 
 
-def train_gru_teacher(data, tmp_path, cache):
-    """A small GRU trained on a generated SST-2 with its true labels, in `tmp_path/teacher`."""
-    write_sst2(data, num_train=400, num_dev=80)
-    teacher = cli(*SMALL_GRU, "--data-dir", data, "--run-dir", tmp_path / "teacher", "--export-dir", tmp_path / "t_export",
-                  cache=cache)
+@pytest.fixture(scope="module")
+def gru_teacher(tmp_path_factory):
+    """A small GRU trained on a generated SST-2 with its true labels: its run dir (the students below share it)."""
+    tmp = tmp_path_factory.mktemp("gru_teacher")
+    write_sst2(tmp / "true", num_train=400, num_dev=80)
+    teacher = cli(*SMALL_GRU, "--data-dir", tmp / "true", "--run-dir", tmp / "teacher", "--export-dir", tmp / "t_export",
+                  cache=tmp / "cache")
     assert teacher.returncode == 0, teacher.stdout[-3000:] + teacher.stderr[-3000:]
-    return tmp_path / "teacher"
+    return tmp / "teacher"
 
 
-def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
+def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path, gru_teacher):
     """A teacher trained on true labels; the student's training labels all flipped (valid's kept, so
     early stopping still means something). Trained on its labels the student would call the test
     set backwards; with the teacher's targets it gets it right."""
-    true_data, flipped_data, cache = tmp_path / "true", tmp_path / "flipped", tmp_path / "cache"
+    flipped_data, cache, teacher = tmp_path / "flipped", tmp_path / "cache", gru_teacher
     write_sst2_with_flipped_training_labels(flipped_data)
-    teacher = train_gru_teacher(true_data, tmp_path, cache)
     student_args = [*SMALL_GRU, "--data-dir", flipped_data, "--teacher", teacher,
                     "--teacher-variants", 3]
     unlabelled = tmp_path / "unlabelled.txt"  # reviews with no labels: only the teacher can label their sentences
@@ -117,7 +118,7 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
 
     config = json.loads((tmp_path / "student" / "config.json").read_text())
     assert config["teacher_label_agreement"] < 0.1  # it disagrees with the flipped labels
-    assert config["teacher_variants_made"] > 0 and config["teacher"] == str(tmp_path / "teacher")
+    assert config["teacher_variants_made"] > 0 and config["teacher"] == str(teacher)
     assert config["teacher_text_sentences_used"] == 50
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # true labels; trained on its own it would be near 0
@@ -137,7 +138,7 @@ def test_the_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
     assert len(list((cache / "teacher_logits").glob("*.json"))) == 1
 
 
-def test_a_bert_gru_student_learns_the_teachers_decisions_not_the_labels(tmp_path):
+def test_a_bert_gru_student_learns_the_teachers_decisions_not_the_labels(tmp_path, gru_teacher):
     """The flipped-labels test for a bert_gru student (a tiny encoder, fine-tuned) of a GRU teacher,
     with n-grams beside it: they too learn from the teacher's decisions, not the flipped labels."""
     pytest.importorskip("keras_hub", reason="bert extra not installed")
@@ -145,7 +146,7 @@ def test_a_bert_gru_student_learns_the_teachers_decisions_not_the_labels(tmp_pat
 
     preset, cache = save_tiny_preset(tmp_path / "tiny_bert"), tmp_path / "cache"
     write_sst2_with_flipped_training_labels(tmp_path / "flipped")
-    teacher = train_gru_teacher(tmp_path / "true", tmp_path, cache)
+    teacher = gru_teacher
     student = cli("train", "--dataset", "sst2", "--arch", "bert_gru", "--bert-preset", preset, "--trainable-layers", "all",
                   "--encoder-learning-rate", 1e-3, "--hidden-dim", 8, "--max-length", 32, "--learning-rate", 0.005,
                   "--batch-size", 16, "--epochs", 4, "--monitor", "val_accuracy", "--ngrams", 1, "--ngram-max-length", 32,

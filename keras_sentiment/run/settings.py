@@ -38,6 +38,7 @@ ON_BEST = ("best", "fast")  # recipes that start from best's table (architecture
 NO_EMBEDDINGS, AUTO_EMBEDDINGS = "none", "auto"
 NO_EMBEDDINGS_TEXT, IMDB_EMBEDDINGS_TEXT = "none", "imdb"
 NO_TEACHER, AUTO_TEACHER = "none", "auto"
+WORD2VEC_EPOCHS = 5  # --word2vec-epochs' None: word2vec's passes (word_vectors.WORD2VEC, hashed into its cache names)
 AUTO_THRESHOLD = "auto"  # --threshold auto: chosen on the valid split
 PLATEAU_SCHEDULE, LINEAR_SCHEDULE = "plateau", "linear"  # --lr-schedule
 # What only a teacher labels: without a teacher these fall back to their defaults or are refused.
@@ -217,7 +218,7 @@ SETTINGS = (
             "(text only); none = nothing added", none_means="the training split's text only"),
     Setting("word2vec_epochs", int, None, "with --embeddings auto: word2vec's passes over its text; its time grows "
             "with them, and fewer give worse vectors (IMDB, 2 instead of 5: BiGRU valid 0.5 points lower)", minimum=1,
-            none_means="5"),
+            none_means=str(WORD2VEC_EPOCHS)),
     Setting("teacher", str, None, "knowledge distillation: a trained model (run dir or export, e.g. a fine-tuned "
             "bert_gru) whose probabilities on the training texts replace their labels as the targets; valid and test "
             "keep their labels. auto = the dataset's best bert_gru, without a teacher of its own, trained on this run's "

@@ -26,7 +26,7 @@ from keras_sentiment.core.errors import DataNotFoundError, KerasSentimentError
 from keras_sentiment.core.vectorizer import standardize_review
 from keras_sentiment.run.atomic import write_text_atomically
 from keras_sentiment.run.settings import (AUTO_EMBEDDINGS, BY_NAME, FLAG, IMDB_EMBEDDINGS_TEXT, NO_EMBEDDINGS,
-                                          NO_EMBEDDINGS_TEXT)
+                                          NO_EMBEDDINGS_TEXT, WORD2VEC_EPOCHS)
 from keras_sentiment.run.sources import default_cache_dir, load_imdb
 
 # Skip-gram as measured in docs/RESULTS.md (+2.2 points of IMDB valid accuracy over random
@@ -36,8 +36,7 @@ from keras_sentiment.run.sources import default_cache_dir, load_imdb
 # run scored 92.04%; one worker makes the vectors a function of the text and the seed, for about
 # twice word2vec's time (about a minute on IMDB's training reviews). `workers` is hashed into the
 # cache key with the rest, so vectors written by the threaded version are not reused.
-# `epochs` is --word2vec-epochs' default (None means this).
-WORD2VEC = {"sg": 1, "window": 5, "min_count": 5, "epochs": 5, "workers": 1}
+WORD2VEC = {"sg": 1, "window": 5, "min_count": 5, "epochs": WORD2VEC_EPOCHS, "workers": 1}
 
 
 def word_vectors_for(settings, train_texts):

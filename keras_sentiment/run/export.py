@@ -34,7 +34,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 from keras_sentiment.core.errors import KerasSentimentError
@@ -43,6 +42,7 @@ from keras_sentiment.core.integrated_gradients import CLASS_NAME_SPEC, make_clas
 from keras_sentiment.core.packed import direction_parts, packed_forward
 from keras_sentiment.core.scorer import (TEXT_SPEC, TOKEN_IDS_SPEC, make_text_scorer, model_logits, per_text,
                                          serving_outputs)
+from keras_sentiment.run.archive import SavedModelArchive
 from keras_sentiment.run.atomic import write_json_atomically
 from keras_sentiment.run.litert import add_litert_signatures, write_litert_recurrence
 from keras_sentiment.run.loading import ops_used
@@ -75,18 +75,13 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
     units = model.output.shape[-1]
     if len(class_names) != (2 if units == 1 else units):
         raise KerasSentimentError(f"{len(class_names)} class names for a model of {2 if units == 1 else units} classes")
-    archive = keras.export.ExportArchive()
-    # Not archive.track(model): the endpoints below capture the model's variables, which the archive saves
-    # anyway, and tracking the Keras wrappers as well wrote every weight twice (keras-team/keras#23553).
     if tokenizer_in_graph:
         score = make_text_scorer(encoder, model)
-        encoder(tf.constant([""]))  # builds the encoder's layers: ExportArchive tracks built layers only
-        for layer in encoder.layers:
-            archive.track(layer)
+        archive = SavedModelArchive(layers=encoder.layers)  # the layers: the vocabulary's table
         archive.add_endpoint(name="serving_default", fn=lambda text: serving_outputs(score(text), class_names, threshold),
                               input_signature=[TEXT_SPEC])
         explain_class = make_class_explainer(encoder, model, class_names, explain_steps, threshold)
-        # Not traced here: writing the archive traces each endpoint anyway (and saving once more); a trace here added one
+        # Not traced here: writing traces each endpoint, once (a trace here would add one)
         archive.add_endpoint(name=EXPLAIN_CLASS_SIGNATURE, fn=explain_class, input_signature=[TEXT_SPEC, CLASS_NAME_SPEC])
         # `explain` calls `explain_class` for the default class: one Integrated Gradients graph in the export, not two
         archive.add_endpoint(name=EXPLAIN_SIGNATURE, fn=lambda text: explain_class(text, tf.fill(tf.shape(text), "")),
@@ -97,12 +92,13 @@ def export_serving_model(model, encoder, export_dir, version=None, tokenizer_in_
                                   lambda logits: serving_outputs(per_text(logits), class_names, threshold))
     else:
         parts = None
+        archive = SavedModelArchive()
         archive.add_endpoint(name="serving_default",
                              fn=lambda token_ids: serving_outputs(model_logits(model, token_ids), class_names, threshold),
                              input_signature=[TOKEN_IDS_SPEC])
 
     def write(folder):
-        archive.write_out(str(folder), verbose=False)
+        archive.write_out(folder)
         (folder / CLASS_NAMES_FILE).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(folder / CLASS_NAMES_FILE, list(class_names))
         if len(class_names) == 2:

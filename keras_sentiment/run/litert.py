@@ -27,11 +27,11 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.scorer import TEXT_SPEC, TOKEN_IDS_SPEC
+from keras_sentiment.run.archive import SavedModelArchive
 
 LITERT_FILE = Path("assets.extra") / "litert" / "recurrence.tflite"
 TOKEN_IDS_SIGNATURE, OUTPUTS_SIGNATURE, DIRECTION_SIGNATURE = "litert_token_ids", "litert_outputs", "litert_direction_{}"
@@ -40,7 +40,7 @@ POOLED_SPEC = tf.TensorSpec([None, None], tf.float32, name="pooled")  # [batch, 
 
 
 def add_litert_signatures(archive, encoder, head, serving_outputs_of):
-    """The signatures `LiteRecurrence` needs besides the LiteRT model, added to a `keras.export.ExportArchive`:
+    """The signatures `LiteRecurrence` needs besides the LiteRT model, added to a `SavedModelArchive`:
     `litert_token_ids` (the export's own encoder) and `litert_outputs` (`head`, from `packed.direction_parts`, then
     `serving_outputs_of` the logits, as `serving_default` does)."""
     archive.add_endpoint(name=TOKEN_IDS_SIGNATURE, fn=lambda text: {"token_ids": tf.cast(encoder(text), tf.int32)},
@@ -61,10 +61,10 @@ def write_litert_recurrence(saved_model_dir, directions):
     keys = [DIRECTION_SIGNATURE.format(i) for i in range(len(directions))]
     try:
         with tempfile.TemporaryDirectory(prefix="litert-") as scratch:  # the directions alone, as a SavedModel
-            archive = keras.export.ExportArchive()
+            archive = SavedModelArchive()
             for key, direction in zip(keys, directions):
                 archive.add_endpoint(name=key, fn=_pooled_states_of(direction), input_signature=[TOKEN_IDS_SPEC])
-            archive.write_out(scratch, verbose=False)
+            archive.write_out(scratch)
             content = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=keys).convert()
     except Exception as error:  # the converter raises many kinds (ConverterError, RuntimeError, ValueError ...)
         reason = (str(error).strip().splitlines() or [""])[0][:200]

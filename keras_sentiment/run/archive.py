@@ -2,9 +2,9 @@
 
 `keras.export.ExportArchive` traces every endpoint to find the variables it reads, then TensorFlow's save
 traces it again (a function's cache key records whether it is traced inside a save), so every graph of an
-export was built twice. Here the caller names what the endpoints read (the variables, and the layers holding
-lookup tables) and the save's trace is the only one: an export of the shipped model's kind took 5.3-5.8 s and
-90 traces in a warm process, 3.6-3.9 s and 51 with this (docs/PERFORMANCE.md, "A smaller export, written faster").
+export was built twice. Here each endpoint is traced once and saved as that concrete function, with the
+variables its trace read; the caller names the layers holding lookup tables, which a trace does not list
+(docs/PERFORMANCE.md, "A smaller export, written faster": 90 -> 51 traces for a tiny export).
 """
 
 import tensorflow as tf

@@ -345,15 +345,15 @@ def test_packaged_minilm_matches_reference_hidden_states():
 
 
 def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
-    from conftest import write_sst2
-    from test_cli import run_script
+    from conftest import cli, write_sst2
 
     preset = save_tiny_preset(tmp_path / "tiny_bert")
     write_sst2(tmp_path / "data", num_train=300, num_dev=60)
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    result = run_script("train", "--arch", "bert_gru", "--dataset", "sst2", "--data-dir", tmp_path / "data",
+    cache = tmp_path / "cache"
+    result = cli("train", "--arch", "bert_gru", "--dataset", "sst2", "--data-dir", tmp_path / "data",
                         "--bert-preset", preset, "--trainable-layers", 0, "--cache-encoder", "--epochs", 3, "--hidden-dim", 8,
-                        "--learning-rate", 0.005, "--run-dir", run_dir, "--export-dir", export_dir)
+                        "--learning-rate", 0.005, "--run-dir", run_dir, "--export-dir", export_dir, cache=cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Non-trainable params" in result.stdout and "Encoder cache:" in result.stdout
     config = json.loads((run_dir / "config.json").read_text())
@@ -365,18 +365,16 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 60
     # The run dir (tokenizer + best.keras) and the export score alike.
-    from_run = run_script("predict", "--model", run_dir, "--json", "a good film")
-    from_export = run_script("predict", "--model", export_dir, "--json", "a good film")
+    from_run = cli("predict", "--model", run_dir, "--json", "a good film", cache=cache)
+    from_export = cli("predict", "--model", export_dir, "--json", "a good film", cache=cache)
     assert from_run.returncode == 0 and from_export.returncode == 0, from_run.stderr[-2000:] + from_export.stderr[-2000:]
     p_run, p_export = (json.loads(r.stdout.strip().splitlines()[-1])["probability"] for r in (from_run, from_export))
     assert p_run == pytest.approx(p_export, abs=1e-5)
     # A token-id export of the same run: no TF Text op, and `predict` tokenizes for it.
-    from test_cli import run_cli
-
-    exported = run_cli("export", run_dir, "--export-dir", tmp_path / "ids", "--no-tokenizer")
+    exported = cli("export", run_dir, "--export-dir", tmp_path / "ids", "--no-tokenizer", cache=cache)
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert "input: token_ids" in exported.stdout and "Ops beyond core TensorFlow: none" in exported.stdout
-    from_ids = run_script("predict", "--model", tmp_path / "ids", "--json", "a good film")
+    from_ids = cli("predict", "--model", tmp_path / "ids", "--json", "a good film", cache=cache)
     assert json.loads(from_ids.stdout.strip().splitlines()[-1])["probability"] == pytest.approx(p_export, abs=1e-5)
 
 

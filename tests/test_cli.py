@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,9 +63,9 @@ def test_train_writes_every_run_file(trained_run):
     assert (export_dir / "1" / "saved_model.pb").is_file()
 
 
-def test_predict_from_export_and_from_stdin(trained_run):
+def test_predict_from_export_and_from_stdin(trained_run, tmp_path):
     run_dir, export_dir, _ = trained_run
-    result = run_script("predict", "--model", export_dir, "This film is great", "Awful.")
+    result = cli("predict", "--model", export_dir, "This film is great", "Awful.", cache=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2
@@ -72,7 +73,7 @@ def test_predict_from_export_and_from_stdin(trained_run):
     assert 0.0 <= float(probability) <= 1.0 and label == ("positive" if float(probability) > 0.5 else "negative")
     assert text == "This film is great"
 
-    piped = run_script("predict", "--model", run_dir, "--json", stdin="This film is great\nAwful.\n\n")
+    piped = run_script("predict", "--model", run_dir, "--json", stdin="This film is great\nAwful.\n\n")  # the script, in its own process
     assert piped.returncode == 0, piped.stderr[-2000:]
     rows = [json.loads(line) for line in piped.stdout.strip().splitlines()]
     assert [r["text"] for r in rows] == ["This film is great", "Awful.", ""]
@@ -83,14 +84,15 @@ def test_predict_from_export_and_from_stdin(trained_run):
 def test_evaluate_run_dir_and_saved_model_agree(trained_run, tmp_path):
     run_dir, export_dir, _ = trained_run
     data_dir = run_dir.parent / "data"
-    from_run = run_script("evaluate", run_dir, "--data-dir", data_dir)
+    from_run = cli("evaluate", run_dir, "--data-dir", data_dir, cache=tmp_path)
     assert from_run.returncode == 0, from_run.stderr[-2000:]
     written = json.loads((run_dir / "metrics_imdb_test.json").read_text())
     training_metrics = json.loads((run_dir / "metrics.json").read_text())
     assert_same_confusion(written["test"]["confusion_matrix"], training_metrics["test"]["confusion_matrix"])
 
     out = tmp_path / "m.json"
-    from_export = run_script("evaluate", export_dir, "--data-dir", data_dir, "--output", out, "--confusion-matrix", tmp_path / "cm.png")
+    from_export = cli("evaluate", export_dir, "--data-dir", data_dir, "--output", out, "--confusion-matrix", tmp_path / "cm.png",
+                      cache=tmp_path)
     assert from_export.returncode == 0, from_export.stderr[-2000:]
     assert_same_confusion(json.loads(out.read_text())["test"]["confusion_matrix"], written["test"]["confusion_matrix"])
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
@@ -110,22 +112,16 @@ def test_export_command_versions_and_keep(trained_run, tmp_path):
     run_dir, _, _ = trained_run
     base = tmp_path / "serving"
     for expected in ("1", "2", "3"):
-        result = run_cli("export", run_dir, "--export-dir", base, "--keep", 2)
+        result = cli("export", run_dir, "--export-dir", base, "--keep", 2, cache=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
         assert f"SavedModel: {base / expected}" in result.stdout
     assert sorted(p.name for p in base.iterdir()) == ["2", "3"]
-    from_run = run_script("predict", "--model", run_dir, "--json", "a great film")
-    from_export = run_script("predict", "--model", base, "--json", "a great film")
+    from_run = cli("predict", "--model", run_dir, "--json", "a great film", cache=tmp_path)
+    from_export = cli("predict", "--model", base, "--json", "a great film", cache=tmp_path)
     p_run, p_export = (json.loads(r.stdout.strip().splitlines()[-1])["probability"] for r in (from_run, from_export))
     assert p_run == pytest.approx(p_export, abs=1e-5)
-    taken = run_cli("export", run_dir, "--export-dir", base, "--version", 3)
+    taken = cli("export", run_dir, "--export-dir", base, "--version", 3, cache=tmp_path)
     assert taken.returncode == 2 and "already exists" in taken.stderr and "Traceback" not in taken.stderr
-
-
-def run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "keras_sentiment.apps.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=600)
 
 
 @pytest.mark.parametrize(
@@ -150,9 +146,9 @@ def test_train_with_glove_embeddings_sized_to_the_real_vocabulary(tmp_path):
     write_sst2(tmp_path / "data", num_train=120, num_dev=20)
     glove = tmp_path / "glove.txt"
     glove.write_text("".join(f"{w} " + " ".join(["0.5"] * 8) + "\n" for w in POSITIVE + FILLER[:5] + ["zebra"]))
-    result = run_script("train", "--arch", "lstm", "--recipe", "seed", "--dataset", "sst2", "--data-dir", tmp_path / "data",
-                        "--epochs", 1, "--embeddings", glove, "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
-                        "--export-dir", tmp_path / "export")
+    result = cli("train", "--arch", "lstm", "--recipe", "seed", "--dataset", "sst2", "--data-dir", tmp_path / "data",
+                 "--epochs", 1, "--embeddings", glove, "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
+                 "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # 11 of the file's words are in the generated vocabulary ("zebra" is not); --vocab-size 25,000
     # is far more than the ~40 words the data has, and the embedding is sized to the latter.
@@ -164,14 +160,14 @@ def test_max_pooled_run_reloads_in_a_fresh_process_and_matches_its_export(tmp_pa
     from conftest import write_sst2
 
     write_sst2(tmp_path / "data", num_train=120, num_dev=20)
-    result = run_script("train", "--arch", "bilstm", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--epochs", 1,
-                        "--teacher", "none", "--pooling", "max", "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
-                        "--export-dir", tmp_path / "export")
+    result = cli("train", "--arch", "bilstm", "--dataset", "sst2", "--data-dir", tmp_path / "data", "--epochs", 1,
+                 "--teacher", "none", "--pooling", "max", "--embedding-dim", 8, "--hidden-dim", 4, "--run-dir", tmp_path / "run",
+                 "--export-dir", tmp_path / "export", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["pooling"] == "max"
     probabilities = []
     for model in (tmp_path / "run", tmp_path / "export"):
-        predicted = run_script("predict", "--model", model, "--json", "a great film", "")
+        predicted = run_script("predict", "--model", model, "--json", "a great film", "")  # a fresh process reloads it
         assert predicted.returncode == 0, predicted.stderr[-3000:]
         probabilities.append([json.loads(line)["probability"] for line in predicted.stdout.strip().splitlines()])
     assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-5)

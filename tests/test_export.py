@@ -166,3 +166,28 @@ def test_recurrent_exports_need_no_custom_op_and_refuse_no_tokenizer(served_base
     assert ops_outside_core_tensorflow(served_base / "1") == []
     with pytest.raises(KerasSentimentError, match="recurrent export"):
         export_serving_model(trained_parts[1], trained_parts[0], tmp_path, tokenizer_in_graph=False)
+
+
+def test_the_archive_traces_each_endpoint_once_and_saves_what_it_reads(tmp_path):
+    """`SavedModelArchive`: an endpoint's Python runs once a write (Keras' archive ran it twice, the save again),
+    and the variable it reads and the vocabulary table of the layer named are in the SavedModel."""
+    from keras_sentiment.run.archive import SavedModelArchive
+
+    vectorizer = build_vectorizer(vocab_size=16)
+    vectorizer.adapt(tf.constant(["good film", "bad film"]))
+    scale = tf.Variable(3.0)
+    runs = []
+
+    def scaled_ids(text):
+        runs.append(1)
+        return {"scaled": tf.cast(vectorizer(text), tf.float32) * scale}
+
+    archive = SavedModelArchive(layers=[vectorizer])
+    archive.add_endpoint("serving_default", scaled_ids, [tf.TensorSpec([None], tf.string, name="text")])
+    archive.write_out(tmp_path / "archive")
+    assert len(runs) == 1
+    loaded = tf.saved_model.load(str(tmp_path / "archive"))
+    expected = scaled_ids(tf.constant(["good film", "awful"]))["scaled"].numpy()
+    got = loaded.signatures["serving_default"](text=tf.constant(["good film", "awful"]))["scaled"].numpy()
+    np.testing.assert_array_equal(got, expected)  # the table and the variable came along
+    assert len(set(got[0])) == 2 and got[0].min() > 3.0  # two known words: ids above the unknown word's 1

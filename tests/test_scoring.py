@@ -267,19 +267,21 @@ def test_the_reader_streams_with_bounded_memory(tmp_path):
 
 
 def test_score_cli_formats_and_skip_report(served_base, tmp_path):
-    from test_cli import run_cli
+    from conftest import cli
 
     source = tmp_path / "in.csv"
     source.write_text('text\ngood\n"great"x\nawful\n', encoding="utf-8")
-    result = run_cli("score", "--model", served_base, "--input", source, "--output", tmp_path / "out.csv")
+    result = cli("score", "--model", served_base, "--input", source, "--output", tmp_path / "out.csv",
+                 cache=tmp_path / "cache")
     assert result.returncode == 2 and "in.csv:3: malformed CSV" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("score", "--model", served_base, "--input", source, "--output", tmp_path / "out.csv",
-                     "--on-error", "skip", "--resume")  # a failed run continues with the bad row skipped
+    result = cli("score", "--model", served_base, "--input", source, "--output", tmp_path / "out.csv",
+                 "--on-error", "skip", "--resume", cache=tmp_path / "cache")  # a failed run continues with the bad row skipped
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Scored 2 rows" in result.stderr and "Skipped 1 bad rows" in result.stderr and "in.csv:3" in result.stderr
     assert "rows/s" in result.stderr
     assert (tmp_path / "out.csv").read_text().splitlines()[0] == "id,probability,label"
-    result = run_cli("score", "--model", served_base, "--input", tmp_path / "in.xlsx", "--output", tmp_path / "o.jsonl")
+    result = cli("score", "--model", served_base, "--input", tmp_path / "in.xlsx", "--output", tmp_path / "o.jsonl",
+                 cache=tmp_path / "cache")
     assert result.returncode == 2 and "cannot tell the input format" in result.stderr
 
 

@@ -260,14 +260,14 @@ def test_a_new_version_is_served_without_restart_and_removal_rolls_back(server):
 
 def test_serve_binds_loopback_by_default_and_reports_a_missing_base(tmp_path):
     from keras_sentiment.apps.cli import build_parser
-    from test_cli import run_cli
+    from conftest import cli
 
     args = build_parser().parse_args(["serve", "--model-base", "x"])
     assert args.host == "127.0.0.1" and args.port == 8501 and args.max_batch == 1024
-    result = run_cli("serve", "--model-base", tmp_path / "nothing")
+    result = cli("serve", "--model-base", tmp_path / "nothing", cache=tmp_path / "cache")
     assert result.returncode == 2 and "no such model base" in result.stderr and "Traceback" not in result.stderr
     (tmp_path / "empty").mkdir()
-    result = run_cli("serve", "--model-base", tmp_path / "empty")
+    result = cli("serve", "--model-base", tmp_path / "empty", cache=tmp_path / "cache")
     assert result.returncode == 2 and "no loadable SavedModel version" in result.stderr
 
 

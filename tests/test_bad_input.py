@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, write_aclimdb, write_sst2
 from keras_sentiment.apps.cli import main
-from keras_sentiment.apps.start_up_notes import START_UP_NOTES
+from keras_sentiment.apps.tensorflow_start_up import START_UP_NOTES
 
 TINY = ["--hidden-dim", "4", "--embedding-dim", "4", "--batch-size", "16", "--epochs", "1", "--backup-every", "0"]
 
@@ -134,6 +134,25 @@ def test_a_command_shows_the_user_its_error_without_tensorflows_start_up_notes(t
     quiet = run_script_for_its_stderr(*predict)
     assert quiet.returncode == 2 and not any(note in quiet.stderr for note in START_UP_NOTES), quiet.stderr
     assert f"error: {tmp_path / 'none'}: neither a run directory" in quiet.stderr
+
+
+START_LEAN = """
+import sys
+from keras_sentiment.apps.tensorflow_start_up import UNUSED_EXTRAS, prepare_tensorflow_start_up
+prepare_tensorflow_start_up()
+import tensorflow
+left_out = not any(name.partition(".")[0] in UNUSED_EXTRAS for name in sys.modules)
+import matplotlib.pyplot  # as the plots of train and evaluate do, later
+print(left_out, "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_tensorflow_starts_without_kerass_unused_extras_which_import_afterwards():
+    """matplotlib (installed with the package) is one: Keras would import it while TensorFlow loads."""
+    result = subprocess.run([sys.executable, "-c", START_LEAN], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "True"], result.stdout
 
 
 def test_a_bad_flag_fails_before_tensorflow_is_loaded():

@@ -3,8 +3,9 @@
 A thin layer over the library: each command parses its flags, then calls the Python API
 (`keras_sentiment.run.api`: `train`, `load(...).predict/explain/export`) or the run and app
 modules it names. TensorFlow is imported only inside the commands (their imports are there, not at
-the top, for this reason alone), so `--help` and a bad flag answer at once; its start-up notes to
-stderr are held back (`keras_sentiment.apps.start_up_notes`) unless TF_CPP_MIN_LOG_LEVEL asks for logs.
+the top, for this reason alone), so `--help` and a bad flag answer at once; it starts without Keras' unused
+extras and with its start-up notes to stderr held back (`keras_sentiment.apps.tensorflow_start_up`; the notes
+unless TF_CPP_MIN_LOG_LEVEL asks for logs).
 """
 
 import argparse
@@ -17,7 +18,7 @@ from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS as DEFAULT_EXPLAIN_STEPS, format_explanation  # no TensorFlow
 from keras_sentiment.run.settings import BY_NAME, add_train_arguments, describe_default, explicit_settings, resolve_settings, settings_of_run, train_context
 from keras_sentiment.run.threads import set_scoring_threads
-from keras_sentiment.apps.start_up_notes import hold_back_tensorflow_start_up_notes
+from keras_sentiment.apps.tensorflow_start_up import prepare_tensorflow_start_up
 
 DATASETS = BY_NAME["dataset"].choices
 DEFAULT_MODEL = resolve_settings({}, stamp="-").export_dir  # where `train` with no flags exports (make train)
@@ -432,7 +433,7 @@ def main(argv=None):
     args.pipeline_args = unknown  # score on a Beam runner: its pipeline options
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (CUDA probing, oneDNN notes); Python errors still raise
     try:
-        hold_back_tensorflow_start_up_notes()
+        prepare_tensorflow_start_up()
         if args.command in SCORING_COMMANDS:
             set_scoring_threads(getattr(args, "model", None) or getattr(args, "model_base", None))
         return COMMANDS[args.command](args)

@@ -140,16 +140,17 @@ START_LEAN = """
 import sys
 from keras_sentiment.apps.tensorflow_start_up import UNUSED_EXTRAS, prepare_tensorflow_start_up
 prepare_tensorflow_start_up()
-import tensorflow
+__import__(sys.argv[1])  # a command's first import of either
 left_out = not any(name.partition(".")[0] in UNUSED_EXTRAS for name in sys.modules)
 import matplotlib.pyplot  # as the plots of train and evaluate do, later
 print(left_out, "matplotlib.pyplot" in sys.modules)
 """
 
 
-def test_tensorflow_starts_without_kerass_unused_extras_which_import_afterwards():
-    """matplotlib (installed with the package) is one: Keras would import it while TensorFlow loads."""
-    result = subprocess.run([sys.executable, "-c", START_LEAN], capture_output=True, text=True, timeout=300,
+@pytest.mark.parametrize("first", ["tensorflow", "keras"])
+def test_tensorflow_starts_without_kerass_unused_extras_which_import_afterwards(first):
+    """matplotlib (installed with the package) is one: Keras would import it while it loads."""
+    result = subprocess.run([sys.executable, "-c", START_LEAN, first], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "True"], result.stdout

@@ -1,6 +1,7 @@
 """TensorFlow's start in a command: quieter, and without Keras' optional extras.
 
-`prepare_tensorflow_start_up()` makes the first `import tensorflow`, wherever a command does it:
+`prepare_tensorflow_start_up()` makes the first `import tensorflow` or `import keras` (which imports TensorFlow),
+wherever a command does it:
 
 - hold back TensorFlow's start-up notes. TensorFlow 2.21 writes a few lines to stderr while it loads,
   before it reads TF_CPP_MIN_LOG_LEVEL (absl's "All log messages before absl::InitializeLog() ...",
@@ -31,30 +32,32 @@ START_UP_NOTES = ("All log messages before absl::InitializeLog() is called are w
 
 
 UNUSED_EXTRAS = ("sklearn", "matplotlib")  # imported by Keras as it loads, for features no command uses
+STARTS_TENSORFLOW = ("tensorflow", "keras")  # Keras imports TensorFlow, and the extras, while it loads
 
 
 def prepare_tensorflow_start_up():
-    """Load TensorFlow, when it is first imported, without `UNUSED_EXTRAS` and with `stderr_without_start_up_notes`.
+    """Load TensorFlow, when it or Keras is first imported, without `UNUSED_EXTRAS` and with
+    `stderr_without_start_up_notes`.
 
-    Not where TensorFlow is loaded already. Notes are held only while TF_CPP_MIN_LOG_LEVEL is 3 (below it the
+    Not where either is loaded already. Notes are held only while TF_CPP_MIN_LOG_LEVEL is 3 (below it the
     user asked for TensorFlow's logs), and not on a CPU without AVX (or where that cannot be told):
     TensorFlow's x86 builds abort there while loading, and their reason must reach the user.
     """
-    if "tensorflow" in sys.modules:
+    if any(name in sys.modules for name in STARTS_TENSORFLOW):
         return
     hold_notes = os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3" and cpu_has_avx()
     sys.meta_path.insert(0, _LoadTensorFlow(hold_notes))
 
 
 class _LoadTensorFlow:
-    """A meta-path finder for `tensorflow` alone, once: the spec the other finders give, its module run without
-    the unused extras and, if `hold_notes`, with stderr held."""
+    """A meta-path finder for the first of `STARTS_TENSORFLOW` imported, once: the spec the other finders give,
+    its module run without the unused extras and, if `hold_notes`, with stderr held."""
 
     def __init__(self, hold_notes):
         self.hold_notes = hold_notes
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name not in STARTS_TENSORFLOW:
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)

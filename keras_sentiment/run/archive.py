@@ -18,9 +18,14 @@ class SavedModelArchive:
             the variables an endpoint reads are found in its trace.
 
     Example:
-    >>> archive = SavedModelArchive(layers=encoder.layers)  # doctest: +SKIP
-    >>> archive.add_endpoint("serving_default", lambda text: {"logits": score(text)}, [TEXT_SPEC])  # doctest: +SKIP
-    >>> archive.write_out("/tmp/export/1")  # doctest: +SKIP
+    >>> import tempfile
+    >>> scale = tf.Variable(2.0)
+    >>> archive = SavedModelArchive()  # an export's: SavedModelArchive(layers=encoder.layers)
+    >>> archive.add_endpoint("serving_default", lambda x: {"y": x * scale}, [tf.TensorSpec([None], tf.float32, name="x")])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     archive.write_out(folder)
+    ...     tf.saved_model.load(folder).signatures["serving_default"](x=tf.constant([1.0, 3.0]))["y"].numpy().tolist()
+    [2.0, 6.0]
     """
 
     def __init__(self, layers=()):

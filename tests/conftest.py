@@ -6,7 +6,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -146,16 +145,13 @@ def cli_environment(cache):
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache))
 
 
-def cli(*args, cache, fresh_process=False):
+def cli(*args, cache):
     """Run `keras-sentiment ARGS` with `cache` as its cache and default data dir; the completed process (text output).
 
-    In this process by default: the program's `main`, with what it prints captured and its exit status returned,
-    so a test pays TensorFlow's start-up and AutoGraph's conversions once a worker, not once a command (~7 s of
-    CPU each). `fresh_process=True` starts a process, for what only a new one shows (start-up, thread pools).
+    In this process: the program's `main`, with what it prints captured and its exit status returned, so a test
+    pays TensorFlow's start-up and AutoGraph's conversions once a worker, not once a command (~7 s of CPU each).
+    A test of what only a new process shows (start-up, a reload, thread pools) starts one with `cli_environment`.
     """
-    if fresh_process:
-        return subprocess.run([sys.executable, "-m", "keras_sentiment.apps.cli", *map(str, args)], capture_output=True,
-                              text=True, env=cli_environment(cache), cwd=ROOT, timeout=600)
     from keras_sentiment.apps.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()

@@ -140,9 +140,14 @@ def served_base(tmp_path_factory):
 # === The command line ===
 
 
+def command_variables(cache):
+    """What a command's environment sets: its cache and default data dir `cache`, TensorFlow's C++ logs off."""
+    return {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_SENTIMENT_CACHE": str(cache), "KERAS_SENTIMENT_DATA": str(cache)}
+
+
 def cli_environment(cache):
     """The environment of a `keras-sentiment` process whose cache and default data dir are `cache`."""
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache))
+    return dict(os.environ, **command_variables(cache))
 
 
 def cli(*args, cache):
@@ -155,8 +160,7 @@ def cli(*args, cache):
     from keras_sentiment.apps.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    with environment(TF_CPP_MIN_LOG_LEVEL="3", KERAS_SENTIMENT_CACHE=str(cache), KERAS_SENTIMENT_DATA=str(cache)), \
-            contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with environment(**command_variables(cache)), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             code = main([str(arg) for arg in args])
         except SystemExit as exit:  # argparse's usage errors

@@ -352,8 +352,8 @@ def test_cli_trains_bert_gru_from_a_local_preset_with_encoder_cache(tmp_path):
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
     cache = tmp_path / "cache"
     result = cli("train", "--arch", "bert_gru", "--dataset", "sst2", "--data-dir", tmp_path / "data",
-                        "--bert-preset", preset, "--trainable-layers", 0, "--cache-encoder", "--epochs", 3, "--hidden-dim", 8,
-                        "--learning-rate", 0.005, "--run-dir", run_dir, "--export-dir", export_dir, cache=cache)
+                 "--bert-preset", preset, "--trainable-layers", 0, "--cache-encoder", "--epochs", 3, "--hidden-dim", 8,
+                 "--learning-rate", 0.005, "--run-dir", run_dir, "--export-dir", export_dir, cache=cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Non-trainable params" in result.stdout and "Encoder cache:" in result.stdout
     config = json.loads((run_dir / "config.json").read_text())

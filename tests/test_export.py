@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras
 from conftest import make_examples
+from keras_sentiment.run.archive import SavedModelArchive
 from keras_sentiment.run.export import export_serving_model, prune_versions
 from keras_sentiment.core.scorer import make_text_scorer
 from keras_sentiment.run.rundir import next_version
@@ -169,10 +170,8 @@ def test_recurrent_exports_need_no_custom_op_and_refuse_no_tokenizer(served_base
 
 
 def test_the_archive_traces_each_endpoint_once_and_saves_what_it_reads(tmp_path):
-    """`SavedModelArchive`: an endpoint's Python runs once a write (Keras' archive ran it twice, the save again),
+    """`SavedModelArchive`: an endpoint's Python runs once a write (Keras' archive ran it, then the save again),
     and the variable it reads and the vocabulary table of the layer named are in the SavedModel."""
-    from keras_sentiment.run.archive import SavedModelArchive
-
     vectorizer = build_vectorizer(vocab_size=16)
     vectorizer.adapt(tf.constant(["good film", "bad film"]))
     scale = tf.Variable(3.0)

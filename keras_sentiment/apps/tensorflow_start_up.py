@@ -29,8 +29,6 @@ START_UP_NOTES = ("All log messages before absl::InitializeLog() is called are w
                   "oneDNN custom operations are on", "Could not find cuda drivers on your machine",
                   "This TensorFlow binary is optimized to use available CPU instructions",
                   "To enable the following instructions:")  # that note's second line
-
-
 UNUSED_EXTRAS = ("sklearn", "matplotlib")  # imported by Keras as it loads, for features no command uses
 STARTS_TENSORFLOW = ("tensorflow", "keras")  # Keras imports TensorFlow, and the extras, while it loads
 

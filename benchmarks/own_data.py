@@ -122,9 +122,10 @@ def write_csv(path, texts, labels):
 # === The two contenders ===
 
 
-def train_default(name, train_file, test_file, work_dir, settings=None):
+def train_default(name, train_file, test_file, work_dir, settings=None, data_dir=None):
     """The default recipe (`train --train-file F --test-file T`, nothing else; or a candidate's `settings`
-    beside them), resumed if it was cut short; returns its metrics (test and valid) and settings."""
+    beside them), resumed if it was cut short; returns its metrics (test and valid) and settings.
+    `data_dir` only serves a candidate that reads IMDB's text from it (`embeddings_text=imdb`)."""
     import keras_sentiment as ks
     from keras_sentiment.run.rundir import RunDir, read_run_config
 
@@ -136,8 +137,9 @@ def train_default(name, train_file, test_file, work_dir, settings=None):
     if RunDir(run_dir).config.exists():
         run = ks.train(resume=run_dir)
     else:
+        given = {**({"data_dir": data_dir} if data_dir else {}), **(settings or {})}
         run = ks.train(train_file=str(train_file), test_file=str(test_file), run_dir=str(run_dir),
-                       export_dir=str(Path(work_dir) / "exports" / name), **(settings or {}))
+                       export_dir=str(Path(work_dir) / "exports" / name), **given)
     return run.metrics, run.settings
 
 
@@ -201,7 +203,8 @@ def compare(name, train, test, args, extra=None):
     baseline = tfidf_baseline(train_part, valid_part, test, class_names)
     baseline_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    metrics, settings = train_default(name, train_file, test_file, work, args.set)
+    # The default reads nothing but the files; a candidate may read IMDB's text from the data dir.
+    metrics, settings = train_default(name, train_file, test_file, work, args.set, args.data_dir if args.set else None)
     default, valid = metrics["test"], metrics["valid"]
     default_seconds = time.perf_counter() - start
     row = {"name": name, **(extra or {}), "train_examples": len(train_part[0]), "valid_examples": len(valid_part[0]),

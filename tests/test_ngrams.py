@@ -307,6 +307,29 @@ def test_the_softmax_stack_recovers_the_weights_that_drew_the_labels():
     np.testing.assert_allclose(centred, c - c.mean(), atol=0.1)
 
 
+def free_stack(recurrent, ngram, labels):
+    """The stack's weights `(a, b)` without the bound, as `fit_stack` fitted them before it."""
+    if recurrent.ndim == 1:
+        return tuple(ngrams.logistic_regression(np.stack([recurrent, ngram], axis=1), labels, C=1e6)[0])
+    return tuple(ngrams.softmax_stack(recurrent, ngram, labels)[:2])
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_stack_leaves_out_a_part_whose_free_weight_would_turn_it_against_its_prediction(classes):
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, classes, 300)
+    truth = np.eye(classes)[labels] - 0.5 if classes > 2 else labels - 0.5  # [n, k] or [n]
+    ngram = 3.0 * truth + rng.normal(size=truth.shape)
+    weak = -truth + rng.normal(size=truth.shape)  # a weak part this valid split happens to see backwards
+    assert free_stack(weak, ngram, labels)[0] < 0.0
+    a, b, _ = ngrams.fit_stack(weak, ngram, labels)
+    assert a == 0.0 and b > 1.0
+    # Both weights positive: exactly the free fit (a stack fitted before the bound is fitted again to the same digits).
+    useful = 2.0 * truth + rng.normal(size=truth.shape)
+    a, b, _ = ngrams.fit_stack(useful, ngram, labels)
+    assert min(a, b) > 0.0 and (a, b) == free_stack(useful, ngram, labels)
+
+
 @pytest.fixture(scope="module")
 def three_class_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ngrams3")

@@ -271,17 +271,23 @@ def fit_stack(recurrent_logits, ngram_logits_, labels):
     >>> a >= 0.0 and b > 1.0
     True
     """
-    if np.ndim(recurrent_logits) == 1:
+    two_classes = np.ndim(recurrent_logits) == 1
+    if two_classes:
         features = np.stack([recurrent_logits, ngram_logits_], axis=1)
-        (a, b), c = logistic_regression(features, labels, C=1e6)
-        if min(a, b) < 0.0:
-            (a, b), c = logistic_regression(features, labels, C=1e6, nonnegative=True)
-        return float(a), float(b), float(c)
-    recurrent, ngram = np.asarray(recurrent_logits, "float64"), np.asarray(ngram_logits_, "float64")
-    a, b, c = softmax_stack(recurrent, ngram, np.asarray(labels, "int64"))
+
+        def fit(nonnegative):
+            (a, b), c = logistic_regression(features, labels, C=1e6, nonnegative=nonnegative)
+            return a, b, c
+    else:
+        recurrent, ngram = np.asarray(recurrent_logits, "float64"), np.asarray(ngram_logits_, "float64")
+
+        def fit(nonnegative):
+            return softmax_stack(recurrent, ngram, np.asarray(labels, "int64"), nonnegative=nonnegative)
+
+    a, b, c = fit(nonnegative=False)
     if min(a, b) < 0.0:
-        a, b, c = softmax_stack(recurrent, ngram, np.asarray(labels, "int64"), nonnegative=True)
-    return float(a), float(b), [float(bias) for bias in c]
+        a, b, c = fit(nonnegative=True)
+    return float(a), float(b), (float(c) if two_classes else [float(bias) for bias in c])
 
 
 def softmax_stack(recurrent, ngram, labels, C=1e6, nonnegative=False):

@@ -20,6 +20,8 @@ from conftest import (TINY_GRU, assert_attributions_add_up, load_keras_model, pr
 from keras_sentiment.core import ngrams
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.integrated_gradients import make_token_id_explainer
+from keras_sentiment.core.scorer import make_text_scorer
+from keras_sentiment.run.evaluation import classification_metrics
 from keras_sentiment.run.export import ops_outside_core_tensorflow
 from keras_sentiment.run.loading import load_run, load_scorer
 from keras_sentiment.run.rundir import resolve_saved_model
@@ -216,6 +218,16 @@ def test_refit_ngrams_without_a_refit_keeps_the_recurrent_model_and_fits_only_th
     metrics = json.loads((run["dir"] / "metrics.json").read_text())
     assert metrics["valid"]["model"] == "selected.keras" and metrics["selected_test"]["model"] == "selected.keras"
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]  # and it learned
+    # The two were scored on test in one pass of the recurrent part: each as if scored alone.
+    assert "they share the recurrent part, which runs once" in run["log"]
+    rows = [line.split("\t") for line in (run["tmp"] / "data" / "SST-2" / "dev.tsv").read_text().splitlines()[1:]]
+    texts, labels = [text for text, _ in rows], np.array([int(label) for _, label in rows])
+    encoder = load_run(run["dir"])[0]
+    for key, model in (("test", best), ("selected_test", selected)):
+        alone = classification_metrics(labels, make_text_scorer(encoder, model)(texts).numpy())
+        assert metrics[key]["loss"] == pytest.approx(alone["loss"], rel=1e-3)  # losses of ~1e-6 here: relative
+        assert metrics[key]["confusion_matrix"] == alone["confusion_matrix"]
+    assert metrics["test"]["loss"] != pytest.approx(metrics["selected_test"]["loss"], rel=1e-2)  # two models, not one twice
 
 
 @pytest.mark.parametrize("flags, message", [

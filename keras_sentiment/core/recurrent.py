@@ -333,6 +333,35 @@ def ngram_parts(model):
     return first_tokens, bags[0] if len(bags) == 1 else None
 
 
+def ngram_difference(model, other):
+    """What `other`'s logits add to `model`'s, for two `build_with_ngrams` models that differ in their n-grams
+    only (`--refit-ngrams` without `--refit`: the same recurrent part and weights a, b, c), without running the
+    recurrent part: token ids `[batch, seq_len]` -> `b * (other's n-gram logit - model's)`, `[batch, units]`.
+
+    Example:
+    >>> import numpy as np
+    >>> from keras_sentiment.core.ngrams import NgramLogit
+    >>> gru = build_model("gru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3))
+    >>> bags = [NgramLogit(vocabulary_size=50, order=1, num_features=1, name=NGRAM_PART) for _ in range(2)]
+    >>> bags[0].set_feature_weights(np.array([5]), np.array([2.0]), bias=0.0)
+    >>> bags[1].set_feature_weights(np.array([5]), np.array([3.0]), bias=0.5)
+    >>> first, second = (build_with_ngrams(gru, bag, (0.5, 2.0, 0.1)) for bag in bags)
+    >>> ids = np.array([[5, 6, 0]])
+    >>> bool(np.allclose(first(ids) + ngram_difference(first, second)(ids), second(ids), atol=1e-6))
+    True
+    """
+    units = model.output.shape[-1]
+    b = float(model.get_layer(STACK).get_weights()[0][units, 0])  # the kernel: a * identity over b * identity
+
+    def ngram_logit(of, name):  # in a model of its own: both n-gram layers may have the same name
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        return keras.Model(token_ids, ngram_parts(of)[1](token_ids), name=name)
+
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # [batch, seq_len]
+    both = [ngram_logit(other, "other_ngrams")(token_ids), ngram_logit(model, "ngrams")(token_ids)]  # [batch, units] each
+    return keras.Model(token_ids, layers.Rescaling(b)(layers.Subtract()(both)), name="ngram_difference")
+
+
 def recurrent_part(model):
     """The recurrent classifier inside a `build_with_ngrams` model; the model itself otherwise."""
     names = [layer.name for layer in model.layers]

@@ -5,43 +5,31 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_sentiment.core.scorer import class_probabilities, predicted_classes, sigmoid
+from keras_sentiment.core.scorer import class_probabilities, predicted_classes, score_texts, sigmoid
 from keras_sentiment.run.labelled import is_number_label
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 
 
-def text_batches(dataset, batch_size=256, max_chars=4000):
-    """Raw `(text, label)` examples batched by character length.
+def score_dataset(scorer, dataset, num_examples=None, batch_size=256, verbose=True, window_batches=8):
+    """Run `scorer` (strings -> logits) over `(text, label)` examples, in input order.
 
-    Character length is a cheap stand-in for token length: batches hold similar lengths, so a
-    recurrent model wastes little work on padding, without tokenizing twice.
-    """
-    boundaries = [int(b) for b in np.unique(np.geomspace(32, max_chars, 12).astype(int))]
-    return dataset.bucket_by_sequence_length(
-        element_length_func=lambda text, label: tf.strings.length(text),
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padded_shapes=([], []),
-    ).prefetch(tf.data.AUTOTUNE)
-
-
-def score_dataset(scorer, dataset, num_examples=None, batch_size=256, verbose=True):
-    """Run `scorer` (strings -> logits) over `(text, label)` examples.
+    The examples are read in windows of `window_batches` batches (memory stays bounded however long
+    the split), and each window is scored by `score_texts`: sorted by length, so a batch pads little,
+    with two batches in flight (1.2x on 2 cores: docs/PERFORMANCE.md, "Evaluating in `train`").
 
     Returns `(labels, logits, seconds)`; seconds covers vectorizing and the model only.
     """
     progress = keras.utils.Progbar(num_examples, unit_name="review") if verbose else None
     labels, logits, seconds = [], [], 0.0
-    for texts, batch_labels in text_batches(dataset, batch_size):
+    for texts, window_labels in dataset.batch(batch_size * window_batches).prefetch(1):
         start = time.perf_counter()
-        batch_logits = scorer(texts).numpy()
+        window_logits = score_texts(scorer, list(texts.numpy()), batch_size)
         seconds += time.perf_counter() - start
-        labels.append(batch_labels.numpy())
-        logits.append(batch_logits)
+        labels.append(window_labels.numpy())
+        logits.append(window_logits)
         if progress:
-            progress.add(len(batch_logits))
+            progress.add(len(window_logits))
     if not labels:
         return np.zeros([0], "int32"), np.zeros([0], "float32"), seconds
     return np.concatenate(labels), np.concatenate(logits), seconds

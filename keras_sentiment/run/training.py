@@ -33,7 +33,8 @@ from keras_sentiment.core.bert import packaged_checkpoint_dir
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.packed_training import fitted_by_packed_recurrence
 from keras_sentiment.core.recurrent import (FIRST_TOKENS, NGRAM_PART, FirstTokens, MacroF1, TargetAccuracy,
-                                            build_ensemble, build_with_ngrams, ensemble_members, recurrent_part)
+                                            build_ensemble, build_with_ngrams, ensemble_members, ngram_difference,
+                                            recurrent_part)
 from keras_sentiment.core.scorer import make_text_scorer
 from keras_sentiment.run.atomic import save_model_atomically, write_json_atomically
 from keras_sentiment.run.backup import (BestCheckpoint, TrainingBackup, higher_is_better, mark_run_complete,
@@ -602,10 +603,15 @@ def evaluate(settings, model, encoder, splits, run_dir):
             checkpoint = run_dir.member_checkpoint_name(number)
             scorers[checkpoint] = make_text_scorer(encoder, member)
             jobs.append((f"member_{number}_valid", "valid", checkpoint))
+    scored = {}  # (split, checkpoint) -> (labels, logits, seconds)
+    if trained_on_valid(settings) and not settings.refit:
+        scored = score_test_sharing_the_recurrent_part(scorers, encoder, model, selected, splits)
     metrics = {}
     for key, split, checkpoint in jobs:
-        print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
-        labels, logits, seconds = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
+        if (split, checkpoint) not in scored:
+            print(f"Evaluating {checkpoint} on {split} ({splits.sizes[split]} examples)", flush=True)
+            scored[split, checkpoint] = score_dataset(scorers[checkpoint], getattr(splits, split), splits.sizes[split])
+        labels, logits, seconds = scored[split, checkpoint]
         metrics[key] = {**classification_metrics(labels, logits, seconds, splits.class_names, decision_threshold(settings)),
                         "model": checkpoint}
     if members:
@@ -617,6 +623,22 @@ def evaluate(settings, model, encoder, splits, run_dir):
     if metrics["test"]["num_examples"]:
         plot_reliability(metrics["test"], run_dir.reliability, title)
     return metrics
+
+
+def score_test_sharing_the_recurrent_part(scorers, encoder, best, selected, splits):
+    """`best.keras` and `selected.keras` on test when they differ in their n-grams only (`--refit-ngrams` without
+    `--refit`): one pass of the recurrent part for both, `selected` = `best` + `ngram_difference` (the same
+    logits to float rounding, in about half the time). `{("test", checkpoint): (labels, logits, seconds)}`."""
+    print(f"Evaluating {RunDir.BEST} and {RunDir.SELECTED} on test ({splits.sizes['test']} examples; they share "
+          "the recurrent part, which runs once)", flush=True)
+    difference = make_text_scorer(encoder, ngram_difference(best, selected))
+
+    def both(texts):  # [batch, 2] (two classes), or [batch, 2, k]
+        return tf.stack([scorers[RunDir.BEST](texts), difference(texts)], axis=1)
+
+    labels, logits, seconds = score_dataset(both, splits.test, splits.sizes["test"])
+    return {("test", RunDir.BEST): (labels, logits[:, 0], seconds),
+            ("test", RunDir.SELECTED): (labels, logits[:, 0] + logits[:, 1], seconds)}
 
 
 # === Helpers ===

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from itertools import product
+from types import SimpleNamespace
 
 import keras
 import keras_sentiment.core.recurrent  # noqa: F401  (registers the custom layers best.keras holds)
@@ -27,7 +28,8 @@ from keras_sentiment.run.loading import load_run, load_scorer
 from keras_sentiment.run.rundir import resolve_saved_model
 from keras_sentiment.core.recurrent import NGRAM_PART, STACK, embedding_path, recurrent_part
 from keras_sentiment.run.settings import resolve_settings, settings_of_run
-from keras_sentiment.run.training import add_ngram_model, fit_ngram_part, prepare_data, start_ngram_part
+from keras_sentiment.run.training import (add_ngram_model, fit_ngram_part, prepare_data, stack_on_valid,
+                                          start_ngram_part)
 from test_export import LOAD_WITHOUT_PACKAGE
 from test_own_data import TINY as OWN_DATA_TINY, make_rows, write_csv
 
@@ -340,6 +342,23 @@ def test_the_stack_leaves_out_a_part_whose_free_weight_would_turn_it_against_its
     useful = 2.0 * truth + rng.normal(size=truth.shape)
     a, b, _ = ngrams.fit_stack(useful, ngram, labels)
     assert min(a, b) > 0.0 and (a, b) == free_stack(useful, ngram, labels)
+
+
+def test_a_stack_with_both_weights_zero_is_warned_of_in_the_log(capsys):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200)
+    recurrent_logits = -(labels - 0.5) + 0.5 * rng.normal(size=200)  # both parts see this valid split backwards
+    ngram_logits = -(labels - 0.5) + 0.5 * rng.normal(size=200)
+    ids = np.zeros([200, 4], "int32")  # the stub recurrent model reads only how many rows there are
+    recurrent = SimpleNamespace(predict_on_batch=lambda rows: recurrent_logits[: len(rows), None])  # [batch, 1]
+    part = SimpleNamespace(valid_batches=[(ids, labels)], valid=([], labels), valid_logits=ngram_logits)
+    settings = SimpleNamespace(batch_size=200)
+    a, b, _ = stack_on_valid(settings, part, recurrent)
+    assert a == b == 0.0
+    assert "neither the recurrent model nor the n-grams predict the valid split better" in capsys.readouterr().out
+    part.valid_logits = -ngram_logits  # now the n-grams are right: no warning
+    assert stack_on_valid(settings, part, recurrent)[1] > 0.0
+    assert "neither the recurrent model" not in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")

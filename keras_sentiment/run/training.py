@@ -540,6 +540,10 @@ def stack_on_valid(settings, part, recurrent, first_tokens=None):
     print(f"N-grams: valid accuracy {accuracy(combined):.2%} combined, against {accuracy(valid_logits):.2%} for the "
           f"recurrent model alone; weights a={stack[0]:.3g}, b={stack[1]:.3g}, c={np.round(stack[2], 3).tolist()}",
           flush=True)
+    if max(stack[0], stack[1]) < 1e-6:
+        print("  Warning: neither the recurrent model nor the n-grams predict the valid split better than its class "
+              "frequencies (both weights 0), so the model gives every text the same probabilities: more labelled "
+              "examples, or a larger --valid-fraction, may help (docs/TRAINING.md, \"N-grams\")", flush=True)
     return stack
 
 

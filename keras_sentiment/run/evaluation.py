@@ -16,7 +16,7 @@ def score_dataset(scorer, dataset, num_examples=None, batch_size=256, verbose=Tr
 
     The examples are read in windows of `window_batches` batches (memory stays bounded however long
     the split), and each window is scored by `score_texts`: sorted by length, so a batch pads little,
-    with two batches in flight (1.2x on 2 cores: docs/PERFORMANCE.md, "Evaluating in `train`").
+    with two batches in flight, as `score` does (docs/PERFORMANCE.md, "Evaluating in `train`").
 
     Returns `(labels, logits, seconds)`; seconds covers vectorizing and the model only.
     """

@@ -591,7 +591,9 @@ def evaluate(settings, model, encoder, splits, run_dir):
 
     After a refit (or `--refit-ngrams`) the delivered model has trained on the valid split, so "valid"
     reports the selected model (`selected.keras`) instead, and "selected_test" its test metrics: the
-    refit's effect, for reporting only (settings are chosen on the valid split).
+    refit's effect, for reporting only (settings are chosen on the valid split). Where the two differ in
+    their n-grams only, one pass of the recurrent part scores both on test
+    (`score_test_sharing_the_recurrent_part`).
     """
     run_dir = RunDir(run_dir)
     scorers = {RunDir.BEST: make_text_scorer(encoder, model)}

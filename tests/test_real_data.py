@@ -30,8 +30,24 @@ def test_real_imdb_splits(real_data_dir):
     assert train.sum() + valid.sum() == 12_500 and test.sum() == 12_500
 
 
+def texts_of(dataset):
+    return [text.decode("utf-8") for batch, _ in dataset.batch(4096).as_numpy_iterator() for text in batch]
+
+
 def test_real_sst2_splits(real_data_dir):
+    """Valid is a seeded 10% of train.tsv's whole sentences, and no phrase of them is left in train
+    (`split_sst2_by_sentence`); test is GLUE's dev."""
     splits = load_sst2(real_data_dir, source="local")
-    assert splits.sizes == {"train": 63_982, "valid": 3_367, "test": 872}
+    assert splits.sizes == {"train": 60_552, "valid": 689, "test": 872}
     train, valid, test = (labels_of(ds) for ds in splits)
-    assert train.sum() + valid.sum() == 37_569 and test.sum() == 444
+    assert (len(train), len(valid), len(test)) == (60_552, 689, 872) and test.sum() == 444
+    train_texts, valid_texts = texts_of(splits.train), texts_of(splits.valid)
+    longest_train = max(map(len, train_texts))
+    assert all(len(sentence) > 0 for sentence in valid_texts)
+    assert not set(valid_texts) & set(train_texts)
+    # A split of phrases leaves many of each held-out sentence in train (484 for 50 long ones, measured);
+    # held out by sentence, only phrases that other sentences hold too ("it 's pleasant enough") remain.
+    sample = valid_texts[:50]
+    shared = [phrase for phrase in train_texts if len(phrase) > 20 and any(phrase in s for s in sample)]
+    assert len(shared) < 25, shared
+    assert longest_train > 200  # train still holds whole sentences of its own

@@ -35,7 +35,7 @@ def texts_of(dataset):
 
 
 def test_real_sst2_splits(real_data_dir):
-    """Valid is a seeded 10% of train.tsv's whole sentences, and no phrase of them is left in train
+    """Valid is a seeded 10% of train.tsv's whole sentences, the phrases cut from them left out of train
     (`split_sst2_by_sentence`); test is GLUE's dev."""
     splits = load_sst2(real_data_dir, source="local")
     assert splits.sizes == {"train": 60_552, "valid": 689, "test": 872}

@@ -611,7 +611,7 @@ def evaluate(settings, model, encoder, splits, run_dir):
             jobs.append((f"member_{number}_valid", "valid", checkpoint))
     scored = {}  # (split, checkpoint) -> (labels, logits, seconds)
     if trained_on_valid(settings) and not settings.refit:
-        scored = score_test_sharing_the_recurrent_part(scorers, encoder, model, selected, splits)
+        scored = score_test_sharing_the_recurrent_part(scorers[RunDir.BEST], encoder, model, selected, splits)
     metrics = {}
     for key, split, checkpoint in jobs:
         if (split, checkpoint) not in scored:
@@ -631,7 +631,7 @@ def evaluate(settings, model, encoder, splits, run_dir):
     return metrics
 
 
-def score_test_sharing_the_recurrent_part(scorers, encoder, best, selected, splits):
+def score_test_sharing_the_recurrent_part(best_scorer, encoder, best, selected, splits):
     """`best.keras` and `selected.keras` on test when they differ in their n-grams only (`--refit-ngrams` without
     `--refit`): one pass of the recurrent part for both, `selected` = `best` + `ngram_difference` (the same
     logits to float rounding, in about half the time). `{("test", checkpoint): (labels, logits, seconds)}`."""
@@ -640,7 +640,7 @@ def score_test_sharing_the_recurrent_part(scorers, encoder, best, selected, spli
     difference = make_text_scorer(encoder, ngram_difference(best, selected))
 
     def both(texts):  # [batch, 2] (two classes), or [batch, 2, k]
-        return tf.stack([scorers[RunDir.BEST](texts), difference(texts)], axis=1)
+        return tf.stack([best_scorer(texts), difference(texts)], axis=1)
 
     labels, logits, seconds = score_dataset(both, splits.test, splits.sizes["test"])
     return {("test", RunDir.BEST): (labels, logits[:, 0], seconds),

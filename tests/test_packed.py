@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from keras_sentiment.core.ngrams import NgramLogit
-from keras_sentiment.core.packed import packed_forward
+from keras_sentiment.core.packed import direction_parts, packed_forward
 from keras_sentiment.core.recurrent import (ARCHITECTURES, POOLINGS, FirstTokens, ModelConfig, build_ensemble,
                                             build_model, build_with_ngrams)
 from keras_sentiment.core.scorer import make_text_scorer
@@ -91,6 +91,24 @@ def test_ensembles_and_the_ngram_stack_are_packed_too():
     model = build_with_ngrams(build_ensemble(members, "bigru"), bag, (0.7, 1.2, -0.1), FirstTokens(5))
     ids = right_padded_ids(LENGTHS, width=9)
     np.testing.assert_allclose(packed_forward(model)(ids).numpy(), model(ids, training=False).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_a_stack_that_gives_the_recurrent_part_no_weight_scores_by_the_ngrams_alone(num_classes):
+    # a = 0 (`fit_stack` at a few long texts): the GRU's weights are NaN here, so running it would show in the logits
+    FirstTokens(3), NgramLogit(VOCAB, 1, 1)  # take Keras' plain names first, as another test in this process may
+    gru = model_of("bigru", "max", num_classes)
+    gru.set_weights([np.full(w.shape, np.nan, w.dtype) for w in gru.get_weights()])
+    units = 1 if num_classes == 2 else num_classes
+    bag = NgramLogit(vocabulary_size=VOCAB, order=2, num_features=3, units=units)
+    bag.set_feature_weights(np.array([5, 7, 7 * VOCAB + 5]), np.linspace(-1.0, 2.0, 3 * units).reshape(3, units),
+                            bias=np.zeros(units))
+    model = build_with_ngrams(gru, bag, (0.0, 1.2, [0.1 * i for i in range(units)] if units > 1 else -0.1))
+    ids = right_padded_ids(LENGTHS, width=9)
+    expected = 1.2 * bag(ids).numpy() + np.array([0.1 * i for i in range(units)] if units > 1 else [-0.1])
+    assert np.isnan(model(ids, training=False).numpy()).all()  # Keras runs the GRU (0 x NaN)
+    np.testing.assert_allclose(packed_forward(model)(ids).numpy(), expected, atol=1e-5)
+    assert direction_parts(model) is None  # nothing for LiteRT to run beside the n-grams
 
 
 def test_models_it_does_not_compute_are_left_to_keras():

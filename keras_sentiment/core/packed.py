@@ -6,6 +6,7 @@ shape, equal up to float rounding), or None for a model it does not know; caller
 itself. It knows the one-layer recurrent classifiers of `keras_sentiment.core.recurrent` (SimpleRNN,
 GRU, LSTM, one or two directions, every pooling, Keras' default activations), their ensembles, and
 either of them inside a `build_with_ngrams` model: what `make train` and the `best` rules ship.
+A `build_with_ngrams` model whose stack gives the recurrent logits no weight runs its n-grams alone.
 
 Where Keras' masked recurrence spends its time on a CPU, and what this does instead (measured in
 docs/PERFORMANCE.md, "Scoring and serving the shipped model"):
@@ -32,7 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_sentiment.core.recurrent import RECURRENT_PART, STACK, MaskedPooling, ensemble_members, ngram_parts
+from keras_sentiment.core.recurrent import (RECURRENT_PART, STACK, MaskedPooling, ensemble_members, ngram_parts,
+                                            stack_weights)
 
 # Time steps per loop iteration: a while loop's own ops cost as much as a step's when few texts are still running.
 STEPS_PER_ITERATION = 4
@@ -158,12 +160,19 @@ def _forward_of(model):
 
 
 def _with_ngrams(model):
-    """`build_with_ngrams`: the stack over the packed recurrent logits and the n-gram logits."""
-    recurrent = _forward_of(model.get_layer(RECURRENT_PART))
+    """`build_with_ngrams`: the stack over the packed recurrent logits and the n-gram logits; the n-gram logits
+    alone where the stack gives the recurrent ones no weight (`a = 0`, read now: the stack is fixed once built)."""
     first_tokens, ngram = ngram_parts(model)
+    stack = model.get_layer(STACK)
+    if ngram is not None and recurrent_weighs_nothing(model):
+        def ngrams_alone(token_ids):  # what `a = 0` times any recurrent logit adds, without running the recurrence
+            ngram_logits = ngram(token_ids)  # [batch, units]
+            return stack(tf.concat([tf.zeros_like(ngram_logits), ngram_logits], axis=1))  # [batch, units]
+
+        return ngrams_alone
+    recurrent = _forward_of(model.get_layer(RECURRENT_PART))
     if recurrent is None or ngram is None:
         return None
-    stack = model.get_layer(STACK)
 
     def forward(token_ids):
         recurrent_ids = first_tokens(token_ids) if first_tokens is not None else token_ids
@@ -171,6 +180,13 @@ def _with_ngrams(model):
         return stack(both)  # [batch, units]
 
     return forward
+
+
+def recurrent_weighs_nothing(model):
+    """Whether a `build_with_ngrams` model gives its recurrent logits weight 0 (`ngrams.fit_stack` holds the
+    weights at 0 or above; at 1,000-2,000 long reviews it leaves the GRU out: RESULTS.md, "Your own data")."""
+    a, _ = stack_weights(model)
+    return a == 0.0
 
 
 def _classifier(model):
@@ -210,7 +226,7 @@ def direction_parts(model):
     ngrams = None
     if STACK in names and RECURRENT_PART in names:
         first_tokens, ngram = ngram_parts(model)
-        if first_tokens is not None or ngram is None:
+        if first_tokens is not None or ngram is None or recurrent_weighs_nothing(model):  # a = 0: no recurrence to run
             return None
         ngrams, stack, model = (ngram, model.get_layer(STACK), model.get_layer(RECURRENT_PART))
     parts = _classifier_parts(model)

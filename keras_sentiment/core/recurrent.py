@@ -333,6 +333,20 @@ def ngram_parts(model):
     return first_tokens, bags[0] if len(bags) == 1 else None
 
 
+def stack_weights(model):
+    """`(a, b)` of a `build_with_ngrams` model: the weights of its recurrent and its n-gram logits.
+
+    Example:
+    >>> from keras_sentiment.core.ngrams import NgramLogit
+    >>> gru = build_model("gru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3))
+    >>> stack_weights(build_with_ngrams(gru, NgramLogit(vocabulary_size=50, order=1, num_features=1), (0.5, 2.0, 0.1)))
+    (0.5, 2.0)
+    """
+    units = model.output.shape[-1]
+    kernel = model.get_layer(STACK).get_weights()[0]  # [2 * units, units]: a * identity over b * identity
+    return float(kernel[0, 0]), float(kernel[units, 0])
+
+
 def ngram_difference(model, other):
     """What `other`'s logits add to `model`'s, for two `build_with_ngrams` models that differ in their n-grams
     only (`--refit-ngrams` without `--refit`: the same recurrent part and weights a, b, c), without running the
@@ -350,8 +364,7 @@ def ngram_difference(model, other):
     >>> bool(np.allclose(first(ids) + ngram_difference(first, second)(ids), second(ids), atol=1e-6))
     True
     """
-    units = model.output.shape[-1]
-    b = float(model.get_layer(STACK).get_weights()[0][units, 0])  # the kernel: a * identity over b * identity
+    _, b = stack_weights(model)
 
     def ngram_logit(of, name):  # in a model of its own: both n-gram layers may have the same name
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")

@@ -112,6 +112,29 @@ def test_an_ngram_model_built_with_unnamed_layers_is_explained_through_its_first
     assert completeness_errors(outputs).max() <= 0.05
 
 
+def test_an_ngram_stack_that_gives_the_recurrent_part_no_weight_is_explained_by_the_ngrams_alone(encoder):
+    # a = 0 (`fit_stack` at a few long texts): the GRU's and its logit's weights are NaN (not the embeddings, which
+    # attributions multiply), so running them would show in the outputs
+    FirstTokens(3), NgramLogit(64, 1, 1)  # take Keras' plain names first, as another test in this process may
+    gru = build_model("bigru", ModelConfig(vocab_size=64, embedding_dim=8, hidden_dim=4, pooling="max"))
+    for layer in gru.layers:
+        if layer.name != "embedding":
+            layer.set_weights([np.full(w.shape, np.nan, w.dtype) for w in layer.get_weights()])
+    texts = [text for text, _ in make_examples(12, seed=4)]
+    ids = encoder(tf.constant(texts)).numpy()
+    common = np.bincount(ids[ids != 0]).argsort()[-2:]  # two frequent words
+    bag = NgramLogit(vocabulary_size=64, order=1, num_features=2)
+    bag.set_feature_weights(np.array(common), np.array([2.0, -1.0]), bias=0.3)
+    model = build_with_ngrams(gru, bag, (0.0, 1.5, -0.1))
+    outputs = numpy_outputs(make_explainer(encoder, model), texts)
+    expected_logits = 1.5 * bag(ids).numpy()[:, 0] - 0.1
+    assert np.ptp(expected_logits) > 1.0  # the texts differ in their n-grams
+    np.testing.assert_allclose(outputs["logits"], expected_logits, atol=1e-5)
+    # the n-grams' exact shares (each word's weight split over its occurrences), 1.5 x; nothing from the GRU
+    np.testing.assert_allclose(outputs["attributions"], 1.5 * bag.token_shares(ids).numpy(), atol=1e-5)
+    np.testing.assert_allclose(outputs["attributions"].sum(axis=1), expected_logits - outputs["baseline_logits"], atol=1e-4)
+
+
 def test_the_planted_word_gets_the_largest_attribution_and_attributions_add_up(explain):
     rng = random.Random(7)
     texts, planted, labels = zip(*(one_planted_word(rng) for _ in range(100)))

@@ -82,7 +82,9 @@ def make_token_id_explainer(model, steps=DEFAULT_STEPS, threshold=0.5):
             tape.watch(scaled)
             logits = path.logits(scaled, tf.tile(token_ids[None], [steps, 1]))  # [steps] or [steps, k]
             logits = pick_class(logits, tf.fill([steps], class_id))  # [steps]
-        return tf.reduce_sum(tape.gradient(logits, scaled), axis=0)
+        # ZERO: a logit that does not read the embeddings (an n-gram stack with a = 0) has gradient 0, not None
+        gradient = tape.gradient(logits, scaled, unconnected_gradients=tf.UnconnectedGradients.ZERO)  # [steps, seq_len, dim]
+        return tf.reduce_sum(gradient, axis=0)
 
     def attribute_one_text(inputs):
         """`(steps used, attributions [seq_len])`. One loop of model calls: when a pass over the path ends

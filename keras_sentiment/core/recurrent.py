@@ -441,14 +441,16 @@ def on_first_tokens(path, first_tokens):
 
 def with_ngrams(path, ngram_logit, stack):
     """The `EmbeddingPath` of `a * path's logit + b * n-gram logit + c` (per class for k classes). The n-gram
-    part does not depend on the embeddings; its `token_shares` attribute it exactly (`NgramLogit.token_shares`)."""
+    part does not depend on the embeddings; its `token_shares` attribute it exactly (`NgramLogit.token_shares`).
+    With `a = 0` the path's logit is not computed (nothing then depends on the embeddings: their gradient is 0)."""
     kernel, bias = stack.get_weights()  # [2 * units, units], [units] (build_with_ngrams)
     units = kernel.shape[1]
     a, b, c = float(kernel[0, 0]), float(kernel[units, 0]), bias if units > 1 else float(bias[0])
 
     def logits(embeddings, token_ids):
         ngram = ngram_logit(token_ids)  # [batch, units]
-        return a * path.logits(embeddings, token_ids) + b * (ngram[:, 0] if units == 1 else ngram) + c  # [batch (, k)]
+        ngram_part = b * (ngram[:, 0] if units == 1 else ngram) + c  # [batch (, k)]
+        return ngram_part if a == 0.0 else a * path.logits(embeddings, token_ids) + ngram_part
 
     def token_shares(token_ids):
         return b * ngram_logit.token_shares(token_ids)  # [batch, seq_len (, k)]

@@ -185,7 +185,7 @@ def _with_ngrams(model):
 def recurrent_weighs_nothing(model):
     """Whether a `build_with_ngrams` model gives its recurrent logits weight 0 (`ngrams.fit_stack` holds the
     weights at 0 or above; at 1,000-2,000 long reviews it leaves the GRU out: RESULTS.md, "Your own data")."""
-    a, _ = stack_weights(model)
+    a, _, _ = stack_weights(model.get_layer(STACK))
     return a == 0.0
 
 

@@ -333,18 +333,20 @@ def ngram_parts(model):
     return first_tokens, bags[0] if len(bags) == 1 else None
 
 
-def stack_weights(model):
-    """`(a, b)` of a `build_with_ngrams` model: the weights of its recurrent and its n-gram logits.
+def stack_weights(stack):
+    """`(a, b, c)` of a `build_with_ngrams` model's stack layer (`model.get_layer(STACK)`): the weights of its
+    recurrent and its n-gram logits, and the bias (a number; k of them, an array, for k classes).
 
     Example:
     >>> from keras_sentiment.core.ngrams import NgramLogit
     >>> gru = build_model("gru", ModelConfig(vocab_size=50, embedding_dim=4, hidden_dim=3))
-    >>> stack_weights(build_with_ngrams(gru, NgramLogit(vocabulary_size=50, order=1, num_features=1), (0.5, 2.0, 0.1)))
-    (0.5, 2.0)
+    >>> model = build_with_ngrams(gru, NgramLogit(vocabulary_size=50, order=1, num_features=1), (0.5, 2.0, 0.25))
+    >>> stack_weights(model.get_layer(STACK))
+    (0.5, 2.0, 0.25)
     """
-    units = model.output.shape[-1]
-    kernel = model.get_layer(STACK).get_weights()[0]  # [2 * units, units]: a * identity over b * identity
-    return float(kernel[0, 0]), float(kernel[units, 0])
+    kernel, bias = stack.get_weights()  # [2 * units, units]: a * identity over b * identity; [units]
+    units = kernel.shape[1]
+    return float(kernel[0, 0]), float(kernel[units, 0]), (float(bias[0]) if units == 1 else bias)
 
 
 def ngram_difference(model, other):
@@ -364,7 +366,7 @@ def ngram_difference(model, other):
     >>> bool(np.allclose(first(ids) + ngram_difference(first, second)(ids), second(ids), atol=1e-6))
     True
     """
-    _, b = stack_weights(model)
+    _, b, _ = stack_weights(model.get_layer(STACK))
 
     def ngram_logit(of, name):  # in a model of its own: both n-gram layers may have the same name
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
@@ -443,13 +445,11 @@ def with_ngrams(path, ngram_logit, stack):
     """The `EmbeddingPath` of `a * path's logit + b * n-gram logit + c` (per class for k classes). The n-gram
     part does not depend on the embeddings; its `token_shares` attribute it exactly (`NgramLogit.token_shares`).
     With `a = 0` the path's logit is not computed (nothing then depends on the embeddings: their gradient is 0)."""
-    kernel, bias = stack.get_weights()  # [2 * units, units], [units] (build_with_ngrams)
-    units = kernel.shape[1]
-    a, b, c = float(kernel[0, 0]), float(kernel[units, 0]), bias if units > 1 else float(bias[0])
+    a, b, c = stack_weights(stack)
 
     def logits(embeddings, token_ids):
         ngram = ngram_logit(token_ids)  # [batch, units]
-        ngram_part = b * (ngram[:, 0] if units == 1 else ngram) + c  # [batch (, k)]
+        ngram_part = b * (ngram[:, 0] if ngram_logit.units == 1 else ngram) + c  # [batch (, k)]
         return ngram_part if a == 0.0 else a * path.logits(embeddings, token_ids) + ngram_part
 
     def token_shares(token_ids):

@@ -4,6 +4,7 @@ import csv
 import json
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,11 +298,24 @@ def test_evaluate_reads_a_labelled_test_file_and_names_the_classes(three_classes
     metrics = json.loads((tmp / "metrics.json").read_text())["test"]
     assert metrics["accuracy"] == pytest.approx(three_classes["run"].metrics["test"]["accuracy"], abs=1e-6)
     assert (tmp / "confusion.png").stat().st_size > 1000 and (tmp / "reliability.png").stat().st_size > 1000
+    # The report for people: each class's row and its confusion-matrix row, with the counts written.
+    report = result.stdout[result.stdout.index(f"{Path(three_classes['test']).stem} test: "):].splitlines()
+    for name, counts in zip(("negative", "neutral", "positive"), metrics["confusion_matrix"]):
+        row = metrics["per_class"][name]
+        class_row, confusion_row = [line.split()[1:] for line in report if line.startswith(f"  {name} ")]
+        assert class_row == [f"{row[key]:.4f}" for key in ("precision", "recall", "f1")] + [f"{row['support']:,}"]
+        assert confusion_row == [f"{count:,}" for count in counts]
     aucs = [metrics["per_class"][name]["roc_auc"] for name in ("negative", "neutral", "positive")]
     assert metrics["roc_auc"] == pytest.approx(np.mean(aucs)) and min(aucs) > 0.9
     assert 0 <= metrics["expected_calibration_error"] < 0.2
     assert sum(row["count"] for row in metrics["calibration"]) == metrics["num_examples"] == 150
     assert (three_classes["run"].run_dir / "reliability.png").stat().st_size > 1000
+    as_json = cli("evaluate", three_classes["run"].export_path, "--test-file", three_classes["test"], "--json",
+                  cache=tmp / "cache")
+    assert as_json.returncode == 0, as_json.stderr[-2000:]
+    printed = json.loads(as_json.stdout)["test"]  # stdout is the JSON alone: no progress bar around it
+    assert (printed["confusion_matrix"], printed["per_class"].keys()) == (metrics["confusion_matrix"], metrics["per_class"].keys())
+    assert printed["loss"] == pytest.approx(metrics["loss"], abs=1e-5)
     other = write_csv(tmp / "other.csv", make_rows(20, ("happy", "sad")))
     result = cli("evaluate", three_classes["run"].export_path, "--test-file", other, cache=tmp / "cache")
     assert result.returncode == 2 and "test labels never seen in training: 'happy' (10), 'sad' (10)" in result.stderr

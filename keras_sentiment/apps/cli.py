@@ -91,6 +91,9 @@ def build_parser(argv=None):
     evaluate.add_argument("--reliability-plot", default=None,
                           help="also draw the reliability diagram (accuracy against confidence, the expected calibration "
                           "error) to this PNG")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print the metrics as JSON (what --output writes), and no progress bar, instead of the "
+                          "report for people")
 
     export = commands.add_parser("export", help="export a run directory as a versioned SavedModel",
                                  description="Write RUN_DIR's best model, with its text encoder, to "
@@ -241,8 +244,8 @@ def run_train(args):
 def run_evaluate(args):
     from pathlib import Path
 
-    from keras_sentiment.run.evaluation import (classification_metrics, plot_confusion_matrix, plot_reliability,
-                                                score_dataset)
+    from keras_sentiment.run.evaluation import (classification_metrics, metrics_report, plot_confusion_matrix,
+                                                plot_reliability, score_dataset)
     from keras_sentiment.run.loading import load_scorer
     from keras_sentiment.run.rundir import is_run_dir, read_class_names, read_run_config, read_threshold
 
@@ -251,9 +254,10 @@ def run_evaluate(args):
     class_names = read_class_names(args.model)
     scorer = load_scorer(args.model)
     name, split, examples, size = evaluation_data(args, run, class_names)
-    labels, logits, seconds = score_dataset(scorer, examples, size, args.batch_size)
+    labels, logits, seconds = score_dataset(scorer, examples, size, args.batch_size, verbose=not args.json)
     metrics = {split: classification_metrics(labels, logits, seconds, class_names, read_threshold(args.model))}
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2) if args.json else "\n".join(metrics_report(metrics[split], class_names,
+                                                                                  f"{name} {split}")))
     output = args.output
     if output is None and run:
         output = Path(args.model) / f"metrics_{name}_{split}.json"

@@ -154,6 +154,14 @@ def test_train_with_glove_embeddings_sized_to_the_real_vocabulary(tmp_path):
     # is far more than the ~40 words the data has, and the embedding is sized to the latter.
     vocabulary = (tmp_path / "run" / "vocabulary.txt").read_text().split()
     assert f"Embeddings: 11 of {len(vocabulary)} vocabulary words found" in result.stdout
+    # The summary shows each class's figures and the confusion matrix of metrics.json, in the classes' order.
+    test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    summary = result.stdout[result.stdout.index("Test accuracy"):].splitlines()
+    for name, counts in zip(("negative", "positive"), test["confusion_matrix"]):
+        class_row, confusion_row = [line.split()[1:] for line in summary if line.startswith(f"  {name} ")]
+        assert class_row == [f"{test['per_class'][name][key]:.4f}" for key in ("precision", "recall", "f1")] + [
+            f"{test['per_class'][name]['support']:,}"]
+        assert confusion_row == [f"{count:,}" for count in counts]
 
 
 def test_max_pooled_run_reloads_in_a_fresh_process_and_matches_its_export(tmp_path):

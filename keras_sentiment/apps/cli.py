@@ -230,6 +230,7 @@ def run_train(args):
     else:
         resolve_settings(explicit)
     from keras_sentiment.run import api
+    from keras_sentiment.run.evaluation import class_table
 
     run = api.train(resume=args.resume) if args.resume else api.train(**explicit)
     test = run.metrics["test"]
@@ -237,7 +238,8 @@ def run_train(args):
     auc = f"  ROC AUC {test['roc_auc']:.4f}" if test.get("roc_auc") is not None else ""
     ece = f"  ECE {test['expected_calibration_error']:.4f}" if "expected_calibration_error" in test else ""
     print(f"\nTest accuracy {test['accuracy']:.4f}  {f1}  loss {test['loss']:.4f}{auc}{ece}")
-    print(f"Run directory: {run.run_dir}\nSavedModel:    {run.export_path}")
+    print("\n".join(class_table(test, list(test["per_class"]))))  # per_class keeps the classes' order
+    print(f"\nRun directory: {run.run_dir}\nSavedModel:    {run.export_path}")
     return 0
 
 

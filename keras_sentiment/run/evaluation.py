@@ -86,14 +86,22 @@ def classification_metrics(labels, logits, seconds=None, class_names=SENTIMENT_C
 
 
 def metrics_report(metrics, class_names, title):
-    """`classification_metrics` as lines a person reads: the headline figures, a table of each class's
-    precision, recall, F1 and support, and the confusion matrix (rows: the true class).
+    """`classification_metrics` as lines a person reads: the headline figures, then `class_table`.
 
     Example:
     >>> metrics = classification_metrics(np.array([0, 1, 1]), np.array([-2.0, 3.0, -1.0]))
-    >>> print("\\n".join(metrics_report(metrics, ["negative", "positive"], "test")[:2]))
+    >>> print("\\n".join(metrics_report(metrics, ["negative", "positive"], "test")))
     test: 3 examples
       accuracy 66.67%  macro-F1 0.6667  loss 0.4963  ROC AUC 1.0000  ECE 0.2992
+    <BLANKLINE>
+      class     precision  recall      F1  support
+      negative     0.5000  1.0000  0.6667        1
+      positive     1.0000  0.5000  0.6667        2
+    <BLANKLINE>
+      confusion matrix (rows: true class, columns: predicted)
+                negative  positive
+      negative         1         0
+      positive         1         1
     """
     figures = [f"accuracy {metrics['accuracy']:.2%}", f"macro-F1 {metrics['macro_f1']:.4f}", f"loss {metrics['loss']:.4f}"]
     if metrics.get("roc_auc") is not None:
@@ -104,20 +112,22 @@ def metrics_report(metrics, class_names, title):
         figures.append(f"MAE {metrics['mean_absolute_error']:.3f}")
     if "threshold" in metrics and metrics["threshold"] != 0.5:
         figures.append(f"threshold {metrics['threshold']:.3f}")
+    return [f"{title}: {metrics['num_examples']:,} examples", "  " + "  ".join(figures), "", *class_table(metrics, class_names)]
+
+
+def class_table(metrics, class_names):
+    """Lines of each class's precision, recall, F1 and support, then the confusion matrix (rows: the true class)."""
     width = max(len("class"), *(len(str(name)) for name in class_names))
-    lines = [f"{title}: {metrics['num_examples']:,} examples", "  " + "  ".join(figures), "",
-             f"  {'class':<{width}}  precision  recall      F1  support"]
+    lines = [f"  {'class':<{width}}  precision  recall      F1  support"]
     for name in class_names:
         row = metrics["per_class"][name]
         lines.append(f"  {name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7,}")
     counts = [[f"{count:,}" for count in row] for row in metrics["confusion_matrix"]]
-    cell = max(len(str(name)) for name in class_names)
-    cell = max(cell, *(len(count) for row in counts for count in row))
+    cell = max(*(len(str(name)) for name in class_names), *(len(count) for row in counts for count in row))
     lines += ["", "  confusion matrix (rows: true class, columns: predicted)",
               f"  {'':<{width}}  " + "  ".join(f"{name:>{cell}}" for name in class_names)]
-    lines += [f"  {name:<{width}}  " + "  ".join(f"{count:>{cell}}" for count in row) for name, row in zip(class_names, counts)]
-    return lines
-
+    return lines + [f"  {name:<{width}}  " + "  ".join(f"{count:>{cell}}" for count in row)
+                    for name, row in zip(class_names, counts)]
 
 def roc_auc(positive, scores):
     """The area under the ROC curve: the chance that a random positive scores above a random negative

@@ -206,6 +206,7 @@ def test_terminal_output_colours_only_when_asked(explain):
     assert [line.split("\t")[0].strip() for line in plain.splitlines()[1:4]] == ["a", "wonderful", "film"]
     coloured = format_explanation(explanation, colour=True)
     assert "\033[32m" in coloured and "wonderful" in coloured  # green: pushes towards positive
+    assert explanation.special_pieces is None and "special_pieces" not in explanation.to_dict()  # words, no pieces
 
 
 # === bert_gru: word pieces ===
@@ -231,6 +232,13 @@ def test_bert_gru_attributions_add_up_and_name_word_pieces(tmp_path, encoder_sta
     assert outputs["tokens"][0].tolist()[:5] == [b"[CLS]", b"a", b"good", b"film", b"[SEP]"]
     words = explanations_from_outputs(texts, outputs)[1]  # merged: no [CLS]/[SEP]
     assert [t.token for t in words.tokens] == ["the", "awful", "boring", "plot", "was", "long"]
+    # What the merge leaves out is kept, so the printed sum still adds up to logit - baseline.
+    pieces = outputs["tokens"][1].tolist()
+    special = sum(float(v) for t, v in zip(pieces, outputs["attributions"][1]) if t in (b"[CLS]", b"[SEP]"))
+    assert words.special_pieces == pytest.approx(special, abs=1e-6) and words.to_dict()["special_pieces"] == words.special_pieces
+    printed = float(format_explanation(words).splitlines()[-1].split()[1])
+    assert printed == pytest.approx(sum(t.attribution for t in words.tokens) + special, abs=1e-4)
+    assert printed == pytest.approx(words.logit - words.baseline_logit, abs=0.05 * abs(words.logit - words.baseline_logit) + 1e-3)
     # Padding: the short text beside a longer one has the same attributions.
     alone = numpy_outputs(explain, texts[:1])
     np.testing.assert_allclose(outputs["attributions"][0, :5], alone["attributions"][0], atol=1e-5)

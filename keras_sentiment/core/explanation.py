@@ -71,6 +71,9 @@ class Explanation:
     class_id: int = 1
     class_names: tuple = ("negative", "positive")
     predicted: int = None
+    # bert_gru's word pieces merged into words leave [CLS] and [SEP] out of `tokens`: their attributions' sum,
+    # which completeness counts (None: nothing left out)
+    special_pieces: float = None
 
     @property
     def label(self):
@@ -102,7 +105,8 @@ class Explanation:
         return {"text": self.text, "probability": self.probability, "label": self.label, "class": self.label_name,
                 "explained": self.explained_name, "logit": self.logit,
                 "baseline_logit": self.baseline_logit, "steps": self.steps,
-                "tokens": [t.token for t in self.tokens], "attributions": [t.attribution for t in self.tokens]}
+                "tokens": [t.token for t in self.tokens], "attributions": [t.attribution for t in self.tokens],
+                **({} if self.special_pieces is None else {"special_pieces": self.special_pieces})}
 
 
 def explanations_from_outputs(texts, outputs, merge_pieces=True, class_names=("negative", "positive")):
@@ -116,12 +120,14 @@ def explanations_from_outputs(texts, outputs, merge_pieces=True, class_names=("n
         tokens = [t.decode("utf-8") if isinstance(t, bytes) else t for t in outputs["tokens"][i]]
         values = [float(v) for v in outputs["attributions"][i]]
         pairs = [TokenAttribution(t, v) for t, v in zip(tokens, values) if t]  # "" is padding
+        special = [pair.attribution for pair in pairs if pair.token in SPECIAL_PIECES]
         if merge_pieces:
             pairs = merge_word_pieces(pairs)
         class_id = int(outputs["class_id"][i]) if chosen or len(class_names) > 2 else 1
         explanations.append(Explanation(text, pairs, float(outputs["probability"][i]), float(outputs["logits"][i]),
                                         float(outputs["baseline_logits"][i]), int(outputs["steps"][i]), class_id,
-                                        tuple(class_names), int(outputs["label"][i]) if chosen else None))
+                                        tuple(class_names), int(outputs["label"][i]) if chosen else None,
+                                        sum(special) if merge_pieces and special else None))
     return explanations
 
 
@@ -156,7 +162,8 @@ def format_explanation(explanation, colour=False):
 
     With `colour` the text is also shown whole, each word green (positive) or red (negative), bold
     when its |attribution| is at least half the largest; without, plain tab-separated columns.
-    The last line checks completeness: the attributions' sum against logit - baseline logit.
+    The last line checks completeness: the attributions' sum against logit - baseline logit (with
+    bert_gru's merged words, the sum counts the [CLS] and [SEP] pieces they leave out, and says so).
     """
     if explanation.is_default_class:
         lines = [f"{explanation.probability:.4f}\t{explanation.label_name}\t{explanation.text}"]
@@ -177,8 +184,11 @@ def format_explanation(explanation, colour=False):
     for t in explanation.tokens:
         lines.append(f"  {paint(t.token.ljust(width), t.attribution)}\t{t.attribution:+.4f}" if colour
                      else f"  {t.token}\t{t.attribution:+.4f}")
-    total = sum(t.attribution for t in explanation.tokens)
-    lines.append(f"  sum {total:+.4f}\tlogit {explanation.logit:+.4f} - baseline {explanation.baseline_logit:+.4f} "
+    words = sum(t.attribution for t in explanation.tokens)
+    total = words + (explanation.special_pieces or 0.0)
+    left_out = "" if explanation.special_pieces is None else (
+        f" (words {words:+.4f}, [CLS] and [SEP] {explanation.special_pieces:+.4f})")
+    lines.append(f"  sum {total:+.4f}{left_out}\tlogit {explanation.logit:+.4f} - baseline {explanation.baseline_logit:+.4f} "
                  f"= {explanation.logit - explanation.baseline_logit:+.4f}\t({explanation.steps} steps)")
     return "\n".join(lines)
 

@@ -498,6 +498,18 @@ def test_roc_auc_is_the_share_of_positive_negative_pairs_in_order_ties_half():
     assert roc_auc(np.ones(5, bool), scores[:5]) is None
 
 
+def test_classes_that_are_numbers_get_the_mean_absolute_error_in_their_own_units():
+    from keras_sentiment.run.evaluation import classification_metrics, metrics_report
+
+    stars = ["1", "3", "10"]
+    labels = np.array([0, 1, 2, 2])
+    logits = np.array([[5.0, 0, 0], [0, 0, 5.0], [0, 5.0, 0], [0, 0, 5.0]])  # predicted 1, 10, 3, 10 stars
+    metrics = classification_metrics(labels, logits, class_names=stars)
+    assert metrics["mean_absolute_error"] == pytest.approx((0 + 7 + 7 + 0) / 4)
+    assert "MAE 3.500" in metrics_report(metrics, stars, "stars test")[1]
+    assert "mean_absolute_error" not in classification_metrics(labels, logits, class_names=["bad", "ok", "good"])
+
+
 def test_the_expected_calibration_error_weighs_each_bins_gap_by_its_examples():
     from keras_sentiment.run.evaluation import classification_metrics
 

@@ -237,7 +237,8 @@ def run_train(args):
     f1 = f"F1 {test['f1']:.4f}" if "f1" in test else f"macro-F1 {test['macro_f1']:.4f}"
     auc = f"  ROC AUC {test['roc_auc']:.4f}" if test.get("roc_auc") is not None else ""
     ece = f"  ECE {test['expected_calibration_error']:.4f}" if "expected_calibration_error" in test else ""
-    print(f"\nTest accuracy {test['accuracy']:.4f}  {f1}  loss {test['loss']:.4f}{auc}{ece}")
+    mae = f"  MAE {test['mean_absolute_error']:.3f}" if "mean_absolute_error" in test else ""  # classes that are numbers
+    print(f"\nTest accuracy {test['accuracy']:.4f}  {f1}  loss {test['loss']:.4f}{auc}{ece}{mae}")
     print("\n".join(class_table(test, list(test["per_class"]))))  # per_class keeps the classes' order
     print(f"\nRun directory: {run.run_dir}\nSavedModel:    {run.export_path}")
     return 0

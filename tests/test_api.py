@@ -49,6 +49,23 @@ def test_predict_keeps_input_order_and_is_independent_of_batching(trained):
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
 
 
+def test_evaluate_on_labelled_texts_gives_the_metrics_train_reported_on_them(trained):
+    rows = [line.split("\t") for line in (trained["tmp"] / "data" / "SST-2" / "dev.tsv").read_text().splitlines()[1:]]
+    texts, labels = [text for text, _ in rows], [("negative", "positive")[int(label)] for _, label in rows]
+    metrics = ks.load(trained["dir"]).evaluate(texts, labels)
+    reported = trained["run"].metrics["test"]  # train's evaluation of the same 80 sentences (SST-2's test: dev.tsv)
+    assert metrics["num_examples"] == reported["num_examples"] == 80
+    moved = np.abs(np.subtract(metrics["confusion_matrix"], reported["confusion_matrix"])).sum()
+    assert moved <= 2 and metrics["accuracy"] == pytest.approx(reported["accuracy"], abs=1 / 80)  # a logit on 0 may flip
+    assert metrics["loss"] == pytest.approx(reported["loss"], abs=1e-3)
+    model = ks.load(trained["tmp"] / "export")
+    assert model.evaluate(texts, labels)["confusion_matrix"] == metrics["confusion_matrix"]
+    with pytest.raises(ks.KerasSentimentError, match="labels that are not classes of .*: 0, good; its classes are negative, positive"):
+        model.evaluate(TEXTS[:3], ["good", 0, "positive"])
+    with pytest.raises(ks.KerasSentimentError, match="4 texts but 3 labels"):
+        model.evaluate(TEXTS, LABELS[:3])
+
+
 def test_explain_attributes_the_prediction_to_the_words(trained):
     for path in (trained["dir"], trained["tmp"] / "export"):
         explanations = ks.load(path).explain(TEXTS[:2])

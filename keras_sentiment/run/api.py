@@ -1,4 +1,4 @@
-"""The Python API: train a model, load one, predict, explain and export; the CLI runs the same calls.
+"""The Python API: train a model, load one, predict, evaluate, explain and export; the CLI runs the same calls.
 
 `train(**settings)` takes the settings of `keras-sentiment train` by their Python names
 (`arch="bigru"`, `data_dir="../shared/data"`); one table (`keras_sentiment.run.settings`) decides
@@ -19,14 +19,17 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.errors import KerasSentimentError
 from keras_sentiment.core.explanation import DEFAULT_STEPS
 from keras_sentiment.core.scorer import class_probabilities, predicted_classes, score_texts
 from keras_sentiment.run import training
+from keras_sentiment.run.evaluation import classification_metrics
 from keras_sentiment.run.explaining import explain_in_batches, load_explainer
 from keras_sentiment.run.export import export_serving_model, write_version
+from keras_sentiment.run.labelled import label_name
 from keras_sentiment.run.loading import load_run, load_scorer
 from keras_sentiment.run.rundir import (SENTIMENT_CLASSES, is_run_dir, not_a_model_message, read_class_names,
                                         read_run_config, read_threshold, resolve_saved_model)
@@ -127,6 +130,29 @@ class SentimentModel:
         names = self.class_names
         return [{"label": names[label], "scores": {name: float(p) for name, p in zip(names, probabilities)}}
                 for label, probabilities in zip(predicted_classes(logits, self.threshold), class_probabilities(logits))]
+
+    def evaluate(self, texts, labels, batch_size=256):
+        """The model's metrics on labelled texts, as `keras-sentiment evaluate` computes them: accuracy,
+        macro-F1, each class's precision, recall and F1, the confusion matrix (rows: the true class), loss,
+        ROC AUC, the expected calibration error, and for classes that are numbers the mean absolute error
+        (`keras_sentiment.run.evaluation.classification_metrics`).
+
+        `labels`: one class name per text (a number names its class: 5, 5.0 and "5" are class "5").
+
+        Raises:
+            KerasSentimentError: one line, for a label that is not a class, or labels that do not pair with texts.
+        """
+        texts = _as_list(texts)
+        names = [label_name(label) for label in labels]
+        if len(names) != len(texts):
+            raise KerasSentimentError(f"evaluate: {len(texts)} texts but {len(names)} labels; give one label per text")
+        index = {name: i for i, name in enumerate(self.class_names)}
+        unknown = sorted({str(name) for name in names if name not in index})
+        if unknown:
+            raise KerasSentimentError(f"evaluate: labels that are not classes of {self.path}: {', '.join(unknown)}; "
+                                      f"its classes are {', '.join(self.class_names)}")
+        return classification_metrics(np.array([index[name] for name in names], "int64"), self.logits(texts, batch_size),
+                                      class_names=self.class_names, threshold=self.threshold)
 
     def explanations(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True, class_name=None):
         """Yield each text's `Explanation` (`keras_sentiment.core.explanation`), `batch_size` texts a call.

@@ -58,7 +58,8 @@ def build_parser(argv=None):
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model, evaluate it and export a SavedModel",
-                                description="Train on IMDB or SST-2, evaluate on valid and test, write a run directory "
+                                description="Train on IMDB, SST-2 or your labelled files or folders (--train-file, "
+                                "--train-dir), evaluate on valid and test, write a run directory "
                                 "and export an end-to-end SavedModel (raw strings in). Every value in force is printed "
                                 "at the start with where it came from (flag, recipe, arch, dataset or default).")
     add_train_arguments(train, train_context(argv or []))
@@ -66,7 +67,8 @@ def build_parser(argv=None):
                        help="continue a run that was killed or interrupted, from its last backup (see --backup-every), "
                        "with the run's own settings from RUN_DIR/config.json; give no other flag")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a run directory or SavedModel on a dataset split",
+    evaluate = commands.add_parser("evaluate", help="evaluate a run directory or SavedModel on a dataset split or "
+                                   "your labelled file or folder",
                                    formatter_class=HelpFormatter)
     evaluate.add_argument("model", help="run directory, SavedModel directory, or export base (latest version)")
     evaluate.add_argument("--dataset", default=None, choices=DATASETS,
@@ -117,8 +119,10 @@ def build_parser(argv=None):
                            "builds without TensorFlow Text; clients tokenize with keras_sentiment.apps.client.BertTokenIds "
                            "from the tokenizer saved in VERSION/assets.extra/tokenizer/")
 
-    predict = commands.add_parser("predict", help="print P(positive) and the label for each text",
-                                  description="Score texts given as arguments, or one per line on stdin.",
+    predict = commands.add_parser("predict", help="print each text's label and probability",
+                                  description="Score texts given as arguments, or one per line on stdin: per text "
+                                  "the probability, the label and the text (two classes: P(the second class), "
+                                  "P(positive) for IMDB and SST-2 models; more: the predicted class's).",
                                   formatter_class=HelpFormatter)
     predict.add_argument("texts", nargs="*", help="texts to score; none: read one text per line from stdin")
     predict.add_argument("--model", default=DEFAULT_MODEL, help="run directory, SavedModel, or export base (latest version)")

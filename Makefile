@@ -32,9 +32,10 @@ train: $(BIN)/.installed
 	$(BIN)/python scripts/train.py --recipe $(RECIPE) $(ARCH_FLAG) --dataset $(DATASET) $(DATA_FLAG) $(TRAIN_ARGS)
 
 ## The default test suite (generated data only), one pytest worker per core (at most 4: each
-## holds a TensorFlow runtime, and most tests are single-threaded Python around small models)
+## holds a TensorFlow runtime, and most tests are single-threaded Python around small models);
+## --dist loadscope: a module's tests share one worker, so its trained-once fixture trains once
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --durations 15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope --durations 15
 
 ## Slow tests on the real data (needs DATA_DIR or KERAS_SENTIMENT_DATA)
 test-slow: $(BIN)/.installed

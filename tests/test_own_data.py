@@ -510,6 +510,17 @@ def test_classes_that_are_numbers_get_the_mean_absolute_error_in_their_own_units
     assert "mean_absolute_error" not in classification_metrics(labels, logits, class_names=["bad", "ok", "good"])
 
 
+def test_the_report_leaves_a_confusion_matrix_too_wide_for_a_terminal_to_the_json_and_png():
+    from keras_sentiment.run.evaluation import MATRIX_LINES_UP_TO, classification_metrics, class_table
+
+    for k in (MATRIX_LINES_UP_TO, MATRIX_LINES_UP_TO + 1):
+        names = [f"class_{i}" for i in range(k)]
+        labels = np.arange(3 * k) % k
+        table = class_table(classification_metrics(labels, np.eye(k)[labels] * 4.0, class_names=names), names)
+        assert len(table) == 1 + k + (3 + k if k <= MATRIX_LINES_UP_TO else 2)  # header, classes, then matrix or note
+        assert (f"{k} x {k} confusion matrix" in table[-1]) == (k > MATRIX_LINES_UP_TO)
+
+
 def test_the_expected_calibration_error_weighs_each_bins_gap_by_its_examples():
     from keras_sentiment.run.evaluation import classification_metrics
 

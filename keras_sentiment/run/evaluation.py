@@ -115,19 +115,28 @@ def metrics_report(metrics, class_names, title):
     return [f"{title}: {metrics['num_examples']:,} examples", "  " + "  ".join(figures), "", *class_table(metrics, class_names)]
 
 
+# More classes than this make a confusion matrix too wide for a terminal: it is left to the JSON and the PNG.
+MATRIX_LINES_UP_TO = 12
+
+
 def class_table(metrics, class_names):
-    """Lines of each class's precision, recall, F1 and support, then the confusion matrix (rows: the true class)."""
+    """Lines of each class's precision, recall, F1 and support, then the confusion matrix (rows: the true
+    class), up to `MATRIX_LINES_UP_TO` classes."""
     width = max(len("class"), *(len(str(name)) for name in class_names))
     lines = [f"  {'class':<{width}}  precision  recall      F1  support"]
     for name in class_names:
         row = metrics["per_class"][name]
         lines.append(f"  {name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7,}")
+    if len(class_names) > MATRIX_LINES_UP_TO:
+        return lines + ["", f"  the {len(class_names)} x {len(class_names)} confusion matrix: in the metrics JSON and "
+                        "its PNG (confusion_matrix.png of a run, evaluate --confusion-matrix)"]
     counts = [[f"{count:,}" for count in row] for row in metrics["confusion_matrix"]]
     cell = max(*(len(str(name)) for name in class_names), *(len(count) for row in counts for count in row))
     lines += ["", "  confusion matrix (rows: true class, columns: predicted)",
               f"  {'':<{width}}  " + "  ".join(f"{name:>{cell}}" for name in class_names)]
     return lines + [f"  {name:<{width}}  " + "  ".join(f"{count:>{cell}}" for count in row)
                     for name, row in zip(class_names, counts)]
+
 
 def roc_auc(positive, scores):
     """The area under the ROC curve: the chance that a random positive scores above a random negative

@@ -263,8 +263,8 @@ def run_evaluate(args):
     name, split, examples, size = evaluation_data(args, run, class_names)
     labels, logits, seconds = score_dataset(scorer, examples, size, args.batch_size, verbose=not args.json)
     metrics = {split: classification_metrics(labels, logits, seconds, class_names, read_threshold(args.model))}
-    print(json.dumps(metrics, indent=2) if args.json else "\n".join(metrics_report(metrics[split], class_names,
-                                                                                  f"{name} {split}")))
+    title = args.test_file or args.test_dir or f"{name} {split}"  # your labelled data by its path
+    print(json.dumps(metrics, indent=2) if args.json else "\n".join(metrics_report(metrics[split], class_names, title)))
     output = args.output
     if output is None and run:
         output = Path(args.model) / f"metrics_{name}_{split}.json"

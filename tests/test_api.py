@@ -60,8 +60,11 @@ def test_evaluate_on_labelled_texts_gives_the_metrics_train_reported_on_them(tra
     assert metrics["loss"] == pytest.approx(reported["loss"], abs=1e-3)
     model = ks.load(trained["tmp"] / "export")
     assert model.evaluate(texts, labels)["confusion_matrix"] == metrics["confusion_matrix"]
-    with pytest.raises(ks.KerasSentimentError, match="labels that are not classes of .*: 0, good; its classes are negative, positive"):
+    with pytest.raises(ks.KerasSentimentError, match=r"evaluate: test labels never seen in training: '0' \(1\), 'good' \(1\), "
+                       r"the first at labels\[0\]; the model's classes are negative, positive"):
         model.evaluate(TEXTS[:3], ["good", 0, "positive"])
+    with pytest.raises(ks.KerasSentimentError, match=r"evaluate: labels\[1\] is empty"):
+        model.evaluate(TEXTS[:2], ["positive", None])
     with pytest.raises(ks.KerasSentimentError, match="4 texts but 3 labels"):
         model.evaluate(TEXTS, LABELS[:3])
 

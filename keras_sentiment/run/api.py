@@ -29,7 +29,7 @@ from keras_sentiment.run import training
 from keras_sentiment.run.evaluation import classification_metrics
 from keras_sentiment.run.explaining import explain_in_batches, load_explainer
 from keras_sentiment.run.export import export_serving_model, write_version
-from keras_sentiment.run.labelled import label_name
+from keras_sentiment.run.labelled import LabelledTexts, label_name, model_class_ids
 from keras_sentiment.run.loading import load_run, load_scorer
 from keras_sentiment.run.rundir import (SENTIMENT_CLASSES, is_run_dir, not_a_model_message, read_class_names,
                                         read_run_config, read_threshold, resolve_saved_model)
@@ -140,19 +140,19 @@ class SentimentModel:
         `labels`: one class name per text (a number names its class: 5, 5.0 and "5" are class "5").
 
         Raises:
-            KerasSentimentError: one line, for a label that is not a class, or labels that do not pair with texts.
+            KerasSentimentError: one line, for a label that is not a class or is empty, or labels that do not pair
+                with texts.
         """
-        texts = _as_list(texts)
-        names = [label_name(label) for label in labels]
+        texts, names = _as_list(texts), [label_name(label) for label in labels]
         if len(names) != len(texts):
             raise KerasSentimentError(f"evaluate: {len(texts)} texts but {len(names)} labels; give one label per text")
-        index = {name: i for i, name in enumerate(self.class_names)}
-        unknown = sorted({str(name) for name in names if name not in index})
-        if unknown:
-            raise KerasSentimentError(f"evaluate: labels that are not classes of {self.path}: {', '.join(unknown)}; "
-                                      f"its classes are {', '.join(self.class_names)}")
-        return classification_metrics(np.array([index[name] for name in names], "int64"), self.logits(texts, batch_size),
-                                      class_names=self.class_names, threshold=self.threshold)
+        places = [f"labels[{i}]" for i in range(len(names))]
+        empty = next((place for place, name in zip(places, names) if name is None), None)
+        if empty:
+            raise KerasSentimentError(f"evaluate: {empty} is empty; give each text its class name")
+        ids = model_class_ids(LabelledTexts(texts, names, "evaluate", places), self.class_names)
+        return classification_metrics(np.array(ids, "int64"), self.logits(texts, batch_size), class_names=self.class_names,
+                                      threshold=self.threshold)
 
     def explanations(self, texts, steps=DEFAULT_STEPS, batch_size=8, merge_pieces=True, class_name=None):
         """Yield each text's `Explanation` (`keras_sentiment.core.explanation`), `batch_size` texts a call.

@@ -273,6 +273,14 @@ def check_no_new_labels(examples, class_names, split, hint="fix them, or pick th
                                   f"{first}; {hint}")
 
 
+def model_class_ids(examples, class_names):
+    """Each of `examples`' class id among a trained model's `class_names`, for evaluating it; a one-line error
+    (`check_no_new_labels`) naming the labels that are not its classes."""
+    check_no_new_labels(examples, class_names, "test", hint="the model's classes are " + ", ".join(class_names))
+    index = {name: i for i, name in enumerate(class_names)}
+    return [index[label] for label in examples.labels]
+
+
 def stratified_split(labels, fraction, seed):
     """`(kept, held_out)` index lists: a seeded `fraction` of each class held out (at least one where a
     class has two or more examples), the rest kept; both in input order.

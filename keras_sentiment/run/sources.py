@@ -25,8 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sentiment.core.errors import DataNotFoundError, KerasSentimentError, MalformedDataError
-from keras_sentiment.run.labelled import (TEST_FRACTION, VALID_FRACTION, check_no_new_labels, labelled_splits, own_data,
-                                          parse_class_names, read_labelled_file, read_labelled_folder)
+from keras_sentiment.run.labelled import (TEST_FRACTION, VALID_FRACTION, check_no_new_labels, labelled_splits,
+                                          model_class_ids, own_data, parse_class_names, read_labelled_file,
+                                          read_labelled_folder)
 from keras_sentiment.run.locks import exclusive_lock
 from keras_sentiment.run.rundir import SENTIMENT_CLASSES
 from keras_sentiment.run.streamed import (hashes_also_in, in_chunks, scan_labelled_file, should_stream, streamed_rows,
@@ -626,9 +627,7 @@ def labelled_dataset(where, class_names, text_column="text", label_column="label
     kind, path = where
     examples = (read_labelled_folder(path) if kind == "dir" else
                 read_labelled_file(path, text_column, label_column))
-    check_no_new_labels(examples, class_names, "test", hint="the model's classes are " + ", ".join(class_names))
-    index = {name: i for i, name in enumerate(class_names)}
-    return texts_and_labels(examples.texts, [index[label] for label in examples.labels]), len(examples)
+    return texts_and_labels(examples.texts, model_class_ids(examples, class_names)), len(examples)
 
 
 def texts_and_labels(texts, labels):

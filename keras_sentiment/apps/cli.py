@@ -234,15 +234,12 @@ def run_train(args):
     else:
         resolve_settings(explicit)
     from keras_sentiment.run import api
-    from keras_sentiment.run.evaluation import class_table
+    from keras_sentiment.run.evaluation import class_table, optional_figures
 
     run = api.train(resume=args.resume) if args.resume else api.train(**explicit)
     test = run.metrics["test"]
     f1 = f"F1 {test['f1']:.4f}" if "f1" in test else f"macro-F1 {test['macro_f1']:.4f}"
-    auc = f"  ROC AUC {test['roc_auc']:.4f}" if test.get("roc_auc") is not None else ""
-    ece = f"  ECE {test['expected_calibration_error']:.4f}" if "expected_calibration_error" in test else ""
-    mae = f"  MAE {test['mean_absolute_error']:.3f}" if "mean_absolute_error" in test else ""  # classes that are numbers
-    print(f"\nTest accuracy {test['accuracy']:.4f}  {f1}  loss {test['loss']:.4f}{auc}{ece}{mae}")
+    print("  ".join([f"\nTest accuracy {test['accuracy']:.4f}", f1, f"loss {test['loss']:.4f}", *optional_figures(test)]))
     print("\n".join(class_table(test, list(test["per_class"]))))  # per_class keeps the classes' order
     print(f"\nRun directory: {run.run_dir}\nSavedModel:    {run.export_path}")
     return 0

@@ -103,16 +103,24 @@ def metrics_report(metrics, class_names, title):
       negative         1         0
       positive         1         1
     """
-    figures = [f"accuracy {metrics['accuracy']:.2%}", f"macro-F1 {metrics['macro_f1']:.4f}", f"loss {metrics['loss']:.4f}"]
+    figures = [f"accuracy {metrics['accuracy']:.2%}", f"macro-F1 {metrics['macro_f1']:.4f}", f"loss {metrics['loss']:.4f}",
+               *optional_figures(metrics)]
+    if "threshold" in metrics and metrics["threshold"] != 0.5:
+        figures.append(f"threshold {metrics['threshold']:.3f}")
+    return [f"{title}: {metrics['num_examples']:,} examples", "  " + "  ".join(figures), "", *class_table(metrics, class_names)]
+
+
+def optional_figures(metrics):
+    """The figures a split may lack, as printed where it has them: ROC AUC (not with one class alone), the
+    expected calibration error (not without examples), the mean absolute error (classes that are numbers)."""
+    figures = []
     if metrics.get("roc_auc") is not None:
         figures.append(f"ROC AUC {metrics['roc_auc']:.4f}")
     if "expected_calibration_error" in metrics:
         figures.append(f"ECE {metrics['expected_calibration_error']:.4f}")
     if "mean_absolute_error" in metrics:
         figures.append(f"MAE {metrics['mean_absolute_error']:.3f}")
-    if "threshold" in metrics and metrics["threshold"] != 0.5:
-        figures.append(f"threshold {metrics['threshold']:.3f}")
-    return [f"{title}: {metrics['num_examples']:,} examples", "  " + "  ".join(figures), "", *class_table(metrics, class_names)]
+    return figures
 
 
 # More classes than this make a confusion matrix too wide for a terminal: it is left to the JSON and the PNG.

@@ -2,10 +2,10 @@
 TensorFlow and reaches no package index (#36, section 4).
 
 The bundle (`gpu_bundle/`, git-ignored; about 40 MB, under the device tool's 64 MiB carry limit):
-- `imdb.npz`: IMDB's training split (the 17,500 reviews a selection run trains on), valid and test
-  split as token ids of the shipped recipe's vocabulary and length (uint16, concatenated with
+- `imdb.npz`: IMDB's training split (the 22,500 reviews `make train`'s `--recipe fast` trains on), valid
+  and test split as token ids of that recipe's vocabulary and length (uint16, concatenated with
   offsets), their labels, and the recipe's word2vec embedding matrix (float16);
-- `recipe.json`: the shipped recipe's model settings (`keras-sentiment train --dataset imdb`) and
+- `recipe.json`: that recipe's model settings (`keras-sentiment train --recipe fast --dataset imdb`) and
   the bucket boundaries of our batching;
 - `wheels/`: Keras (our version; on CPython 3.10, which it does not support, the newest that does) and
   the dependencies a JAX image may lack, for CPython 3.10-3.13 on manylinux x86-64; numpy, ml_dtypes
@@ -56,8 +56,8 @@ def encoded_split(vectorizer, dataset, max_length, batch_size=1024):
 
 
 def pack_imdb(data_dir, out):
-    """`imdb.npz` and `recipe.json`: the shipped recipe's vocabulary, word vectors and ids."""
-    settings = resolve_settings({"dataset": "imdb", "data_dir": data_dir}, stamp="gpu-bundle")
+    """`imdb.npz` and `recipe.json`: the vocabulary, word vectors and ids of `make train`'s recipe."""
+    settings = resolve_settings({"dataset": "imdb", "data_dir": data_dir, "recipe": "fast"}, stamp="gpu-bundle")
     splits = load_dataset("imdb", data_dir=data_dir, seed=settings.seed, valid_fraction=settings.valid_fraction)
     vectorizer = adapt_vectorizer(build_vectorizer(settings.vocab_size), splits.train.map(lambda text, label: text))
     vocabulary = vectorizer.get_vocabulary()

@@ -3,8 +3,8 @@ token ids (#36, section 4): the card, each epoch's wall time and the accuracy af
 epochs of the torch peer (`benchmarks/peers/torch_packed.py`'s BiGRU, cuDNN) on the same card.
 
 The model is `keras_sentiment.core.recurrent.build_model` with the recipe's settings and word
-vectors, trained as `make train`'s selection run trains (Adam, clipnorm 1.0, batches of 64 by length
-bucket) on IMDB's 17,500 training reviews, then tested on the 25,000 test reviews. Under JAX each
+vectors, trained as `make train` trains (Adam at the recipe's peak rate, held there, clipnorm 1.0,
+batches of 64 by length bucket) on its 22,500 training reviews, then tested on the 25,000 test reviews. Under JAX each
 batch shape compiles once: every batch is padded to its bucket's boundary (about 10 lengths) and to
 the full batch size (rows of weight 0 fill a bucket's last batch), so the first epoch includes the
 compiles and the second is the steady state. `--peer torch` trains the torch design on the same
